@@ -1,0 +1,52 @@
+"""The contract every density model in tfsmooth follows.
+
+A `DensityModel` is a Keras 3 model that owns the weights; its `distribution(conditioning)`
+returns a `tfd.Distribution` whose `log_prob` and seeded `sample` work eagerly, under
+`tf.function` and under any `tf.distribute` strategy:
+
+  * unconditional (`conditional=False`): `distribution()` is p(x), batch shape [],
+    event shape `event_shape`;
+  * conditional (`conditional=True`): `distribution(c)` is p(x | c) for a batch of
+    conditioning values `c` of shape [N, *event_shape] (in tfsmooth, c is the smoothed
+    x~); batch shape [N], same event shape.
+
+The trainer, the two-stage model and the exporters use nothing but this interface.
+"""
+
+import keras
+import tensorflow as tf
+
+
+class DensityModel(keras.Model):
+  """Base class: a trainable p(x) or p(x | c) over events of shape `event_shape`.
+
+  Subclasses define `distribution(self, conditioning=None) -> tfd.Distribution`.
+  """
+
+  def __init__(self, event_shape, conditional=False, **kwargs):
+    super().__init__(**kwargs)
+    self.event_shape = tuple(int(d) for d in event_shape)
+    self.conditional = bool(conditional)
+
+  def log_prob(self, x, conditioning=None):
+    """log p(x) or log p(x | conditioning), one value per row of x."""
+    return self.distribution(self._check_conditioning(conditioning)).log_prob(x)
+
+  def sample(self, num_samples, seed, conditioning=None):
+    """Seeded draws: [num_samples, *event_shape], or one draw per conditioning row."""
+    if self.conditional:
+      return self.distribution(self._check_conditioning(conditioning)).sample(seed=seed)
+    return self.distribution().sample(num_samples, seed=seed)
+
+  def build_variables(self):
+    """Creates the weights by scoring a dummy batch (call inside `strategy.scope()`)."""
+    x = tf.zeros((1,) + self.event_shape)
+    self.log_prob(x, x if self.conditional else None)
+
+  def _check_conditioning(self, conditioning):
+    if self.conditional and conditioning is None:
+      raise ValueError(f'{type(self).__name__} is conditional: pass conditioning=x_tilde '
+                       f'of shape [N, {", ".join(map(str, self.event_shape))}].')
+    if not self.conditional and conditioning is not None:
+      raise ValueError(f'{type(self).__name__} is unconditional: do not pass conditioning.')
+    return conditioning
