@@ -13,6 +13,8 @@ returns a `tfd.Distribution` whose `log_prob` and seeded `sample` work eagerly, 
 The trainer, the two-stage model and the exporters use nothing but this interface.
 """
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -30,7 +32,24 @@ class DensityModel(keras.Model):
 
   def log_prob(self, x, conditioning=None):
     """log p(x) or log p(x | conditioning), one value per row of x."""
+    x = self.check_events(x, 'x')
     return self.distribution(self._check_conditioning(conditioning)).log_prob(x)
+
+  def training_loss(self, x, seed=None):
+    """Per-example training loss -log p(x) (`seed` unused: the loss is deterministic)."""
+    del seed
+    return -self.log_prob(x)
+
+  def check_events(self, x, what):
+    """Converts x to float32 and checks that its trailing dims are `event_shape`."""
+    x = tf.convert_to_tensor(x, tf.float32)
+    n = len(self.event_shape)
+    trailing = tuple(x.shape)[-n:] if x.shape.rank is not None else self.event_shape
+    if len(trailing) < n or any(d is not None and d != e for d, e in zip(trailing, self.event_shape)):
+      raise ValueError(f'{what} has shape {tuple(x.shape)}, but {type(self).__name__} models '
+                       f'events of shape {self.event_shape}: the trailing dimensions must match '
+                       '(check the data dimension against the model config).')
+    return x
 
   def sample(self, num_samples, seed, conditioning=None):
     """Seeded draws: [num_samples, *event_shape], or one draw per conditioning row."""
@@ -43,10 +62,15 @@ class DensityModel(keras.Model):
     x = tf.zeros((1,) + self.event_shape)
     self.log_prob(x, x if self.conditional else None)
 
+  @property
+  def num_params(self):
+    """Number of trainable scalars (after `build_variables`)."""
+    return int(sum(math.prod(v.shape) for v in self.trainable_variables))
+
   def _check_conditioning(self, conditioning):
     if self.conditional and conditioning is None:
       raise ValueError(f'{type(self).__name__} is conditional: pass conditioning=x_tilde '
                        f'of shape [N, {", ".join(map(str, self.event_shape))}].')
     if not self.conditional and conditioning is not None:
       raise ValueError(f'{type(self).__name__} is unconditional: do not pass conditioning.')
-    return conditioning
+    return None if conditioning is None else self.check_events(conditioning, 'conditioning')

@@ -1,0 +1,19 @@
+"""Builds density models from `config.model` by name; each model module has `from_config`."""
+
+import importlib
+
+MODELS = {
+    'made': 'tfsmooth.models.made',
+    'pixelcnn': 'tfsmooth.models.pixelcnn',
+    'realnvp': 'tfsmooth.models.realnvp',
+}
+
+
+def build(model_config, event_shape, conditional=False):
+  """A `DensityModel` p(x) (or p(x | x~) if `conditional`) named by `model_config.name`."""
+  name = model_config.get('name', 'made')
+  if name not in MODELS:
+    raise ValueError(f'Unknown model {name!r}; choose one of {", ".join(sorted(MODELS))} '
+                     '(--config.model.name=...).')
+  module = importlib.import_module(MODELS[name])
+  return module.from_config(model_config, tuple(event_shape), conditional)
