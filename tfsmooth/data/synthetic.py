@@ -1,0 +1,261 @@
+"""Low-dimensional data sets with exact densities, and a user's own points from a file.
+
+Synthetic data sets (every one has an exact log density, so its entropy is the floor on NLL):
+
+  rings:            4 concentric noisy circles, radii 0.75, 1.5, 2.25, 3.0, noise 0.08
+  olympics:         5 noisy circles of radius 1, centres (-2.2, .5) (0, .5) (2.2, .5)
+                    (-1.1, -.5) (1.1, -.5), noise 0.02
+  checkerboard:     x1 = 4 U - 2,  x2 = U' - 2 B + (floor(x1) mod 2),  x = 2 (x1, x2),
+                    U, U' ~ U[0, 1), B ~ {0, 1}: uniform on the 8 squares [2i, 2i+2) x [2j, 2j+2)
+                    with -2 <= i, j <= 1 and i + j even, so p = 1/32 there and 0 elsewhere
+  modes6_1d:        equal mixture of N(c, 0.1^2),  c in {-5, -3, -1, 1, 3, 5}
+  modes10_1d:       equal mixture of N(c, 0.05^2), c in {-4.5, -3.5, ..., 4.5}
+  two_gaussians_1d: 0.5 N(-0.3, 0.1^2) + 0.5 N(0.3, 0.1^2)
+
+A noisy circle (centre c, radius r, noise s) is c + r (cos t, sin t) + s e, t ~ U[0, 2 pi),
+e ~ N(0, I). Integrating out t, with d = |x - c| and i0e(z) = exp(-z) I0(z):
+
+  log p(x) = -(d - r)^2 / (2 s^2) + log i0e(d r / s^2) - log(2 pi s^2).
+
+Circle mixtures have equal weights: log p = logsumexp_k log p_k - log K.
+
+Splits: `load_splits` draws 10,000 train / 1,000 validation / 5,000 test points from a
+synthetic set with seeds 0 / 1 / 2 (`SPLIT_SEEDS`). A `FileDataset` instead shuffles the
+file's rows once (seed `FILE_SHUFFLE_SEED`) and partitions them 10:1:5, with at least one
+row in validation and in test (so a file needs at least 3 rows, and small files still get
+all three splits).
+"""
+
+import os
+
+import numpy as np
+from scipy import special
+
+SPLIT_SIZES = {'train': 10_000, 'validation': 1_000, 'test': 5_000}
+SPLIT_SEEDS = {'train': 0, 'validation': 1, 'test': 2}
+FILE_SHUFFLE_SEED = 0
+ENTROPY_SEED = 2021
+FILE_EXTENSIONS = ('.npy', '.npz', '.csv')
+_FILE_FLAGS = '--config.data.name=file --config.data.path=/path/to/points.npy'
+
+
+def validate_points(x, dim=None, dtype=np.float32, source='points'):
+  """Returns x as a `dtype` array after checking it is [N, D], numeric, finite, D == dim."""
+  x = np.asarray(x)
+  if x.dtype.kind not in 'iuf':
+    raise ValueError(f'{source} must be numeric, got dtype {x.dtype}.')
+  if x.ndim == 1:
+    raise ValueError(f'{source} has shape {x.shape}: expected a 2-D array [N, D] of N points. '
+                     'For 1-D data reshape to [N, 1] (x[:, None]).')
+  if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+    raise ValueError(f'{source} has shape {x.shape}: expected a 2-D array [N, D] of N >= 1 '
+                     'points with D >= 1 coordinates.')
+  if dim is not None and x.shape[1] != dim:
+    raise ValueError(f'{source} has D={x.shape[1]} coordinates per point, but D={dim} is '
+                     f'expected. Use points of dimension {dim}, or a data set / model built for '
+                     f'D={x.shape[1]} (check --config.data.name and --config.data.path).')
+  with np.errstate(over='ignore'):
+    x = x.astype(dtype)
+  bad = ~np.isfinite(x).all(axis=1)
+  if bad.any():
+    raise ValueError(f'{source}: {bad.sum()} of {len(x)} rows contain NaN or inf (or values '
+                     f'too large for {np.dtype(dtype).name}); the first is row {np.argmax(bad)} '
+                     '(0-based). Drop or fix those rows.')
+  return x
+
+
+def _round_down_float32(x):
+  """Casts to float32 rounding toward -inf: x in [a, b) stays there if a is a float32."""
+  y = x.astype(np.float32)
+  return np.where(y > x, np.nextafter(y, np.float32(-np.inf)), y)
+
+
+class Dataset:
+  """A data set of points in R^D: `name`, `dim`, seeded `sample`, and, if `has_density`,
+  the exact `log_prob` and a Monte-Carlo `entropy`."""
+
+  has_density = True
+
+  def __init__(self, name, dim):
+    self.name = name
+    self.dim = dim
+
+  def sample(self, n, seed):
+    """n points, float32 [n, D], from `np.random.default_rng(seed)`."""
+    return _round_down_float32(self._sample(np.random.default_rng(seed), int(n)))
+
+  def log_prob(self, x):
+    """Exact log density (float64 [n]) of the points x [n, D]."""
+    return self._log_prob(validate_points(x, self.dim, np.float64, f'{self.name} log_prob input'))
+
+  def entropy(self, num_samples=2_000_000, seed=ENTROPY_SEED, chunk_size=100_000):
+    """(estimate, standard error) of the entropy -E log p(x) in nats, over fresh samples."""
+    rng = np.random.default_rng(seed)
+    total = total_sq = 0.
+    for start in range(0, num_samples, chunk_size):
+      nll = -self.log_prob(self._sample(rng, min(chunk_size, num_samples - start)))
+      total += nll.sum()
+      total_sq += np.square(nll).sum()
+    mean = total / num_samples
+    return mean, np.sqrt(max(total_sq / num_samples - mean**2, 0.) / num_samples)
+
+  def splits(self):
+    """{'train', 'validation', 'test'}: float32 arrays of `SPLIT_SIZES` draws, `SPLIT_SEEDS`."""
+    return {split: self.sample(size, SPLIT_SEEDS[split]) for split, size in SPLIT_SIZES.items()}
+
+
+class NoisyCircles(Dataset):
+  """Equal mixture of noisy circles with the given centres [K, 2] and radii [K]."""
+
+  def __init__(self, name, centres, radii, noise):
+    super().__init__(name, 2)
+    self.centres = np.asarray(centres, np.float64)
+    self.radii = np.broadcast_to(np.asarray(radii, np.float64), len(self.centres))
+    self.noise = float(noise)
+
+  def _sample(self, rng, n):
+    k = rng.integers(len(self.centres), size=n)
+    angle = rng.uniform(0., 2 * np.pi, size=n)
+    circle = self.radii[k, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    return self.centres[k] + circle + self.noise * rng.standard_normal((n, 2))
+
+  def _log_prob(self, x):
+    d = np.linalg.norm(x[:, None, :] - self.centres, axis=-1)
+    s2 = self.noise**2
+    log_p = (-np.square(d - self.radii) / (2 * s2) + np.log(special.i0e(d * self.radii / s2))
+             - np.log(2 * np.pi * s2))
+    return special.logsumexp(log_p, axis=1) - np.log(len(self.centres))
+
+
+class GaussianMixture1D(Dataset):
+  """Equal-weight mixture of N(mean_k, scale^2) in one dimension."""
+
+  def __init__(self, name, means, scale):
+    super().__init__(name, 1)
+    self.means = np.asarray(means, np.float64)
+    self.scale = float(scale)
+
+  def _sample(self, rng, n):
+    k = rng.integers(len(self.means), size=n)
+    return (self.means[k] + self.scale * rng.standard_normal(n))[:, None]
+
+  def _log_prob(self, x):
+    z = (x - self.means) / self.scale
+    log_p = -0.5 * np.square(z) - np.log(self.scale * np.sqrt(2 * np.pi))
+    return special.logsumexp(log_p, axis=1) - np.log(len(self.means))
+
+
+class Checkerboard(Dataset):
+  """Uniform on the 8 black squares of a 4 x 4 board of 2 x 2 squares on [-4, 4)^2."""
+
+  def __init__(self, name='checkerboard'):
+    super().__init__(name, 2)
+
+  def _sample(self, rng, n):
+    x1 = rng.random(n) * 4 - 2
+    x2 = rng.random(n) - 2 * rng.integers(2, size=n) + np.floor(x1) % 2
+    return 2 * np.stack([x1, x2], axis=1)
+
+  def _log_prob(self, x):
+    cell = np.floor(x / 2)
+    inside = np.all((cell >= -2) & (cell <= 1), axis=1) & (cell.sum(axis=1) % 2 == 0)
+    return np.where(inside, -np.log(32.), -np.inf)
+
+
+class FileDataset(Dataset):
+  """A user's own points: an N x D array from .npy, .npz (one array, or `key`) or .csv
+  (comma-separated, optional header row); an empty key means none. No density is known."""
+
+  has_density = False
+
+  def __init__(self, path, key=None):
+    self.path = os.fspath(path)
+    points = _read_array(self.path, key or None)
+    self.points = validate_points(points, source=f'points in {self.path}')
+    super().__init__('file', self.points.shape[1])
+
+  def _sample(self, rng, n):
+    return self.points[rng.integers(len(self.points), size=n)]
+
+  def log_prob(self, x):
+    raise ValueError(f'The points in {self.path} have no known density, so log_prob and entropy '
+                     'are unavailable (has_density=False); they exist for the synthetic data sets.')
+
+  def splits(self):
+    """Shuffled rows (seed `FILE_SHUFFLE_SEED`) split 10:1:5, >= 1 row in validation and test."""
+    n = len(self.points)
+    if n < 3:
+      raise ValueError(f'{self.path} has {n} points; train/validation/test splits need at least 3.')
+    num_val, num_test = max(1, round(n / 16)), max(1, round(5 * n / 16))
+    rows = self.points[np.random.default_rng(FILE_SHUFFLE_SEED).permutation(n)]
+    return {'train': rows[num_val + num_test:], 'validation': rows[:num_val],
+            'test': rows[num_val:num_val + num_test]}
+
+
+def _read_array(path, key):
+  ext = os.path.splitext(path)[1].lower()
+  if ext not in FILE_EXTENSIONS:
+    raise ValueError(f'Cannot read points from {path}: unsupported extension {ext!r}; '
+                     f'supported: {", ".join(FILE_EXTENSIONS)}.')
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'Data file not found: {path} (set by --config.data.path).')
+  if key is not None and ext != '.npz':
+    raise ValueError(f'An array key ({key!r}) only applies to .npz files, not {path}.')
+  if ext == '.npy':
+    return np.load(path, allow_pickle=False)
+  if ext == '.npz':
+    with np.load(path, allow_pickle=False) as arrays:
+      if key is None and len(arrays.files) == 1:
+        key = arrays.files[0]
+      if key not in arrays.files:
+        raise ValueError(f'{path} holds the arrays {arrays.files}; choose one with key=... '
+                         f'(--config.data.key){"" if key is None else f", not {key!r}"}.')
+      return arrays[key]
+  header = 1 if _csv_has_header(path) else 0
+  try:
+    return np.loadtxt(path, delimiter=',', skiprows=header, ndmin=2, encoding='utf-8-sig')
+  except ValueError as e:
+    raise ValueError(f'Cannot read {path} as comma-separated numbers: {e}') from e
+
+
+def _csv_has_header(path):
+  with open(path, encoding='utf-8-sig') as f:
+    fields = f.readline().split(',')
+  try:
+    np.asarray(fields, np.float64)
+  except ValueError:
+    return True
+  return False
+
+
+DATASETS = {d.name: d for d in (
+    NoisyCircles('rings', np.zeros((4, 2)), [0.75, 1.5, 2.25, 3.0], noise=0.08),
+    NoisyCircles('olympics', [[-2.2, 0.5], [0., 0.5], [2.2, 0.5], [-1.1, -0.5], [1.1, -0.5]],
+                 1., noise=0.02),
+    Checkerboard(),
+    GaussianMixture1D('modes6_1d', [-5, -3, -1, 1, 3, 5], 0.1),
+    GaussianMixture1D('modes10_1d', np.arange(-4.5, 5), 0.05),
+    GaussianMixture1D('two_gaussians_1d', [-0.3, 0.3], 0.1),
+)}
+
+
+def get_dataset(name, path=None, key=None):
+  """The synthetic data set `name`, or `name='file'` with `path` (and `key` for .npz)."""
+  if name == 'file':
+    if not path:
+      raise ValueError(f'Data set "file" needs the path of your points: {_FILE_FLAGS} '
+                       '(.npy, .npz or .csv holding an N x D array).')
+    return FileDataset(path, key)
+  if name not in DATASETS:
+    raise ValueError(f'Unknown data set {name!r}; valid names: {", ".join(DATASETS)}, file. '
+                     f'For your own points use {_FILE_FLAGS} (.npy, .npz or .csv, N x D).')
+  if path:
+    raise ValueError(f'A path ({path}) is only read with data set "file", not {name!r}.')
+  return DATASETS[name]
+
+
+def load_splits(dataset):
+  """{'train', 'validation', 'test'}: float32 [N, D] arrays of a data set (object or name)."""
+  if isinstance(dataset, str):
+    dataset = get_dataset(dataset)
+  return dataset.splits()
