@@ -1,0 +1,40 @@
+"""Trains, evaluates and plots one experiment described by an ml_collections config.
+
+  python launch/train.py --config=tfsmooth/configs/rings.py --workdir=runs/rings
+  python launch/train.py --config=tfsmooth/configs/rings.py:baseline \
+      --config.model.num_mixtures=6 --workdir=runs/rings_made6
+
+A rerun with the same --workdir resumes from its last checkpoint.
+"""
+
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from tfsmooth.train import lowdim  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, summaries, plots '
+                               'and metrics.json; rerunning with it resumes.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  os.makedirs(_WORKDIR.value, exist_ok=True)
+  with open(os.path.join(_WORKDIR.value, 'config.json'), 'w') as f:
+    f.write(_CONFIG.value.to_json_best_effort(indent=2))
+  metrics = lowdim.run(_CONFIG.value, _WORKDIR.value)
+  print(lowdim.summary_line(metrics), flush=True)
+
+
+if __name__ == '__main__':
+  logging.set_verbosity(logging.INFO)
+  app.run(main)

@@ -1,0 +1,108 @@
+import json
+import os
+
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfsmooth import kernels
+from tfsmooth import smoothing
+from tfsmooth.configs import rings
+from tfsmooth.models import made
+from tfsmooth.train import lowdim
+from tfsmooth.train import strategy as strategy_lib
+from tfsmooth.train import trainer
+
+POINTS = np.random.default_rng(0).normal(size=(512, 2)).astype(np.float32)
+
+
+def _dataset(batch_size=64):
+  return (tf.data.Dataset.from_tensor_slices(POINTS).shuffle(512, seed=0).repeat()
+          .batch(batch_size, drop_remainder=True))
+
+
+def _config(steps, **overrides):
+  return ml_collections.ConfigDict(dict(steps=steps, learning_rate=3e-3, seed=0, log_every=5,
+                                        checkpoint_every=5, jit_compile=False, **overrides))
+
+
+def _smoothed():
+  return smoothing.SmoothedModel(made.MADE(2, (16,), 2), made.MADE(2, (16,), 2, conditional=True),
+                                 kernels.SmoothingKernel('gaussian', 0.3))
+
+
+def _weights(model):
+  return [v.numpy() for v in model.trainable_variables]
+
+
+def test_resumed_run_continues_where_it_stopped(tmp_path):
+  def perturbed():  # a different initialisation: the rerun must take the checkpoint's weights
+    model = _smoothed()
+    model.build_variables()
+    for v in model.trainable_variables:
+      v.assign(v + 1.)
+    return model
+
+  tf.keras.utils.set_random_seed(3)
+  straight = trainer.train(_smoothed, _dataset(), _config(20), str(tmp_path / 'straight'))
+  tf.keras.utils.set_random_seed(3)
+  first = trainer.train(_smoothed, _dataset(), _config(10), str(tmp_path / 'resumed'))
+  assert first.step == 10
+  resumed = trainer.train(perturbed, _dataset(), _config(20), str(tmp_path / 'resumed'))
+  assert resumed.step == 20
+  for a, b in zip(_weights(straight.model), _weights(resumed.model)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert sorted(os.listdir(tmp_path / 'resumed' / 'checkpoints'))[-1].startswith('ckpt-20')
+
+
+def test_mirrored_step_equals_single_device_step(tmp_path):
+  def baseline():
+    return made.MADE(2, (16,), 2)
+
+  results = []
+  for name in ('default', 'mirrored'):
+    tf.keras.utils.set_random_seed(7)
+    strategy = strategy_lib.get_strategy(name)
+    result = trainer.train(baseline, _dataset(), _config(3), str(tmp_path / name), strategy)
+    results.append(_weights(result.model))
+  assert strategy.num_replicas_in_sync == 2
+  for a, b in zip(*results):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_best_checkpoint_is_selected_on_validation(tmp_path):
+  scores = iter([3.0, 1.0, 2.0])
+  result = trainer.train(_smoothed, _dataset(), _config(15, eval_every=5),
+                         str(tmp_path), eval_fn=lambda model: {'validation': next(scores)})
+  assert result.best_step == 10 and result.best_metric == 1.0
+  assert result.step == 15
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path):
+  data = tf.data.Dataset.from_tensors(tf.fill([8, 2], np.nan)).repeat()
+  with pytest.raises(FloatingPointError, match='learning_rate'):
+    trainer.train(lambda: made.MADE(2, (8,), 2), data, _config(3), str(tmp_path))
+
+
+def test_unknown_strategy_lists_the_choices():
+  with pytest.raises(ValueError, match='default, mirrored, multi_worker, tpu'):
+    strategy_lib.get_strategy('gpu')
+
+
+def test_lowdim_run_writes_metrics_and_plots(tmp_path):
+  config = rings.get_config()
+  config.model.hidden_sizes = config.conditional_model.hidden_sizes = (16,)
+  config.train.steps = 20
+  config.train.jit_compile = False
+  config.eval.update(iw_samples=4, validation_samples=2, num_plot_samples=200,
+                     density_iw_samples=2)
+  metrics = lowdim.run(config, str(tmp_path))
+  saved = json.loads((tmp_path / 'metrics.json').read_text())
+  for key in ('nll_elbo', 'nll_iw', 'iw_samples', 'entropy', 'num_params', 'train_seconds'):
+    assert key in saved
+  assert saved['nll_iw'] <= saved['nll_elbo']
+  assert saved['entropy'] == pytest.approx(2.623, abs=0.005)
+  assert saved['paper_nll'] == 2.71 and metrics['steps'] == 20
+  for name in lowdim.PLOTS:
+    assert (tmp_path / name).stat().st_size > 10_000

@@ -1,0 +1,76 @@
+"""PNG figures: sample scatter panels and learned densities (heat maps in 2-D, curves in 1-D)."""
+
+import os
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_limits(points, margin=0.1):
+  """A square box around `points` [N, 2] (or an interval for [N, 1]) with a relative margin."""
+  low, high = np.percentile(points, 0.1, axis=0), np.percentile(points, 99.9, axis=0)
+  centre, half = (low + high) / 2, np.max(high - low) / 2 * (1 + margin)
+  return float(np.min(centre - half)), float(np.max(centre + half))
+
+
+def sample_panels(panels, path, limits, max_points=5000):
+  """One scatter (2-D) or histogram (1-D) panel per entry of `panels` {title: points [N, D]}."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
+  for ax, (title, points) in zip(axes[0], panels.items()):
+    points = np.asarray(points)[:max_points]
+    if points.shape[1] == 1:
+      ax.hist(points[:, 0], bins=200, range=limits, density=True, color='tab:blue')
+    else:
+      ax.scatter(points[:, 0], points[:, 1], s=0.5, alpha=0.5, color='tab:blue')
+      ax.set_ylim(*limits)
+      ax.set_aspect('equal')
+    ax.set_xlim(*limits)
+    ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  _save(fig, path)
+
+
+def density_panels(panels, path, limits, dim=2, resolution=200):
+  """Densities exp(log_prob_fn(grid)) for each {title: log_prob_fn}: heat maps (D = 2) or
+  curves on one axis (D = 1). `log_prob_fn` maps an [M, D] float32 array to [M] log densities.
+  """
+  axis = np.linspace(*limits, resolution, dtype=np.float32)
+  if dim == 1:
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for title, log_prob_fn in panels.items():
+      ax.plot(axis, np.exp(log_prob_fn(axis[:, None])), label=title, lw=1)
+    ax.set_xlim(*limits)
+    ax.legend(fontsize=8)
+  else:
+    grid = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
+    for ax, (title, log_prob_fn) in zip(axes[0], panels.items()):
+      density = np.exp(log_prob_fn(grid)).reshape(resolution, resolution)
+      ax.imshow(density, origin='lower', extent=(*limits, *limits), cmap='magma')
+      ax.set_title(title, fontsize=9)
+      ax.set_xticks([])
+      ax.set_yticks([])
+  fig.tight_layout()
+  _save(fig, path)
+
+
+def curve_plot(curves, path, xlabel, ylabel, title=''):
+  """Line plot of {label: (x, y)}, e.g. ELBO against sigma for several kernels."""
+  fig, ax = plt.subplots(figsize=(5, 3.6))
+  for label, (x, y) in curves.items():
+    ax.plot(x, y, marker='o', label=label)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_title(title, fontsize=10)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  _save(fig, path)
+
+
+def _save(fig, path):
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)

@@ -1,0 +1,391 @@
+"""PixelCNN++ (Salimans et al., 2017) for p(x~) and the stacked p(x | x~) of Meng et al. (2021).
+
+For an H x W x C image in raster order,
+
+  p(x) = prod_ij p(x_ij | x_<ij),    p(x_ij | x_<ij) = sum_k pi_k prod_c f(x_ijc; mu_kc, s_kc),
+  mu_kc = m_kc + sum_{c' < c} a_kcc' x_ijc',
+
+with (pi, m, log s, a) read off the network output at pixel ij: a = tanh(.) is PixelCNN++'s
+channel coupling (green's mean linear in red, blue's in red and green), log s is floored at -7.
+The pixel head f is one of:
+
+  * `LogisticMixture`: the logistic density, for smoothed, unbounded x~;
+  * `DiscretizedLogisticMixture`: the logistic mass of the 8-bit bin of x in [-1, 1] (centres
+    k / 127.5 - 1, half-width 1/255); the bins at -1 and 1 reach to -inf and +inf, and a bin
+    whose mass is below 1e-5 gets density-at-centre times bin width instead.
+
+Conditional p(x | x~) (paper App. C.1): the network reads [x~; x] stacked along height
+(2H x W), so every pixel of x comes after all of x~; only the bottom half is scored.
+
+Sampling runs the network once per pixel inside one `tf.while_loop`. All randomness is drawn
+up front from the seed, per pixel K uniforms (Gumbel-max choice of the component) and C
+uniforms (logistic inverse CDFs, channel by channel), so pixel ij is a function of x_<ij and
+its own noise only.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfsmooth.models import base
+from tfsmooth.models import pixelcnn_layers as layers
+
+tfd = tfp.distributions
+
+MIN_LOG_SCALE = -7.
+BIN_HALF_WIDTH = 1. / 255.
+MIN_BIN_MASS = 1e-5
+
+
+def num_outputs(num_channels, num_mixtures):
+  """Network outputs per pixel: per component 1 logit, C means, C log-scales, C(C-1)/2 couplings."""
+  return num_mixtures * (1 + 2 * num_channels + num_channels * (num_channels - 1) // 2)
+
+
+def _coupling(coeff, values, c):
+  """sum_{c' < c} a_cc' x_c', with a_cc' = coeff(index of the pair (c, c')) and x_c' = values[c']."""
+  return sum(coeff(c * (c - 1) // 2 + i) * values[i] for i in range(c))
+
+
+class LogisticMixture(tfd.Distribution):
+  """A K-component logistic mixture over one pixel's C channels, with channel coupling.
+
+  Batch shape: the leading dimensions of the parameters; event shape [C].
+
+  Args:
+    logits: [..., K] mixture logits.
+    locs: [..., C, K] means m before coupling.
+    log_scales: [..., C, K] log s (floored at `MIN_LOG_SCALE` when used).
+    coeffs: [..., C(C-1)/2, K] couplings a for channel pairs (1, 0), (2, 0), (2, 1), ...
+  """
+
+  def __init__(self, logits, locs, log_scales, coeffs, validate_args=False,
+               allow_nan_stats=True, name=None):
+    parameters = dict(locals())
+    with tf.name_scope(name or type(self).__name__) as name:
+      self._logits = tf.convert_to_tensor(logits, name='logits')
+      dtype = self._logits.dtype
+      self._locs = tf.convert_to_tensor(locs, dtype, name='locs')
+      self._log_scales = tf.convert_to_tensor(log_scales, dtype, name='log_scales')
+      self._coeffs = tf.convert_to_tensor(coeffs, dtype, name='coeffs')
+      super().__init__(dtype=dtype, reparameterization_type=tfd.NOT_REPARAMETERIZED,
+                       validate_args=validate_args, allow_nan_stats=allow_nan_stats,
+                       parameters=parameters, name=name)
+
+  @classmethod
+  def _parameter_properties(cls, dtype, num_classes=None):
+    return dict(logits=tfp.util.ParameterProperties(event_ndims=1),
+                locs=tfp.util.ParameterProperties(event_ndims=2),
+                log_scales=tfp.util.ParameterProperties(event_ndims=2),
+                coeffs=tfp.util.ParameterProperties(event_ndims=2))
+
+  @classmethod
+  def from_network_output(cls, params, num_channels):
+    """Splits [..., num_outputs(C, K)] network outputs into the head's parameters."""
+    c = num_channels
+    k = params.shape[-1] // num_outputs(c, 1)
+    rest = tf.reshape(params[..., k:], tf.concat([tf.shape(params)[:-1], [-1, k]], 0))
+    return cls(params[..., :k], rest[..., :c, :], rest[..., c:2 * c, :], tf.tanh(rest[..., 2 * c:, :]))
+
+  logits = property(lambda self: self._logits)
+  locs = property(lambda self: self._locs)
+  log_scales = property(lambda self: self._log_scales)
+  coeffs = property(lambda self: self._coeffs)
+
+  @property
+  def num_channels(self):
+    return int(self._locs.shape[-2])
+
+  @property
+  def num_mixtures(self):
+    return int(self._logits.shape[-1])
+
+  @property
+  def noise_depth(self):
+    """Uniforms consumed per pixel by `sample_from_uniform`: K + C."""
+    return self.num_mixtures + self.num_channels
+
+  def _event_shape(self):
+    return tf.TensorShape([self.num_channels])
+
+  def _event_shape_tensor(self):
+    return tf.constant([self.num_channels], tf.int32)
+
+  def _channel_log_prob(self, x, locs, log_scales):
+    """log f(x; mu, s) of one channel, x [..., 1] and mu, log s [..., K]: the logistic density."""
+    z = (x - locs) * tf.exp(-log_scales)
+    return -z - log_scales - 2. * tf.nn.softplus(-z)
+
+  def _quantize(self, x):
+    return x
+
+  def _log_prob(self, x):
+    x = tf.convert_to_tensor(x, self.dtype)
+    columns = [x[..., c, None] for c in range(self.num_channels)]
+    log_scales = tf.maximum(self._log_scales, MIN_LOG_SCALE)
+    per_component = sum(
+        self._channel_log_prob(
+            columns[c], self._locs[..., c, :] + _coupling(lambda i: self._coeffs[..., i, :], columns, c),
+            log_scales[..., c, :])
+        for c in range(self.num_channels))
+    return tf.reduce_logsumexp(tf.nn.log_softmax(self._logits) + per_component, axis=-1)
+
+  def sample_from_uniform(self, u):
+    """The sample determined by noise u [..., K + C] of U(0, 1) draws: [..., C].
+
+    The component is argmax_k(logit_k - log(-log u_k)); then channel by channel,
+    x_c = quantize(mu_kc(x_<c) + s_kc logit(u_{K+c})).
+    """
+    k, c = self.num_mixtures, self.num_channels
+    u = tf.convert_to_tensor(u, self.dtype)
+    choice = tf.one_hot(tf.argmax(self._logits - tf.math.log(-tf.math.log(u[..., :k])), axis=-1),
+                        k, dtype=self.dtype)
+    pick = lambda p: tf.reduce_sum(p * choice[..., None, :], axis=-1)  # noqa: E731
+    locs, scales = pick(self._locs), tf.exp(pick(tf.maximum(self._log_scales, MIN_LOG_SCALE)))
+    coeffs = pick(self._coeffs)
+    values = []
+    for j in range(c):
+      noise = u[..., k + j]
+      mean = locs[..., j] + _coupling(lambda i: coeffs[..., i], values, j)
+      values.append(self._quantize(mean + scales[..., j] * (tf.math.log(noise) - tf.math.log1p(-noise))))
+    return tf.stack(values, axis=-1)
+
+  def _sample_n(self, n, seed=None):
+    shape = tf.concat([[n], self.batch_shape_tensor(), [self.noise_depth]], 0)
+    return self.sample_from_uniform(_uniform(shape, seed, self.dtype))
+
+
+class DiscretizedLogisticMixture(LogisticMixture):
+  """`LogisticMixture` discretised to 8-bit values x in {k / 127.5 - 1 : k = 0..255}.
+
+  Channel mass: sigma((x - mu + h) / s) - sigma((x - mu - h) / s), h = 1/255, with the edge
+  bins at -1 and 1 open to -inf and +inf; samples are clipped to [-1, 1] and rounded to the grid.
+  """
+
+  def _channel_log_prob(self, x, locs, log_scales):
+    centered = x - locs
+    inv_scale = tf.exp(-log_scales)
+    plus_in = inv_scale * (centered + BIN_HALF_WIDTH)
+    min_in = inv_scale * (centered - BIN_HALF_WIDTH)
+    log_cdf_plus = plus_in - tf.nn.softplus(plus_in)
+    log_one_minus_cdf_min = -tf.nn.softplus(min_in)
+    cdf_delta = tf.sigmoid(plus_in) - tf.sigmoid(min_in)
+    mid_in = inv_scale * centered
+    log_pdf_mid = mid_in - log_scales - 2. * tf.nn.softplus(mid_in)
+    log_bin = tf.where(cdf_delta > MIN_BIN_MASS, tf.math.log(tf.maximum(cdf_delta, 1e-12)),
+                       log_pdf_mid + np.log(2. * BIN_HALF_WIDTH))
+    return tf.where(x < -0.999, log_cdf_plus, tf.where(x > 0.999, log_one_minus_cdf_min, log_bin))
+
+  def _quantize(self, x):
+    return tf.round((tf.clip_by_value(x, -1., 1.) + 1.) * 127.5) / 127.5 - 1.
+
+
+HEADS = {'logistic': LogisticMixture, 'discretized_logistic': DiscretizedLogisticMixture}
+
+
+def _uniform(shape, seed, dtype):
+  """U(tiny, 1) draws from a stateless seed (anything `tfp.random.sanitize_seed` accepts)."""
+  return tf.random.stateless_uniform(shape, tfp.random.sanitize_seed(seed),
+                                     minval=np.finfo(dtype.as_numpy_dtype).tiny, maxval=1.,
+                                     dtype=dtype)
+
+
+class PixelCNNNetwork(keras.layers.Layer):
+  """The PixelCNN++ network [B, H, W, C] -> [B, H, W, outputs]; output ij sees only x_<ij.
+
+  Two streams, u (pixels above) and ul (above and to the left), go up through resolutions
+  H, H/2, H/4 (`nr_resnet` gated resnets each, stride-2 shifted convs between), then back down
+  (transposed convs between) with a skip connection from every up-pass output; a 1x1 conv
+  (network in network) on elu(ul) gives the outputs. H and W must be divisible by 4.
+  """
+
+  def __init__(self, outputs, nr_resnet=5, nr_filters=160, dropout=0.5, **kwargs):
+    super().__init__(**kwargs)
+    f, down, down_right = nr_filters, layers.DownShiftedConv2D, layers.DownRightShiftedConv2D
+    self.nr_resnet = int(nr_resnet)
+    self.u_in = down(f, (2, 3), name='u_in')
+    self.ul_in_above = down(f, (1, 3), name='ul_in_above')
+    self.ul_in_left = down_right(f, (2, 1), name='ul_in_left')
+
+    def blocks(conv, stage, count, auxiliary):
+      return [layers.GatedResnet(f, conv, dropout, auxiliary, name=f'{stage}_{i}')
+              for i in range(count)]
+
+    self.up_u = blocks(down, 'up_u', 3 * nr_resnet, False)
+    self.up_ul = blocks(down_right, 'up_ul', 3 * nr_resnet, True)
+    self.u_downsample = [down(f, strides=2, name=f'u_downsample_{i}') for i in range(2)]
+    self.ul_downsample = [down_right(f, strides=2, name=f'ul_downsample_{i}') for i in range(2)]
+    self.down_u = blocks(down, 'down_u', 3 * nr_resnet + 2, True)
+    self.down_ul = blocks(down_right, 'down_ul', 3 * nr_resnet + 2, True)
+    self.u_upsample = [layers.DownShiftedConv2DTranspose(f, name=f'u_upsample_{i}')
+                       for i in range(2)]
+    self.ul_upsample = [layers.DownRightShiftedConv2DTranspose(f, name=f'ul_upsample_{i}')
+                        for i in range(2)]
+    self.out = layers.Conv2D(outputs, name='nin_out')
+
+  def call(self, x, training=None):
+    x = tf.concat([x, tf.ones_like(x[..., :1])], axis=-1)  # tells image from zero padding
+    us = [layers.down_shift(self.u_in(x))]
+    uls = [layers.down_shift(self.ul_in_above(x)) + layers.right_shift(self.ul_in_left(x))]
+    for scale in range(3):
+      if scale:
+        us.append(self.u_downsample[scale - 1](us[-1]))
+        uls.append(self.ul_downsample[scale - 1](uls[-1]))
+      for i in range(scale * self.nr_resnet, (scale + 1) * self.nr_resnet):
+        us.append(self.up_u[i](us[-1], training=training))
+        uls.append(self.up_ul[i](uls[-1], us[-1], training=training))
+    u, ul = us.pop(), uls.pop()
+    block = 0
+    for scale in range(3):
+      if scale:
+        u, ul = self.u_upsample[scale - 1](u), self.ul_upsample[scale - 1](ul)
+      for _ in range(self.nr_resnet + (scale > 0)):
+        u = self.down_u[block](u, us.pop(), training=training)
+        ul = self.down_ul[block](ul, tf.concat([u, uls.pop()], axis=-1), training=training)
+        block += 1
+    return self.out(tf.nn.elu(ul))
+
+
+class PixelCNNDistribution(tfd.Distribution):
+  """p(x), or p(x | x~) with x~ stacked above x, over [H, W, C] images.
+
+  Args:
+    network: callable [B, H', W, C] -> [B, H', W, num_outputs(C, K)], causal in raster order
+      (H' = H, or 2H with conditioning).
+    head: the pixel head class, `LogisticMixture` or `DiscretizedLogisticMixture`.
+    event_shape: (H, W, C).
+    num_mixtures: K.
+    conditioning: None, or x~ of shape [N, H, W, C]: then batch shape [N].
+    training: passed to the network (dropout); None inherits the Keras call context.
+      Sampling always runs the network with training=False.
+  """
+
+  def __init__(self, network, head, event_shape, num_mixtures, conditioning=None, training=None,
+               validate_args=False, name='PixelCNNDistribution'):
+    parameters = dict(locals())
+    with tf.name_scope(name) as name:
+      self._network = network
+      self._head = head
+      self._image_shape = tuple(int(d) for d in event_shape)
+      self._num_mixtures = int(num_mixtures)
+      self._conditioning = (None if conditioning is None
+                            else tf.convert_to_tensor(conditioning, tf.float32, name='conditioning'))
+      self._training = training
+      super().__init__(dtype=tf.float32, reparameterization_type=tfd.NOT_REPARAMETERIZED,
+                       validate_args=validate_args, allow_nan_stats=True,
+                       parameters=parameters, name=name)
+
+  @property
+  def conditioning(self):
+    return self._conditioning
+
+  @property
+  def noise_depth(self):
+    """Uniforms per pixel used by `sample_from_uniform`: K + C."""
+    return self._num_mixtures + self._image_shape[-1]
+
+  def _batch_shape(self):
+    return tf.TensorShape([] if self._conditioning is None else self._conditioning.shape[:1])
+
+  def _batch_shape_tensor(self):
+    if self._conditioning is None:
+      return tf.constant([], tf.int32)
+    return tf.shape(self._conditioning)[:1]
+
+  def _event_shape(self):
+    return tf.TensorShape(self._image_shape)
+
+  def _event_shape_tensor(self):
+    return tf.constant(self._image_shape, tf.int32)
+
+  def pixel_distributions(self, x, conditioning=None, training=None):
+    """The heads p(x_ij | x_<ij[, x~]) for flat x [B, H, W, C]: batch shape [B, H, W]."""
+    net_in = x if conditioning is None else tf.concat([conditioning, x], axis=1)
+    params = self._network(net_in) if training is None else self._network(net_in, training=training)
+    return self._head.from_network_output(params[:, -self._image_shape[0]:], self._image_shape[-1])
+
+  def _flat(self, x, depth):
+    """x [..., H, W, depth] -> ([B, H, W, depth], leading shape); conditioning likewise, broadcast."""
+    leading = tf.shape(x)[:-3]
+    flat = tf.reshape(x, (-1,) + self._image_shape[:2] + (depth,))
+    if self._conditioning is None:
+      return flat, None, leading
+    c = tf.broadcast_to(self._conditioning, tf.concat([leading, self._image_shape], 0))
+    return flat, tf.reshape(c, (-1,) + self._image_shape), leading
+
+  def _log_prob(self, x):
+    x, c, leading = self._flat(tf.convert_to_tensor(x, self.dtype), self._image_shape[-1])
+    log_probs = self.pixel_distributions(x, c, self._training).log_prob(x)
+    return tf.reshape(tf.reduce_sum(log_probs, axis=(1, 2)), leading)
+
+  def sample_from_uniform(self, u):
+    """The sample determined by noise u [..., H, W, K + C] (leading dims: sample, batch).
+
+    Pixel by pixel in raster order, x_ij = head_ij(x_<ij).sample_from_uniform(u_ij): one
+    network evaluation per pixel, in a `tf.while_loop`.
+    """
+    height, width, channels = self._image_shape
+    u, c, leading = self._flat(tf.convert_to_tensor(u, self.dtype), self.noise_depth)
+    pixel = tf.reshape(tf.range(height * width), (height, width, 1))
+
+    def step(i, x):
+      candidates = self.pixel_distributions(x, c, training=False).sample_from_uniform(u)
+      return i + 1, tf.where(tf.equal(pixel, i), candidates, x)
+
+    _, x = tf.while_loop(lambda i, _: i < height * width, step,
+                         (tf.constant(0), tf.zeros_like(u[..., :channels])))
+    return tf.reshape(x, tf.concat([leading, self._image_shape], 0))
+
+  def _sample_n(self, n, seed=None):
+    shape = tf.concat([[n], self.batch_shape_tensor(), self._image_shape[:2], [self.noise_depth]], 0)
+    return self.sample_from_uniform(_uniform(shape, seed, self.dtype))
+
+
+class PixelCNN(base.DensityModel):
+  """PixelCNN++ density p(x), or p(x | x~) with x~ stacked above x, over H x W x C images.
+
+  Args:
+    event_shape: (H, W, C) with H and W divisible by 4.
+    conditional: model p(x | x~) (the network sees 2H x W images).
+    likelihood: 'logistic' (continuous, for smoothed x~) or 'discretized_logistic' (8-bit x
+      rescaled to [-1, 1]).
+    nr_resnet: gated resnet blocks per resolution.
+    nr_filters: channels of every hidden layer.
+    nr_logistic_mix: K mixture components per pixel.
+    dropout: dropout rate inside the resnet blocks (when training).
+  """
+
+  def __init__(self, event_shape, conditional=False, likelihood='discretized_logistic',
+               nr_resnet=5, nr_filters=160, nr_logistic_mix=10, dropout=0.5, **kwargs):
+    super().__init__(event_shape, conditional=conditional, **kwargs)
+    if len(self.event_shape) != 3 or self.event_shape[0] % 4 or self.event_shape[1] % 4:
+      raise ValueError(f'PixelCNN++ models [H, W, C] images with H and W divisible by 4; got '
+                       f'event shape {self.event_shape}.')
+    if likelihood not in HEADS:
+      raise ValueError(f'Unknown PixelCNN++ likelihood {likelihood!r}; choose one of '
+                       f'{", ".join(HEADS)}.')
+    self.likelihood = likelihood
+    self.nr_logistic_mix = int(nr_logistic_mix)
+    self.network = PixelCNNNetwork(num_outputs(self.event_shape[-1], self.nr_logistic_mix),
+                                   nr_resnet, nr_filters, dropout, name='network')
+
+  def distribution(self, conditioning=None, training=None):
+    """`PixelCNNDistribution`; `training` switches dropout (None: from the Keras call context)."""
+    return PixelCNNDistribution(self.network, HEADS[self.likelihood], self.event_shape,
+                                self.nr_logistic_mix, conditioning, training)
+
+
+def from_config(config, event_shape, conditional):
+  """A `PixelCNN` from `config.{likelihood, nr_resnet, nr_filters, nr_logistic_mix, dropout}`.
+
+  `likelihood` defaults to 'discretized_logistic' for p(x | x~) and to 'logistic' for an
+  unconditional model (p(x~)); a baseline on raw 8-bit data must set 'discretized_logistic'.
+  """
+  default_likelihood = 'discretized_logistic' if conditional else 'logistic'
+  return PixelCNN(event_shape, conditional=conditional,
+                  likelihood=config.get('likelihood', None) or default_likelihood,
+                  nr_resnet=config.get('nr_resnet', 5), nr_filters=config.get('nr_filters', 160),
+                  nr_logistic_mix=config.get('nr_logistic_mix', 10),
+                  dropout=config.get('dropout', 0.5),
+                  name='pixelcnn_conditional' if conditional else 'pixelcnn')
