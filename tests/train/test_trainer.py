@@ -54,6 +54,16 @@ def test_resumed_run_continues_where_it_stopped(tmp_path):
   for a, b in zip(_weights(straight.model), _weights(resumed.model)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   assert sorted(os.listdir(tmp_path / 'resumed' / 'checkpoints'))[-1].startswith('ckpt-20')
+  # Evaluation restores the weights alone, into a freshly built model.
+  fresh = _smoothed()
+  trainer.restore_model(fresh, str(tmp_path / 'resumed' / 'checkpoints'))
+  for a, b in zip(_weights(resumed.model), _weights(fresh)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_restore_without_checkpoint_names_the_fix(tmp_path):
+  with pytest.raises(FileNotFoundError, match='No checkpoint in .*train first'):
+    trainer.restore_model(_smoothed(), str(tmp_path))
 
 
 def test_mirrored_step_equals_single_device_step(tmp_path):

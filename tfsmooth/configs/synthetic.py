@@ -36,7 +36,7 @@ def get_config(dataset, variant='smoothed', num_mixtures=3, sigma=0.3, steps=60_
   config.eval = ml_collections.ConfigDict(dict(
       iw_samples=100, validation_samples=16, num_plot_samples=5000, density_iw_samples=32,
       seed=0))
-  # The paper's test NLL for this data set, keyed '<variant>_<num_mixtures>' (see reference_nll).
+  # The paper's test NLL, keyed '<variant>_<num_mixtures>' or, for flows, '<variant>_<model>'.
   config.reference = ml_collections.ConfigDict(dict(paper_nll=dict(paper_nll or {}),
                                                     paper_label=paper_label))
   return config
@@ -45,4 +45,5 @@ def get_config(dataset, variant='smoothed', num_mixtures=3, sigma=0.3, steps=60_
 def reference_nll(config):
   """The paper's figure for this variant and mixture count, or None if it reports none."""
   variant = 'smoothed' if config.smoothing.enabled else 'baseline'
-  return config.reference.paper_nll.get(f'{variant}_{config.model.num_mixtures}')
+  detail = config.model.get('num_mixtures', config.model.name)
+  return config.reference.paper_nll.get(f'{variant}_{detail}')

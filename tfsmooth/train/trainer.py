@@ -28,6 +28,28 @@ class TrainResult:
   best_metric: float | None
 
 
+def model_checkpoint(model, **extra):
+  """A tf.train.Checkpoint of the model's weights (plus `extra`).
+
+  Keras 3 models are not tracked by tf.train.Checkpoint through attributes, so the weights
+  are listed explicitly, keyed '<position>/<Keras path>' in `model.weights` order (paths alone
+  repeat across sub-models); evaluation and export restore with the same structure.
+  """
+  weights = {f'{i:03d}/{v.path}': v for i, v in enumerate(model.weights)}
+  return tf.train.Checkpoint(weights=weights, **extra)
+
+
+def restore_model(model, directory):
+  """Builds `model`'s weights and loads them from the newest checkpoint in `directory`."""
+  path = tf.train.latest_checkpoint(directory)
+  if path is None:
+    raise FileNotFoundError(f'No checkpoint in {directory}: train first (launch/train.py '
+                            'with this --workdir) or point to the right workdir.')
+  model.build_variables()
+  model_checkpoint(model).restore(path).expect_partial().assert_existing_objects_matched()
+  return path
+
+
 def make_optimizer(config):
   """Adam with optional per-step exponential decay and global-norm clipping."""
   learning_rate = config.learning_rate
@@ -68,8 +90,8 @@ def train(model_fn, dataset, config, workdir, strategy=None, eval_fn=None):
     train_seconds = tf.Variable(0., dtype=tf.float64, trainable=False, name='train_seconds')
     best_metric = tf.Variable(float('inf'), dtype=tf.float64, trainable=False, name='best')
   iterator = iter(dataset)
-  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, data=iterator,
-                                   train_seconds=train_seconds, best_metric=best_metric)
+  checkpoint = model_checkpoint(model, optimizer=optimizer, data=iterator,
+                                train_seconds=train_seconds, best_metric=best_metric)
   manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, 'checkpoints'),
                                        max_to_keep=config.get('keep_checkpoints', 2))
   best_manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, 'best'),
