@@ -154,7 +154,7 @@ def test_head_samples_match_head_density(head_class):
   assert np.all(np.abs(draws.mean(0) - mean) < 4 * np.sqrt(np.diag(cov) / 20_000))
   np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.03 * np.abs(cov).max())
   if head_class is pixelcnn.DiscretizedLogisticMixture:
-    np.testing.assert_array_equal(np.round((draws + 1.) * 127.5) / 127.5 - 1., draws)
+    np.testing.assert_allclose(np.round((draws + 1.) * 127.5) / 127.5 - 1., draws, atol=1e-12)
 
 
 def _tiny_model(shape, conditional=False, likelihood='discretized_logistic'):
@@ -167,13 +167,13 @@ def _tiny_model(shape, conditional=False, likelihood='discretized_logistic'):
 def test_sampling_is_seeded_and_same_under_tf_function(likelihood):
   model = _tiny_model((4, 4, 3), likelihood=likelihood)
   eager = model.sample(2, seed=tf.constant([7, 8]))
-  again = model.sample(2, seed=tf.constant([7, 8]))
-  traced = tf.function(lambda seed: model.sample(2, seed=seed))(tf.constant([7, 8]))
-  other = model.sample(2, seed=tf.constant([7, 9]))
+  traced = tf.function(lambda seed: model.sample(2, seed=seed))
   assert eager.shape == (2, 4, 4, 3)
-  np.testing.assert_array_equal(eager.numpy(), again.numpy())
-  np.testing.assert_allclose(traced.numpy(), eager.numpy(), atol=1e-5)
-  assert not np.allclose(other.numpy(), eager.numpy())
+  # Graph-mode kernels may round differently in the last bit; 8-bit draws come out identical.
+  atol = 0. if likelihood == 'discretized_logistic' else 1e-5
+  np.testing.assert_allclose(traced(tf.constant([7, 8])), eager, rtol=0., atol=atol)
+  np.testing.assert_array_equal(traced(tf.constant([7, 8])), traced(tf.constant([7, 8])))
+  assert not np.allclose(traced(tf.constant([7, 9])).numpy(), eager.numpy())
 
 
 def test_sampling_is_one_loop_not_unrolled():
@@ -193,28 +193,28 @@ def test_pixel_never_depends_on_later_noise(conditional):
   dist = model.distribution(x_tilde)
   noise_shape = (1, 2) if conditional else (2,)
   u = tf.random.stateless_uniform(noise_shape + shape[:2] + (dist.noise_depth,), [2, 3])
-  x = dist.sample_from_uniform(u).numpy().reshape(noise_shape + (16, 3))
+  sample_from_uniform = tf.function(dist.sample_from_uniform)
+  x = sample_from_uniform(u).numpy().reshape(noise_shape + (16, 3))
   pixel = 9
   changed = tf.reshape(u, noise_shape + (16, -1)).numpy()
   changed[..., pixel, :] = 1. - changed[..., pixel, :]
-  y = dist.sample_from_uniform(changed.reshape(u.shape)).numpy().reshape(x.shape)
+  y = sample_from_uniform(changed.reshape(u.shape)).numpy().reshape(x.shape)
   np.testing.assert_array_equal(x[..., :pixel, :], y[..., :pixel, :])
   assert not np.array_equal(x[..., pixel, :], y[..., pixel, :])
   # Each pixel of the result is its own conditional's draw given the final earlier pixels.
   flat_x = x.reshape((-1,) + shape)
-  heads = dist.pixel_distributions(flat_x, None if x_tilde is None else x_tilde, training=False)
+  heads = dist.pixel_distributions(flat_x, x_tilde, training=False)
   redrawn = heads.sample_from_uniform(tf.reshape(u, (-1,) + shape[:2] + (dist.noise_depth,)))
   np.testing.assert_array_equal(redrawn.numpy(), flat_x)
 
 
-def test_conditional_sampling_fills_only_the_bottom_half():
+def test_conditional_sampling_draws_x_given_each_x_tilde():
   model = _tiny_model((4, 8, 1), conditional=True, likelihood='logistic')
   x_tilde = tf.random.stateless_normal((3, 4, 8, 1), [5, 5])
-  draws = model.sample(None, seed=[3, 3], conditioning=x_tilde)
-  assert draws.shape == (3, 4, 8, 1)
-  assert np.all(np.isfinite(model.log_prob(draws, x_tilde).numpy()))
-  many = model.distribution(x_tilde).sample(2, seed=[3, 4])
-  assert many.shape == (2, 3, 4, 8, 1)
+  draws = model.distribution(x_tilde).sample(2, seed=[3, 4])
+  assert draws.shape == (2, 3, 4, 8, 1)
+  log_probs = model.distribution(x_tilde).log_prob(draws).numpy()
+  assert log_probs.shape == (2, 3) and np.all(np.isfinite(log_probs))
 
 
 def test_log_prob_shapes_training_switch_and_from_config():

@@ -44,7 +44,7 @@ def num_outputs(num_channels, num_mixtures):
 
 
 def _coupling(coeff, values, c):
-  """sum_{c' < c} a_cc' x_c', with a_cc' = coeff(index of the pair (c, c')) and x_c' = values[c']."""
+  """sum_{c' < c} a_cc' x_c' with a_cc' = coeff(index of the pair (c, c')), x_c' = values[c']."""
   return sum(coeff(c * (c - 1) // 2 + i) * values[i] for i in range(c))
 
 
@@ -86,7 +86,8 @@ class LogisticMixture(tfd.Distribution):
     c = num_channels
     k = params.shape[-1] // num_outputs(c, 1)
     rest = tf.reshape(params[..., k:], tf.concat([tf.shape(params)[:-1], [-1, k]], 0))
-    return cls(params[..., :k], rest[..., :c, :], rest[..., c:2 * c, :], tf.tanh(rest[..., 2 * c:, :]))
+    return cls(params[..., :k], rest[..., :c, :], rest[..., c:2 * c, :],
+               tf.tanh(rest[..., 2 * c:, :]))
 
   logits = property(lambda self: self._logits)
   locs = property(lambda self: self._locs)
@@ -124,10 +125,10 @@ class LogisticMixture(tfd.Distribution):
     x = tf.convert_to_tensor(x, self.dtype)
     columns = [x[..., c, None] for c in range(self.num_channels)]
     log_scales = tf.maximum(self._log_scales, MIN_LOG_SCALE)
+    coeff = lambda i: self._coeffs[..., i, :]  # noqa: E731
     per_component = sum(
-        self._channel_log_prob(
-            columns[c], self._locs[..., c, :] + _coupling(lambda i: self._coeffs[..., i, :], columns, c),
-            log_scales[..., c, :])
+        self._channel_log_prob(columns[c], self._locs[..., c, :] + _coupling(coeff, columns, c),
+                               log_scales[..., c, :])
         for c in range(self.num_channels))
     return tf.reduce_logsumexp(tf.nn.log_softmax(self._logits) + per_component, axis=-1)
 
@@ -148,7 +149,8 @@ class LogisticMixture(tfd.Distribution):
     for j in range(c):
       noise = u[..., k + j]
       mean = locs[..., j] + _coupling(lambda i: coeffs[..., i], values, j)
-      values.append(self._quantize(mean + scales[..., j] * (tf.math.log(noise) - tf.math.log1p(-noise))))
+      logistic = tf.math.log(noise) - tf.math.log1p(-noise)
+      values.append(self._quantize(mean + scales[..., j] * logistic))
     return tf.stack(values, axis=-1)
 
   def _sample_n(self, n, seed=None):
@@ -178,7 +180,9 @@ class DiscretizedLogisticMixture(LogisticMixture):
     return tf.where(x < -0.999, log_cdf_plus, tf.where(x > 0.999, log_one_minus_cdf_min, log_bin))
 
   def _quantize(self, x):
-    return tf.round((tf.clip_by_value(x, -1., 1.) + 1.) * 127.5) / 127.5 - 1.
+    # Times 1/127.5 rather than divided by 127.5: Grappler rewrites the division in graphs,
+    # which would make eager and tf.function samples differ in the last bit.
+    return tf.round((tf.clip_by_value(x, -1., 1.) + 1.) * 127.5) * (1. / 127.5) - 1.
 
 
 HEADS = {'logistic': LogisticMixture, 'discretized_logistic': DiscretizedLogisticMixture}
@@ -269,8 +273,8 @@ class PixelCNNDistribution(tfd.Distribution):
       self._head = head
       self._image_shape = tuple(int(d) for d in event_shape)
       self._num_mixtures = int(num_mixtures)
-      self._conditioning = (None if conditioning is None
-                            else tf.convert_to_tensor(conditioning, tf.float32, name='conditioning'))
+      self._conditioning = (None if conditioning is None else
+                            tf.convert_to_tensor(conditioning, tf.float32, name='conditioning'))
       self._training = training
       super().__init__(dtype=tf.float32, reparameterization_type=tfd.NOT_REPARAMETERIZED,
                        validate_args=validate_args, allow_nan_stats=True,
@@ -306,7 +310,7 @@ class PixelCNNDistribution(tfd.Distribution):
     return self._head.from_network_output(params[:, -self._image_shape[0]:], self._image_shape[-1])
 
   def _flat(self, x, depth):
-    """x [..., H, W, depth] -> ([B, H, W, depth], leading shape); conditioning likewise, broadcast."""
+    """x [..., H, W, depth] -> (x as [B, H, W, depth], conditioning broadcast likewise, [...])."""
     leading = tf.shape(x)[:-3]
     flat = tf.reshape(x, (-1,) + self._image_shape[:2] + (depth,))
     if self._conditioning is None:
@@ -338,7 +342,8 @@ class PixelCNNDistribution(tfd.Distribution):
     return tf.reshape(x, tf.concat([leading, self._image_shape], 0))
 
   def _sample_n(self, n, seed=None):
-    shape = tf.concat([[n], self.batch_shape_tensor(), self._image_shape[:2], [self.noise_depth]], 0)
+    shape = tf.concat([[n], self.batch_shape_tensor(), self._image_shape[:2],
+                       [self.noise_depth]], 0)
     return self.sample_from_uniform(_uniform(shape, seed, self.dtype))
 
 
