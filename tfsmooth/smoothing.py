@@ -52,6 +52,11 @@ class SmoothedModel(keras.Model):
   def build_variables(self):
     self.prior.build_variables()
     self.conditional.build_variables()
+    self.built = True
+
+  def build(self, input_shape=None):
+    del input_shape
+    self.build_variables()
 
   @property
   def num_params(self):
@@ -62,6 +67,11 @@ class SmoothedModel(keras.Model):
     x = self.prior.check_events(x, 'x')
     x_tilde = self.kernel.smooth(x, seed)
     return -(self.prior.log_prob(x_tilde) + self.conditional.log_prob(x, x_tilde))
+
+  def call(self, x, seed=None, training=None):
+    """`model(x, seed=..., training=True)`: `training_loss` with `training` seen by sub-layers."""
+    del training  # Keras passes it on to the sub-layers.
+    return self.training_loss(x, seed)
 
   def log_weights(self, x, num_samples, seed):
     """log w_k = log p(x~_k) + log p(x | x~_k) - log q(x~_k | x): shape [K, N]."""

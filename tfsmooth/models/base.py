@@ -40,6 +40,12 @@ class DensityModel(keras.Model):
     del seed
     return -self.log_prob(x)
 
+  def call(self, x, seed=None, training=None):
+    """`model(x, seed=..., training=True)`: the per-example training loss in a Keras call
+    context, so that layers such as dropout see `training`."""
+    del training  # Keras passes it on to the sub-layers.
+    return self.training_loss(x, seed)
+
   def check_events(self, x, what):
     """Converts x to float32 and checks that its trailing dims are `event_shape`."""
     x = tf.convert_to_tensor(x, tf.float32)
@@ -61,6 +67,11 @@ class DensityModel(keras.Model):
     """Creates the weights by scoring a dummy batch (call inside `strategy.scope()`)."""
     x = tf.zeros((1,) + self.event_shape)
     self.log_prob(x, x if self.conditional else None)
+    self.built = True
+
+  def build(self, input_shape=None):
+    del input_shape  # the event shape is fixed at construction
+    self.build_variables()
 
   @property
   def num_params(self):

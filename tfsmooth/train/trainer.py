@@ -32,10 +32,11 @@ def model_checkpoint(model, **extra):
   """A tf.train.Checkpoint of the model's weights (plus `extra`).
 
   Keras 3 models are not tracked by tf.train.Checkpoint through attributes, so the weights
-  are listed explicitly, keyed '<position>/<Keras path>' in `model.weights` order (paths alone
-  repeat across sub-models); evaluation and export restore with the same structure.
+  are listed explicitly (all of `model.variables`, so dropout seed states too), keyed
+  '<position>/<Keras path>' (paths alone repeat across sub-models); evaluation and export
+  restore with the same structure.
   """
-  weights = {f'{i:03d}/{v.path}': v for i, v in enumerate(model.weights)}
+  weights = {f'{i:03d}/{v.path}': v for i, v in enumerate(model.variables)}
   return tf.train.Checkpoint(weights=weights, **extra)
 
 
@@ -107,7 +108,7 @@ def train(model_fn, dataset, config, workdir, strategy=None, eval_fn=None):
     seed = tf.random.experimental.stateless_fold_in(
         tf.random.experimental.stateless_fold_in(base_seed, step), replica)
     with tf.GradientTape() as tape:
-      per_example = model.training_loss(batch, seed)
+      per_example = model(batch, seed=seed, training=True)
       loss = tf.reduce_sum(per_example) / tf.cast(
           tf.shape(per_example)[0] * strategy.num_replicas_in_sync, per_example.dtype)
     grads = tape.gradient(loss, model.trainable_variables)
