@@ -10,7 +10,9 @@ of degree m(d) sees only inputs of smaller degree. Hidden unit degrees cycle thr
 close to the identity map).
 
 Conditional p(x | c) (`conditional=True`): the network reads the stacked vector [c, x]
-(c first, so every x_d sees all of c) and scores only the x half: the paper's p(x | x~).
+and scores only the x half: the paper's p(x | x~). The inputs c get degree 0 and hidden
+degrees cycle through 0..D-1, so every hidden unit sees all of c (not only a prefix of it,
+as a plain MADE over [c, x] would allow) and every x_d sees c.
 
 With no hidden layers and D = 1 the network is only its output bias: a plain mixture
 of logistics, the paper's 1-D baseline (`mixture_of_logistics`).
@@ -40,16 +42,17 @@ def input_degrees(event_size, ordering='natural', seed=0):
   raise ValueError(f'Unknown MADE ordering {ordering!r}; choose one of {", ".join(ORDERINGS)}.')
 
 
-def masks(in_degrees, hidden_sizes, out_degrees):
+def masks(in_degrees, hidden_sizes, out_degrees, min_hidden_degree=1):
   """Masks [in, out] for each hidden layer, the output layer and the direct connection.
 
-  Hidden unit of degree m sees inputs of degree <= m; an output of degree m sees
-  hidden units and inputs of degree < m.
+  Hidden degrees cycle through min_hidden_degree..max(in_degrees)-1; a hidden unit of degree
+  m sees inputs of degree <= m; an output of degree m sees hidden units and inputs of
+  degree < m.
   """
-  max_degree = max(int(np.max(in_degrees)), 2)
+  max_degree = max(int(np.max(in_degrees)), min_hidden_degree + 1)
   layer_masks, previous = [], in_degrees
   for units in hidden_sizes:
-    degrees = np.arange(units) % (max_degree - 1) + 1
+    degrees = np.arange(units) % (max_degree - min_hidden_degree) + min_hidden_degree
     layer_masks.append((degrees[None, :] >= previous[:, None]).astype(np.float32))
     previous = degrees
   output_mask = (out_degrees[None, :] > previous[:, None]).astype(np.float32)
@@ -102,9 +105,10 @@ class MADE(base.DensityModel):
       raise ValueError(f'num_mixtures must be >= 1, got {num_mixtures}.')
     self.num_mixtures = int(num_mixtures)
     degrees = input_degrees(event_size, ordering, ordering_seed)
-    in_degrees = np.concatenate([degrees, degrees + event_size]) if conditional else degrees
-    out_degrees = np.repeat(in_degrees[-event_size:], 3 * num_mixtures)
-    hidden_masks, output_mask, direct_mask = masks(in_degrees, tuple(hidden_sizes), out_degrees)
+    in_degrees = np.concatenate([np.zeros(event_size, int), degrees]) if conditional else degrees
+    out_degrees = np.repeat(degrees, 3 * num_mixtures)
+    hidden_masks, output_mask, direct_mask = masks(in_degrees, tuple(hidden_sizes), out_degrees,
+                                                   min_hidden_degree=0 if conditional else 1)
     self.hidden = [MaskedDense(m, activation=activation, name=f'hidden_{i}')
                    for i, m in enumerate(hidden_masks)]
     bias = np.zeros((event_size, 3, num_mixtures), np.float32)
