@@ -3,6 +3,8 @@
   python launch/train.py --config=tfsmooth/configs/rings.py --workdir=runs/rings
   python launch/train.py --config=tfsmooth/configs/rings.py:baseline \
       --config.model.num_mixtures=6 --workdir=runs/rings_made6
+  python launch/train.py --config=tfsmooth/configs/fashion_mnist.py:baseline \
+      --workdir=runs/fmnist_baseline
 
 A rerun with the same --workdir resumes from its last checkpoint.
 """
@@ -16,6 +18,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from tfsmooth.train import images  # noqa: E402
 from tfsmooth.train import lowdim  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
@@ -31,8 +34,9 @@ def main(argv):
   os.makedirs(_WORKDIR.value, exist_ok=True)
   with open(os.path.join(_WORKDIR.value, 'config.json'), 'w') as f:
     f.write(_CONFIG.value.to_json_best_effort(indent=2))
-  metrics = lowdim.run(_CONFIG.value, _WORKDIR.value)
-  print(lowdim.summary_line(metrics), flush=True)
+  runner = images if images.is_image_config(_CONFIG.value) else lowdim
+  metrics = runner.run(_CONFIG.value, _WORKDIR.value)
+  print(runner.summary_line(metrics), flush=True)
 
 
 if __name__ == '__main__':
