@@ -108,6 +108,18 @@ class SmoothedModel(keras.Model):
     """x ~ p(x | x~) for given smoothed (noisy) points x~."""
     return self.conditional.sample(None, seed=seed, conditioning=x_tilde)
 
+  def inpaint(self, x, num_known_rows, seed):
+    """Completes images x [N, H, W, C] below their top `num_known_rows` rows (paper Fig. 14).
+
+    x~_top = x_top + e, e ~ q; x~_bottom ~ p(x~_bottom | x~_top); then
+    x_bottom ~ p(x_bottom | x_top, x~) with the stacked model. Needs models with a
+    `complete(x_known, num_known_rows, seed, conditioning=None)` sampler (PixelCNN).
+    """
+    x = self.prior.check_events(x, 'x')
+    smooth_seed, prior_seed, conditional_seed = samplers.split_seed(seed, 3)
+    x_tilde = self.prior.complete(self.kernel.smooth(x, smooth_seed), num_known_rows, prior_seed)
+    return self.conditional.complete(x, num_known_rows, conditional_seed, conditioning=x_tilde)
+
   def denoise_single_step(self, x_tilde):
     """x_bar = x~ + sigma^2 grad_x~ log p(x~) (Tweedie's formula; Gaussian q only)."""
     if not self.kernel.is_gaussian:

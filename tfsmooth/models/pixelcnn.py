@@ -329,17 +329,36 @@ class PixelCNNDistribution(tfd.Distribution):
     Pixel by pixel in raster order, x_ij = head_ij(x_<ij).sample_from_uniform(u_ij): one
     network evaluation per pixel, in a `tf.while_loop`.
     """
+    u = tf.convert_to_tensor(u, self.dtype)
+    return self.complete_from_uniform(tf.zeros_like(u[..., :self._image_shape[-1]]), 0, u)
+
+  def complete_from_uniform(self, x_known, num_known_rows, u):
+    """x_known's top `num_known_rows` rows, the rest drawn by noise u [..., H, W, K + C].
+
+    x_ij = x_known_ij for i < num_known_rows; then in raster order from the first unknown
+    pixel, x_ij = head_ij(x_<ij).sample_from_uniform(u_ij). x_known [..., H, W, C] has the
+    leading dims of u; its unknown rows are ignored.
+    """
     height, width, channels = self._image_shape
     u, c, leading = self._flat(tf.convert_to_tensor(u, self.dtype), self.noise_depth)
+    x = tf.reshape(tf.convert_to_tensor(x_known, self.dtype), (-1, height, width, channels))
     pixel = tf.reshape(tf.range(height * width), (height, width, 1))
+    start = tf.convert_to_tensor(num_known_rows, tf.int32) * width
+    x = tf.where(pixel < start, x, tf.zeros_like(x))
 
     def step(i, x):
       candidates = self.pixel_distributions(x, c, training=False).sample_from_uniform(u)
       return i + 1, tf.where(tf.equal(pixel, i), candidates, x)
 
-    _, x = tf.while_loop(lambda i, _: i < height * width, step,
-                         (tf.constant(0), tf.zeros_like(u[..., :channels])))
+    _, x = tf.while_loop(lambda i, _: i < height * width, step, (start, x))
     return tf.reshape(x, tf.concat([leading, self._image_shape], 0))
+
+  def complete(self, x_known, num_known_rows, seed):
+    """Completes images x_known [N, H, W, C] below their top `num_known_rows` rows (seeded)."""
+    x_known = tf.convert_to_tensor(x_known, self.dtype)
+    shape = tf.concat([tf.shape(x_known)[:-1], [self.noise_depth]], 0)
+    return self.complete_from_uniform(x_known, num_known_rows,
+                                      _uniform(shape, seed, self.dtype))
 
   def _sample_n(self, n, seed=None):
     shape = tf.concat([[n], self.batch_shape_tensor(), self._image_shape[:2],
@@ -379,6 +398,19 @@ class PixelCNN(base.DensityModel):
     """`PixelCNNDistribution`; `training` switches dropout (None: from the Keras call context)."""
     return PixelCNNDistribution(self.network, HEADS[self.likelihood], self.event_shape,
                                 self.nr_logistic_mix, conditioning, training)
+
+  def complete(self, x_known, num_known_rows, seed, conditioning=None):
+    """Samples the rows below the top `num_known_rows` of x_known [N, H, W, C], keeping those.
+
+    The bottom rows are drawn from p(x_bottom | x_top) (or p(x_bottom | x_top, x~) with
+    conditioning=x~ [N, H, W, C]), pixel by pixel in raster order; known rows come back as given.
+    """
+    x_known = self.check_events(x_known, 'x_known')
+    if isinstance(num_known_rows, int) and not 0 <= num_known_rows <= self.event_shape[0]:
+      raise ValueError(f'num_known_rows must be in [0, {self.event_shape[0]}] (the image '
+                       f'height); got {num_known_rows}.')
+    return self.distribution(self._check_conditioning(conditioning)).complete(
+        x_known, num_known_rows, seed)
 
 
 def from_config(config, event_shape, conditional):
