@@ -60,7 +60,8 @@ def build_model(config, sigma=None):
   return smoothing.SmoothedModel(prior, conditional, kernel)
 
 
-def _load(config, split, max_examples):
+def load_split(config, split, max_examples=None):
+  """The first `max_examples` (None or 0: all) images of `split`, float32 in [-1, 1]."""
   return images.load_images(config.data.name, split, max_examples or None,
                             data_dir=config.data.get('data_dir') or None,
                             source=config.data.get('source', 'auto'),
@@ -151,11 +152,11 @@ def run(config, workdir):
   train_data = images.from_config(config.data, config.data.train_split, batch_size,
                                   shuffle=True, repeat=True, seed=config.train.seed,
                                   drop_remainder=True)
-  validation = _load(config, config.data.validation_split, config.data.validation_examples)
+  validation = load_split(config, config.data.validation_split, config.data.validation_examples)
   result = trainer.train(lambda: build_model(config, sigma), train_data, config.train, workdir,
                          strategy, validation_fn(config, validation))
   model = result.model
-  test = _load(config, config.data.test_split, config.data.test_examples)
+  test = load_split(config, config.data.test_split, config.data.test_examples)
   metrics = {'dataset': config.data.name, 'smoothed': bool(config.smoothing.enabled),
              'num_params': model.num_params, 'test_split': config.data.test_split,
              'test_images': len(test), 'train_seconds': result.train_seconds,
