@@ -22,5 +22,5 @@ def get_config(variant='smoothed'):
   config.train.eval_every = 500
   config.train.log_every = 50
   config.train.checkpoint_every = 250
-  config.data.test_examples = 2000
+  config.data.test_examples = 1000
   return config
