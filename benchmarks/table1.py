@@ -34,8 +34,9 @@ from tfsmooth.train import trainer  # noqa: E402
 
 EXPERIMENTS = {
     'table1': [('baseline', 3), ('baseline', 6), ('smoothed', 3)],
-    'figure12': [('baseline', 5), ('baseline', 6), ('baseline', 7),
-                 ('smoothed', 2), ('smoothed', 3), ('smoothed', 4)],
+    # Runs shared with table1 last, so that finished table1 workdirs can be copied in.
+    'figure12': [('baseline', 5), ('baseline', 7), ('smoothed', 2), ('smoothed', 4),
+                 ('baseline', 6), ('smoothed', 3)],
 }
 _EXPERIMENT = flags.DEFINE_enum('experiment', 'table1', list(EXPERIMENTS), 'Which set of runs.')
 _DATASETS = flags.DEFINE_list('datasets', ['rings', 'olympics'], 'Data sets (config names).')

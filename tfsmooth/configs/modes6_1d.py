@@ -1,9 +1,7 @@
 """Section 4.1: six 1-D modes. Smoothed pair with 2 logistics each, or the mixture baseline.
 
-In 1-D, p(x~) is a plain mixture of logistics (a MADE without hidden layers: the first
-dimension sees no inputs) and p(x | x~) a MADE over [x~, x]: together the paper's single
-MADE over the stacked pair. The kernel study sweeps --config.smoothing.kernel (gaussian,
-laplace, uniform) and --config.smoothing.sigma; the baseline is a mixture of logistics:
+The kernel study sweeps --config.smoothing.kernel (gaussian, laplace, uniform) and
+--config.smoothing.sigma; the baseline is a mixture of logistics (see synthetic.get_1d_config):
 
   python launch/train.py --config=tfsmooth/configs/modes6_1d.py --workdir=runs/modes6
   python launch/train.py --config=tfsmooth/configs/modes6_1d.py:baseline \
@@ -14,10 +12,5 @@ from tfsmooth.configs import synthetic
 
 
 def get_config(variant='smoothed'):
-  config = synthetic.get_config('modes6_1d', variant or 'smoothed', num_mixtures=2, sigma=0.5,
-                                steps=20_000, paper_label='Section 4.1 (figure 4; no table)')
-  for model in (config.model, config.conditional_model):
-    model.loc_init_range = 5.0
-  config.model.hidden_sizes = ()
-  config.conditional_model.hidden_sizes = (64, 64)
-  return config
+  return synthetic.get_1d_config('modes6_1d', variant, sigma=0.5, loc_init_range=5.0,
+                                 paper_label='Section 4.1 (figure 4; no table)')

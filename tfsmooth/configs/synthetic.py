@@ -42,6 +42,20 @@ def get_config(dataset, variant='smoothed', num_mixtures=3, sigma=0.3, steps=60_
   return config
 
 
+def get_1d_config(dataset, variant, sigma, loc_init_range, num_mixtures=2, steps=20_000,
+                  paper_label=''):
+  """A 1-D experiment: p(x~) a plain logistic mixture (a MADE without hidden layers: its only
+  dimension sees no inputs) and p(x | x~) a MADE over [x~, x], together the paper's single
+  MADE over the stacked pair; the baseline is a plain logistic mixture."""
+  config = get_config(dataset, variant or 'smoothed', num_mixtures=num_mixtures, sigma=sigma,
+                      steps=steps, paper_label=paper_label)
+  for model in (config.model, config.conditional_model):
+    model.loc_init_range = loc_init_range
+  config.model.hidden_sizes = ()
+  config.conditional_model.hidden_sizes = (64, 64)
+  return config
+
+
 def reference_nll(config):
   """The paper's figure for this variant and mixture count, or None if it reports none."""
   variant = 'smoothed' if config.smoothing.enabled else 'baseline'

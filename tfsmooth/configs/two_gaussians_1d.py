@@ -10,10 +10,5 @@ from tfsmooth.configs import synthetic
 
 
 def get_config(variant='smoothed'):
-  config = synthetic.get_config('two_gaussians_1d', variant or 'smoothed', num_mixtures=2,
-                                sigma=0.3, steps=20_000, paper_label='App. B.1 (figures only)')
-  for model in (config.model, config.conditional_model):
-    model.loc_init_range = 0.5
-  config.model.hidden_sizes = ()
-  config.conditional_model.hidden_sizes = (64, 64)
-  return config
+  return synthetic.get_1d_config('two_gaussians_1d', variant, sigma=0.3, loc_init_range=0.5,
+                                 paper_label='App. B.1 (figures only)')
