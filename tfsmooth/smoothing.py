@@ -8,7 +8,11 @@ Likelihood bounds, with x~_k ~ q(. | x), k = 1..K, and log w_k = log p(x~_k) + l
 - log q(x~_k | x):
 
   ELBO (paper eq. 3):        log p(x) >= (1/K) sum_k log w_k
-  importance-weighted bound: log p(x) >= log (1/K) sum_k w_k      (ours; tighter, -> log p(x))
+  importance-weighted bound: log p(x) >= log (1/K) sum_k w_k      (ours; tighter)
+
+The IW bound tends to log p(x) as K grows only where q(. | x) covers the model's posterior
+p(x~ | x): true for Gaussian and Laplace q, not for Uniform q, whose support is a box of
+half-width sqrt(3) sigma (measured on modes6_1d: 0.04-0.25 nats above the exact NLL).
 
 Sampling: two-step x~ ~ p(x~), x ~ p(x | x~); single-step (Gaussian q only, paper eq. 2)
 x_bar = x~ + sigma^2 grad_x~ log p(x~), with the full gradient through the network.

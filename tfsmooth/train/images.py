@@ -15,6 +15,7 @@ import math
 import os
 
 from absl import logging
+import keras
 import numpy as np
 from PIL import Image
 import tensorflow as tf
@@ -143,12 +144,9 @@ def sample_grids(model, config, workdir, num_samples, seed, per_row=8):
 def run(config, workdir):
   """Trains (or resumes) the image experiment in `config`, evaluates it, writes its outputs."""
   sigma = resolve_sigma(config) if config.smoothing.enabled else None
-  strategy = strategy_lib.get_strategy(config.train.strategy, config.train.tpu_address)
+  keras.utils.set_random_seed(config.train.seed)  # initial weights and data order
+  strategy = strategy_lib.from_config(config.train)
   batch_size = config.train.batch_size
-  if batch_size % strategy.num_replicas_in_sync:
-    raise ValueError(f'batch_size {batch_size} is not divisible by the '
-                     f'{strategy.num_replicas_in_sync} replicas of the {config.train.strategy} '
-                     'strategy; change --config.train.batch_size.')
   train_data = images.from_config(config.data, config.data.train_split, batch_size,
                                   shuffle=True, repeat=True, seed=config.train.seed,
                                   drop_remainder=True)

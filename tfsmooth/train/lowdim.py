@@ -10,6 +10,7 @@ import json
 import os
 
 from absl import logging
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -101,12 +102,9 @@ def run(config, workdir):
                                   config.data.key or None)
   splits = synthetic.load_splits(dataset)
   dim = splits['train'].shape[1]
-  strategy = strategy_lib.get_strategy(config.train.strategy, config.train.tpu_address)
+  keras.utils.set_random_seed(config.train.seed)  # initial weights and data order
+  strategy = strategy_lib.from_config(config.train)
   batch_size = config.train.batch_size
-  if batch_size % strategy.num_replicas_in_sync:
-    raise ValueError(f'batch_size {batch_size} is not divisible by the '
-                     f'{strategy.num_replicas_in_sync} replicas of the {config.train.strategy} '
-                     'strategy; change --config.train.batch_size.')
   train_data = (tf.data.Dataset.from_tensor_slices(splits['train'])
                 .shuffle(len(splits['train']), seed=config.train.seed).repeat()
                 .batch(batch_size, drop_remainder=True).prefetch(2))

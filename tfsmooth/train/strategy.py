@@ -29,3 +29,13 @@ def get_strategy(name='default', tpu_address=''):
     return tf.distribute.TPUStrategy(resolver)
   raise ValueError(f'Unknown strategy {name!r}; choose one of {", ".join(STRATEGIES)} '
                    '(--config.train.strategy=...).')
+
+
+def from_config(config):
+  """The strategy of `config.train` (strategy, tpu_address), checked against its batch size."""
+  strategy = get_strategy(config.strategy, config.get('tpu_address', ''))
+  if config.batch_size % strategy.num_replicas_in_sync:
+    raise ValueError(f'batch_size {config.batch_size} is not divisible by the '
+                     f'{strategy.num_replicas_in_sync} replicas of the {config.strategy} '
+                     'strategy; change --config.train.batch_size.')
+  return strategy
