@@ -24,6 +24,7 @@ sigma<sigma>_denoised.png (paper figures 8-11 b) and posterior_x0.png (figures 1
 
 import json
 import os
+import sys
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -37,10 +38,13 @@ import matplotlib  # noqa: E402
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy import special  # noqa: E402
 from scipy import stats  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script
+from benchmarks.gaussian_mixture_1d import GAP  # noqa: E402
+from benchmarks.gaussian_mixture_1d import GaussianMixturePosterior  # noqa: E402
+from benchmarks.gaussian_mixture_1d import gap_fraction  # noqa: E402
 from tfsmooth.configs import two_gaussians_1d  # noqa: E402
 from tfsmooth.data import synthetic  # noqa: E402
 from tfsmooth.train import lowdim  # noqa: E402
@@ -58,77 +62,11 @@ _PLOT_DIR = flags.DEFINE_string('plot_dir', 'benchmarks/results/denoising_1d', '
 flags.mark_flag_as_required('workdir')
 
 DATASET = 'two_gaussians_1d'
-GAP = 0.1
 X_TILDE_0 = 0.
 PAPER = ('Figures only: single-step denoising leaves mass in the gap between the modes at '
          'sigma 0.3 (figure 8) and works well at sigma 0.1 (figure 9); p(x | x~) with 1 logistic '
          'centres its one mode at x~0 and leaves the gap filled (figure 10), 2 logistics capture '
          'the bimodal p(x | x~0) and map gap points onto the modes (figure 11).')
-
-
-class GaussianMixturePosterior:
-  """Closed forms for data sum_k w_k N(mu_k, s^2) under Gaussian smoothing of std sigma."""
-
-  def __init__(self, means, scale, sigma, weights=None):
-    self.means = np.asarray(means, np.float64)
-    self.weights = (np.full(len(self.means), 1. / len(self.means)) if weights is None
-                    else np.asarray(weights, np.float64))
-    self.scale, self.sigma = float(scale), float(sigma)
-    self.t2 = self.scale**2 + self.sigma**2
-    self.variance = self.scale**2 * self.sigma**2 / self.t2
-
-  def _component_log_probs(self, x_tilde):
-    x_tilde = np.asarray(x_tilde, np.float64).reshape(-1, 1)
-    return (np.log(self.weights) - 0.5 * np.square(x_tilde - self.means) / self.t2
-            - 0.5 * np.log(2 * np.pi * self.t2))
-
-  def smoothed_log_prob(self, x_tilde):
-    """log p(x~), [N]."""
-    return special.logsumexp(self._component_log_probs(x_tilde), axis=1)
-
-  def responsibilities(self, x_tilde):
-    """r_k(x~) = P(component k | x~), [N, K]."""
-    log_r = self._component_log_probs(x_tilde)
-    return np.exp(log_r - special.logsumexp(log_r, axis=1, keepdims=True))
-
-  def score(self, x_tilde):
-    """grad log p(x~), [N]."""
-    x_tilde = np.asarray(x_tilde, np.float64).reshape(-1, 1)
-    return np.sum(self.responsibilities(x_tilde) * (self.means - x_tilde), axis=1) / self.t2
-
-  def posterior_means(self, x_tilde):
-    """m_k(x~), [N, K]: the mean of x given x~ and component k."""
-    x_tilde = np.asarray(x_tilde, np.float64).reshape(-1, 1)
-    return (self.sigma**2 * self.means + self.scale**2 * x_tilde) / self.t2
-
-  def posterior_mean(self, x_tilde):
-    """E[x | x~] = sum_k r_k m_k, [N]."""
-    return np.sum(self.responsibilities(x_tilde) * self.posterior_means(x_tilde), axis=1)
-
-  def single_step(self, x_tilde):
-    """x~ + sigma^2 grad log p(x~), [N] (equals `posterior_mean`)."""
-    return np.asarray(x_tilde, np.float64).reshape(-1) + self.sigma**2 * self.score(x_tilde)
-
-  def posterior_log_prob(self, x, x_tilde):
-    """log p(x | x~) for matching rows (or x [N] against one x~), [N]."""
-    x = np.asarray(x, np.float64).reshape(-1, 1)
-    log_r = np.log(np.maximum(self.responsibilities(x_tilde), 1e-300))
-    log_n = (-0.5 * np.square(x - self.posterior_means(x_tilde)) / self.variance
-             - 0.5 * np.log(2 * np.pi * self.variance))
-    return special.logsumexp(log_r + log_n, axis=1)
-
-  def posterior_sample(self, x_tilde, rng):
-    """One x ~ p(x | x~) per row of x~, [N]."""
-    r = self.responsibilities(x_tilde)
-    k = (rng.random((len(r), 1)) > np.cumsum(r, axis=1)).sum(axis=1)
-    k = np.minimum(k, len(self.means) - 1)
-    m = self.posterior_means(x_tilde)[np.arange(len(r)), k]
-    return m + np.sqrt(self.variance) * rng.standard_normal(len(r))
-
-
-def gap_fraction(x, gap=GAP):
-  """Fraction of points with |x| < gap."""
-  return float(np.mean(np.abs(np.asarray(x).reshape(-1)) < gap))
 
 
 def make_config(sigma, conditional_mixtures, steps):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmarks import denoising_1d
+from benchmarks import gaussian_mixture_1d as denoising_1d
 
 MEANS, SCALE = [-0.3, 0.3], 0.1
 
