@@ -6,6 +6,10 @@ Variants, chosen by the config string:
   baseline:           one RealNVP on the raw data with the same couplings and depth, its
                       hidden width chosen by `realnvp.width_for_params` so that its parameter
                       count matches the smoothed pair's.
+Adam's learning rate decays exponentially, per step, to `final_lr_fraction` of its start at
+`steps`: `config.train.lr_decay = final_lr_fraction ** (1 / steps)`. That value is fixed when
+the config is built, so with `--config.train.steps=N` also pass
+`--config.train.lr_decay=<0.1 ** (1 / N)>` to keep the schedule.
 """
 
 import ml_collections
@@ -29,8 +33,8 @@ def baseline_hidden(num_couplings, pair_hidden):
   return (width,) * len(pair_hidden)
 
 
-def get_config(dataset, variant, sigma, steps, num_couplings, pair_hidden, learning_rate,
-               lr_decay, max_log_scale=3.0, paper_nll=None, paper_label=''):
+def get_config(dataset, variant, sigma, steps, num_couplings, pair_hidden, learning_rate=1e-3,
+               final_lr_fraction=0.1, max_log_scale=3.0, paper_nll=None, paper_label=''):
   """The ConfigDict of one RealNVP experiment; `config.model` describes p(x) or p(x~)."""
   config = synthetic.get_config(dataset, variant or 'smoothed', sigma=sigma, steps=steps,
                                 paper_nll=paper_nll, paper_label=paper_label)
@@ -41,5 +45,5 @@ def get_config(dataset, variant, sigma, steps, num_couplings, pair_hidden, learn
       max_log_scale=max_log_scale))
   config.conditional_model = ml_collections.ConfigDict(config.model.to_dict())
   config.train.learning_rate = learning_rate
-  config.train.lr_decay = lr_decay
+  config.train.lr_decay = final_lr_fraction ** (1 / steps)
   return config
