@@ -12,13 +12,13 @@ def exact_nll(model, points, batch_size=4096):
   return float(-np.mean(np.concatenate(values)))
 
 
-def smoothed_bounds(model, points, num_samples, seed=0, max_rows=200_000):
+def smoothed_bounds(model, points, num_samples, seed=0, batch_size=None, max_rows=200_000):
   """Per-point (ELBO, importance-weighted bound) on log p(x), each [N].
 
-  Every point gets `num_samples` noise draws; a batch holds at most `max_rows` draws; batch b
-  uses the stateless seed (seed, b).
+  Every point gets `num_samples` noise draws; a batch holds `batch_size` points (by default as
+  many as keep it within `max_rows` draws); batch b uses the stateless seed (seed, b).
   """
-  batch_size = max(1, max_rows // num_samples)
+  batch_size = batch_size or max(1, max_rows // num_samples)
   bounds = tf.function(lambda x, s: model.bounds(x, num_samples, s))
   elbo, iw = [], []
   for index, start in enumerate(range(0, len(points), batch_size)):
@@ -28,7 +28,7 @@ def smoothed_bounds(model, points, num_samples, seed=0, max_rows=200_000):
   return np.concatenate(elbo), np.concatenate(iw)
 
 
-def smoothed_nll(model, points, num_samples, seed=0):
+def smoothed_nll(model, points, num_samples, seed=0, batch_size=None):
   """(NLL from the ELBO, NLL from the IW bound): both upper bounds on -log p, nats per point."""
-  elbo, iw = smoothed_bounds(model, points, num_samples, seed)
+  elbo, iw = smoothed_bounds(model, points, num_samples, seed, batch_size)
   return float(-np.mean(elbo)), float(-np.mean(iw))

@@ -10,11 +10,9 @@ discretized head (a pmf over the 256 values, so these are discrete likelihoods):
              x~_k ~ N(x, sigma^2 I) (`SmoothedModel.bounds`).
 """
 
-import json
 import math
 import os
 
-from absl import logging
 import keras
 import numpy as np
 from PIL import Image
@@ -25,6 +23,7 @@ from tfsmooth import kernels
 from tfsmooth import smoothing
 from tfsmooth.configs import images as image_configs
 from tfsmooth.data import images
+from tfsmooth.evaluation import likelihood
 from tfsmooth.models import registry
 from tfsmooth.train import strategy as strategy_lib
 from tfsmooth.train import trainer
@@ -71,22 +70,12 @@ def load_split(config, split, max_examples=None):
 
 def bits_per_dim(model, config, x, num_samples, seed):
   """Mean bpd over images x: exact (baseline) or (ELBO, IW) upper bounds (smoothed)."""
-  dims = math.prod(x.shape[1:])
-  scale = 1. / (dims * math.log(2.))
+  nats_to_bpd = 1. / (math.prod(x.shape[1:]) * math.log(2.))
   batch = config.eval.batch_size
   if not config.smoothing.enabled:
-    log_prob = tf.function(model.log_prob)
-    values = np.concatenate([log_prob(tf.constant(x[i:i + batch])).numpy()
-                             for i in range(0, len(x), batch)])
-    return float(-np.mean(values) * scale)
-  bounds = tf.function(lambda xs, s: model.bounds(xs, num_samples, s))
-  elbo, iw = [], []
-  for index, start in enumerate(range(0, len(x), batch)):
-    e, w = bounds(tf.constant(x[start:start + batch]), tf.constant([seed, index]))
-    elbo.append(e.numpy())
-    iw.append(w.numpy())
-  return (float(-np.mean(np.concatenate(elbo)) * scale),
-          float(-np.mean(np.concatenate(iw)) * scale))
+    return likelihood.exact_nll(model, x, batch) * nats_to_bpd
+  nll_elbo, nll_iw = likelihood.smoothed_nll(model, x, num_samples, seed, batch)
+  return nll_elbo * nats_to_bpd, nll_iw * nats_to_bpd
 
 
 def validation_fn(config, x):
@@ -170,9 +159,7 @@ def run(config, workdir):
                    num_params_conditional=model.conditional.num_params)
   else:
     metrics['bpd'] = bits_per_dim(model, config, test, 1, 0)
-  with open(os.path.join(workdir, 'metrics.json'), 'w') as f:
-    json.dump(metrics, f, indent=2)
-  logging.info('metrics: %s', metrics)
+  trainer.write_metrics(workdir, metrics)
   sample_grids(model, config, workdir, config.eval.num_samples, config.eval.seed)
   return metrics
 

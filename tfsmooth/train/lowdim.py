@@ -6,12 +6,9 @@ metrics.json with NLLs in nats per point on the test split: `nll` (baseline, exa
 the data set has a density, `num_params`, `train_seconds` and the paper's figure.
 """
 
-import json
 import os
 
-from absl import logging
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfsmooth import kernels
@@ -114,9 +111,7 @@ def run(config, workdir):
   metrics.update(train_seconds=result.train_seconds, steps=result.step,
                  best_step=result.best_step, validation_nll=result.best_metric)
   make_plots(result.model, config, dataset, splits, workdir)
-  with open(os.path.join(workdir, 'metrics.json'), 'w') as f:
-    json.dump(metrics, f, indent=2)
-  logging.info('metrics: %s', metrics)
+  trainer.write_metrics(workdir, metrics)
   return metrics
 
 

@@ -11,6 +11,7 @@ iterator and the accumulated training time; a rerun with the same workdir resume
 """
 
 import dataclasses
+import json
 import os
 import time
 
@@ -58,6 +59,13 @@ def make_optimizer(config):
     learning_rate = keras.optimizers.schedules.ExponentialDecay(
         config.learning_rate, decay_steps=1, decay_rate=config.lr_decay)
   return keras.optimizers.Adam(learning_rate, global_clipnorm=config.get('grad_clip_norm'))
+
+
+def write_metrics(workdir, metrics):
+  """Writes `metrics` to workdir/metrics.json (the run's figures) and logs them."""
+  with open(os.path.join(workdir, 'metrics.json'), 'w') as f:
+    json.dump(metrics, f, indent=2)
+  logging.info('metrics: %s', metrics)
 
 
 def _format_seconds(seconds):
