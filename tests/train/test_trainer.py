@@ -95,6 +95,16 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
     trainer.train(lambda: made.MADE(2, (8,), 2), data, _config(3), str(tmp_path))
 
 
+def test_final_lr_fraction_follows_the_run_length():
+  for steps in (100, 400):
+    schedule = trainer.make_optimizer(_config(steps, final_lr_fraction=0.05))._learning_rate
+    assert float(schedule(0)) == pytest.approx(3e-3)
+    assert float(schedule(steps // 2)) == pytest.approx(3e-3 * 0.05**0.5, rel=1e-4)
+    assert float(schedule(steps)) == pytest.approx(3e-3 * 0.05, rel=1e-4)
+  with pytest.raises(ValueError, match='not both'):
+    trainer.make_optimizer(_config(10, final_lr_fraction=0.05, lr_decay=0.99))
+
+
 def test_unknown_strategy_lists_the_choices():
   with pytest.raises(ValueError, match='default, mirrored, multi_worker, tpu'):
     strategy_lib.get_strategy('gpu')

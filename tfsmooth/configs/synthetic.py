@@ -30,6 +30,7 @@ def get_config(dataset, variant='smoothed', num_mixtures=3, sigma=0.3, steps=60_
   config.conditional_model = ml_collections.ConfigDict(config.model.to_dict())
   config.train = ml_collections.ConfigDict(dict(
       steps=steps, batch_size=256, learning_rate=1e-3, lr_decay=1.0,
+      final_lr_fraction=ml_collections.config_dict.placeholder(float),
       grad_clip_norm=ml_collections.config_dict.placeholder(float), seed=0,
       log_every=1000, eval_every=2000, checkpoint_every=2000, keep_checkpoints=2,
       jit_compile=True, strategy='default', tpu_address=''))

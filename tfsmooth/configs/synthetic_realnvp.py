@@ -7,9 +7,7 @@ Variants, chosen by the config string:
                       hidden width chosen by `realnvp.width_for_params` so that its parameter
                       count matches the smoothed pair's.
 Adam's learning rate decays exponentially, per step, to `final_lr_fraction` of its start at
-`steps`: `config.train.lr_decay = final_lr_fraction ** (1 / steps)`. That value is fixed when
-the config is built, so with `--config.train.steps=N` also pass
-`--config.train.lr_decay=<0.1 ** (1 / N)>` to keep the schedule.
+`steps` (also after `--config.train.steps=N`).
 """
 
 import ml_collections
@@ -45,5 +43,5 @@ def get_config(dataset, variant, sigma, steps, num_couplings, pair_hidden, learn
       max_log_scale=max_log_scale))
   config.conditional_model = ml_collections.ConfigDict(config.model.to_dict())
   config.train.learning_rate = learning_rate
-  config.train.lr_decay = final_lr_fraction ** (1 / steps)
+  config.train.final_lr_fraction = final_lr_fraction
   return config

@@ -53,11 +53,25 @@ def restore_model(model, directory):
 
 
 def make_optimizer(config):
-  """Adam with optional per-step exponential decay and global-norm clipping."""
+  """Adam with optional per-step exponential decay and global-norm clipping.
+
+  The learning rate at step t is learning_rate * r^t, with r = `lr_decay`, or, when
+  `final_lr_fraction` f is set, r = f^(1 / steps): the rate ends at f * learning_rate however
+  many steps the run is given.
+  """
   learning_rate = config.learning_rate
-  if config.get('lr_decay', 1.0) != 1.0:
+  decay_rate = config.get('lr_decay', 1.0)
+  final_fraction = config.get('final_lr_fraction')
+  if final_fraction is not None:
+    if decay_rate != 1.0:
+      raise ValueError(f'Set one of train.lr_decay ({decay_rate}) and train.final_lr_fraction '
+                       f'({final_fraction}), not both.')
+    if not 0 < final_fraction <= 1:
+      raise ValueError(f'train.final_lr_fraction must be in (0, 1], got {final_fraction}.')
+    decay_rate = final_fraction**(1 / config.steps)
+  if decay_rate != 1.0:
     learning_rate = keras.optimizers.schedules.ExponentialDecay(
-        config.learning_rate, decay_steps=1, decay_rate=config.lr_decay)
+        config.learning_rate, decay_steps=1, decay_rate=decay_rate)
   return keras.optimizers.Adam(learning_rate, global_clipnorm=config.get('grad_clip_norm'))
 
 
@@ -79,7 +93,7 @@ def train(model_fn, dataset, config, workdir, strategy=None, eval_fn=None):
   Args:
     model_fn: builds the model; called inside `strategy.scope()`.
     dataset: yields batches of the global batch size, forever.
-    config: `config.train` ConfigDict: steps, learning_rate, lr_decay, grad_clip_norm, seed,
+    config: `config.train` ConfigDict: steps, learning_rate, lr_decay or final_lr_fraction, grad_clip_norm, seed,
       log_every, eval_every, checkpoint_every, keep_checkpoints, jit_compile.
     workdir: checkpoints in `workdir/checkpoints`, the best (lowest `eval_fn` 'validation')
       in `workdir/best`, TensorBoard summaries in `workdir/summaries`.
