@@ -62,9 +62,7 @@ def load_run(workdir):
     if sigma is None:
       sigma = images.resolve_sigma(config)
   model = images.build_model(config, sigma)
-  best = os.path.join(workdir, 'best')
-  path = trainer.restore_model(
-      model, best if tf.train.latest_checkpoint(best) else os.path.join(workdir, 'checkpoints'))
+  path = trainer.restore_best(model, workdir)
   logging.info('Restored %s', path)
   return config, model, sigma
 

@@ -7,6 +7,8 @@ import tensorflow_probability as tfp
 
 from tfsmooth import kernels
 from tfsmooth import smoothing
+from tfsmooth.data import synthetic
+from tfsmooth.evaluation import likelihood
 from tfsmooth.models import base
 from tfsmooth.models import made
 
@@ -16,13 +18,13 @@ tfd = tfp.distributions
 class LinearGaussian(base.DensityModel):
   """p(x~) = N(0, s^2 I), or p(x | c) = N(a c, s^2 I): every marginal is known in closed form."""
 
-  def __init__(self, scale, slope=None):
-    super().__init__((2,), conditional=slope is not None)
+  def __init__(self, scale, slope=None, dim=2):
+    super().__init__((dim,), conditional=slope is not None)
     self.scale, self.slope = scale, slope
 
   def distribution(self, conditioning=None):
     loc = 0. if conditioning is None else self.slope * conditioning
-    return tfd.Independent(tfd.Normal(loc + tf.zeros([2]), self.scale), 1)
+    return tfd.Independent(tfd.Normal(loc + tf.zeros(self.event_shape), self.scale), 1)
 
 
 # p(x) = int N(x~; 0, 1) N(x; 0.8 x~, 0.5^2) dx~ = N(x; 0, 0.8^2 + 0.5^2).
@@ -114,3 +116,28 @@ def test_mismatched_stages_are_rejected():
   with pytest.raises(ValueError, match='unconditional prior'):
     smoothing.SmoothedModel(LinearGaussian(1.0, 1.0), LinearGaussian(1.0, 1.0),
                             kernels.SmoothingKernel('gaussian', 0.3))
+
+
+@pytest.mark.parametrize('prior_scale_error', [1.0, 1.3])
+def test_decompose_finds_no_excess_in_the_true_pair_and_blames_the_wrong_stage(
+    prior_scale_error):
+  # Data N(0, s^2), q = N(x, sigma^2): p(x~) = N(0, t^2), p(x | x~) = N(x~ s^2 / t^2, s^2 sigma^2 / t^2).
+  s, sigma = 0.4, 0.3
+  t2 = s**2 + sigma**2
+  dataset = synthetic.GaussianMixture1D('gaussian', [0.], s)
+  model = smoothing.SmoothedModel(
+      LinearGaussian(math.sqrt(t2) * prior_scale_error, dim=1),
+      LinearGaussian(s * sigma / math.sqrt(t2), s**2 / t2, dim=1),
+      kernels.SmoothingKernel('gaussian', sigma))
+  points = dataset.sample(2000, seed=0)
+  terms = likelihood.decompose(model, dataset, points, num_samples=4, batch_size=500)
+  # Exact per sample: the true pair's terms equal the truth's, and they sum to -ELBO.
+  assert terms['conditional_nll'] == pytest.approx(terms['true_conditional_nll'], abs=1e-4)
+  assert terms['nll_elbo'] == pytest.approx(
+      likelihood.smoothed_nll(model, points, 4, batch_size=500)[0], abs=1e-5)
+  prior_excess = terms['prior_nll'] - terms['true_prior_nll']
+  if prior_scale_error == 1.0:
+    assert abs(prior_excess) < 1e-4
+    assert terms['nll_elbo'] == pytest.approx(terms['true_nll'], abs=1e-4)
+  else:  # KL(N(0, t^2) || N(0, 1.69 t^2)) ~ 0.0435, up to the sampling error of 8000 draws
+    assert prior_excess == pytest.approx(math.log(1.3) + 0.5 / 1.69 - 0.5, abs=0.01)

@@ -85,6 +85,25 @@ def test_entropy_matches_design_table(name):
   assert abs(estimate - SETS[name][0]) < 4 * stderr + 0.005
 
 
+@pytest.mark.parametrize('name, sigma', [('olympics', 0.05), ('modes6_1d', 0.2)])
+def test_gaussian_smoothed_density_is_the_convolution(name, sigma):
+  # p(x~) = E_x N(x~; x, sigma^2 I), estimated over 1M data points at a few x~; the sigmas
+  # are near the data's own noise, so forgetting it (noise sigma, not hypot) would fail.
+  dataset = synthetic.get_dataset(name)
+  x = dataset.sample(1_000_000, seed=5).astype(np.float64)
+  x_tilde = dataset.gaussian_smoothed(sigma).sample(8, seed=6).astype(np.float64)
+  log_q = (-np.square(x_tilde[:, None, :] - x[None]).sum(-1) / (2 * sigma**2)
+           - dataset.dim * np.log(np.sqrt(2 * np.pi) * sigma))
+  monte_carlo = np.log(np.mean(np.exp(log_q), axis=1))
+  np.testing.assert_allclose(dataset.gaussian_smoothed(sigma).log_prob(x_tilde), monte_carlo,
+                             atol=0.03)
+
+
+def test_checkerboard_has_no_closed_form_smoothed_density():
+  with pytest.raises(NotImplementedError, match='no closed-form'):
+    synthetic.get_dataset('checkerboard').gaussian_smoothed(0.3)
+
+
 def test_checkerboard_support():
   board = synthetic.get_dataset('checkerboard')
   inside = [[-3, -3], [-1, -1], [1, 1], [3, -1], [-4, -4], [3.99, 3.99]]

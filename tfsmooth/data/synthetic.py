@@ -99,6 +99,11 @@ class Dataset:
     mean = total / num_samples
     return mean, np.sqrt(max(total_sq / num_samples - mean**2, 0.) / num_samples)
 
+  def gaussian_smoothed(self, sigma):
+    """The data set of x~ = x + sigma e, e ~ N(0, I), when its density has a closed form."""
+    raise NotImplementedError(f'{self.name} has no closed-form Gaussian-smoothed density; '
+                              'noisy-circle and 1-D Gaussian-mixture data sets have one.')
+
   def splits(self):
     """{'train', 'validation', 'test'}: float32 arrays of `SPLIT_SIZES` draws, `SPLIT_SEEDS`."""
     return {split: self.sample(size, SPLIT_SEEDS[split]) for split, size in SPLIT_SIZES.items()}
@@ -126,6 +131,11 @@ class NoisyCircles(Dataset):
              - np.log(2 * np.pi * s2))
     return special.logsumexp(log_p, axis=1) - np.log(len(self.centres))
 
+  def gaussian_smoothed(self, sigma):
+    """Noisy circles with noise sqrt(noise^2 + sigma^2): Gaussian noise adds in variance."""
+    return NoisyCircles(f'{self.name}_smoothed', self.centres, self.radii,
+                        np.hypot(self.noise, sigma))
+
 
 class GaussianMixture1D(Dataset):
   """Equal-weight mixture of N(mean_k, scale^2) in one dimension."""
@@ -143,6 +153,10 @@ class GaussianMixture1D(Dataset):
     z = (x - self.means) / self.scale
     log_p = -0.5 * np.square(z) - np.log(self.scale * np.sqrt(2 * np.pi))
     return special.logsumexp(log_p, axis=1) - np.log(len(self.means))
+
+  def gaussian_smoothed(self, sigma):
+    """The mixture with scale sqrt(scale^2 + sigma^2)."""
+    return GaussianMixture1D(f'{self.name}_smoothed', self.means, np.hypot(self.scale, sigma))
 
 
 class Checkerboard(Dataset):

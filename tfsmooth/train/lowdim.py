@@ -6,9 +6,11 @@ metrics.json with NLLs in nats per point on the test split: `nll` (baseline, exa
 the data set has a density, `num_params`, `train_seconds` and the paper's figure.
 """
 
+import json
 import os
 
 import keras
+import ml_collections
 import tensorflow as tf
 
 from tfsmooth import kernels
@@ -32,6 +34,22 @@ def build_model(config, dim):
   kernel = kernels.SmoothingKernel(config.smoothing.kernel, config.smoothing.sigma)
   conditional = registry.build(config.conditional_model, (dim,), conditional=True)
   return smoothing.SmoothedModel(prior, conditional, kernel)
+
+
+def load_run(workdir):
+  """(config, dataset, splits, model with its best weights) of a launch/train.py run."""
+  config_path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(config_path):
+    raise FileNotFoundError(f'No config.json in {workdir}: pass the --workdir of a '
+                            'launch/train.py run.')
+  with open(config_path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  dataset = synthetic.get_dataset(config.data.name, config.data.path or None,
+                                  config.data.key or None)
+  splits = synthetic.load_splits(dataset)
+  model = build_model(config, splits['train'].shape[1])
+  trainer.restore_best(model, workdir)
+  return config, dataset, splits, model
 
 
 def validation_fn(config, points):

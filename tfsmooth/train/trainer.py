@@ -52,6 +52,13 @@ def restore_model(model, directory):
   return path
 
 
+def restore_best(model, workdir):
+  """Loads a run's best checkpoint (workdir/best), or its newest one if it kept no best."""
+  best = os.path.join(workdir, 'best')
+  return restore_model(
+      model, best if tf.train.latest_checkpoint(best) else os.path.join(workdir, 'checkpoints'))
+
+
 def make_optimizer(config):
   """Adam with optional per-step exponential decay and global-norm clipping.
 

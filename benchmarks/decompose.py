@@ -1,0 +1,48 @@
+"""Where a trained Gaussian-smoothed pair loses likelihood: p(x~) and p(x | x~) against the truth.
+
+For a finished smoothed run of launch/train.py on a data set whose smoothed density has a
+closed form (rings, olympics, the 1-D mixtures), splits the test -ELBO into its two model
+terms and compares each with the true one (`tfsmooth.evaluation.likelihood.decompose`):
+
+  nll_elbo - true_nll = (prior_nll - true_prior_nll) + (conditional_nll - true_conditional_nll)
+
+Writes <workdir>/decomposition.json and prints one line per term.
+
+  python benchmarks/decompose.py --workdir=runs/rings
+"""
+
+import json
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from tfsmooth.evaluation import likelihood  # noqa: E402
+from tfsmooth.train import lowdim  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'A smoothed launch/train.py run.', required=True)
+_NUM_SAMPLES = flags.DEFINE_integer('num_samples', 16, 'Noise draws x~ per test point.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the noise draws.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  config, dataset, splits, model = lowdim.load_run(_WORKDIR.value)
+  if not config.smoothing.enabled:
+    raise app.UsageError(f'{_WORKDIR.value} holds a baseline run: its NLL is exact already.')
+  terms = likelihood.decompose(model, dataset, splits['test'], _NUM_SAMPLES.value, _SEED.value)
+  terms.update(dataset=dataset.name, sigma=config.smoothing.sigma,
+               num_samples=_NUM_SAMPLES.value, test_points=len(splits['test']))
+  with open(os.path.join(_WORKDIR.value, 'decomposition.json'), 'w') as f:
+    json.dump(terms, f, indent=2)
+  for name, label in (('prior', 'p(x~)    '), ('conditional', 'p(x | x~)'), ('', '-ELBO    ')):
+    model_key, true_key = (f'{name}_nll', f'true_{name}_nll') if name else ('nll_elbo', 'true_nll')
+    print(f'{label} model {terms[model_key]:.4f}  true {terms[true_key]:.4f}  '
+          f'excess {terms[model_key] - terms[true_key]:.4f} nats/point')
+
+
+if __name__ == '__main__':
+  app.run(main)
