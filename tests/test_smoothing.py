@@ -70,7 +70,8 @@ def test_single_step_denoising_is_tweedie_on_a_gaussian():
   # E[x | x~] = x~ t^2 / (t^2 + sigma^2) = x~ + sigma^2 grad log p(x~).
   t, sigma = 0.7, 0.5
   model = smoothing.SmoothedModel(LinearGaussian(math.sqrt(t**2 + sigma**2)),
-                                  LinearGaussian(1.0, 1.0), kernels.SmoothingKernel('gaussian', sigma))
+                                  LinearGaussian(1.0, 1.0),
+                                  kernels.SmoothingKernel('gaussian', sigma))
   x_tilde = tf.constant(np.random.default_rng(1).normal(size=(50, 2)), tf.float32)
   expected = x_tilde * t**2 / (t**2 + sigma**2)
   np.testing.assert_allclose(model.denoise_single_step(x_tilde), expected, rtol=1e-5, atol=1e-6)
@@ -121,7 +122,8 @@ def test_mismatched_stages_are_rejected():
 @pytest.mark.parametrize('prior_scale_error', [1.0, 1.3])
 def test_decompose_finds_no_excess_in_the_true_pair_and_blames_the_wrong_stage(
     prior_scale_error):
-  # Data N(0, s^2), q = N(x, sigma^2): p(x~) = N(0, t^2), p(x | x~) = N(x~ s^2 / t^2, s^2 sigma^2 / t^2).
+  # Data N(0, s^2), q = N(x, sigma^2), t^2 = s^2 + sigma^2: p(x~) = N(0, t^2) and
+  # p(x | x~) = N(x~ s^2 / t^2, s^2 sigma^2 / t^2).
   s, sigma = 0.4, 0.3
   t2 = s**2 + sigma**2
   dataset = synthetic.GaussianMixture1D('gaussian', [0.], s)
