@@ -1,0 +1,125 @@
+"""PixelCNN++ speed on 28x28x1 images against TFP's `tfd.PixelCNN` in the same process.
+
+Timed per model, on the same random 8-bit batch: a training step (log_prob, gradient, an SGD
+update; `tf.function`, no XLA), median of --steps after two warm-up steps; and drawing
+--num_samples images (one call after a warm-up call that traces it). Models:
+
+  tfp_pixelcnn     tfd.PixelCNN, 32 filters, 1 resnet per block, 3 hierarchies, 5 logistics
+                   (the peer; every ratio is against it)
+  ours_32          tfsmooth PixelCNN++, discretized head, 32 filters, 1 resnet, 10 logistics
+  baseline         the fashion_mnist.py:baseline network (45 filters)
+  smoothed_pair    the fashion_mnist.py:smoothed pair (p(x~) and the stacked p(x | x~), 32 filters)
+
+Writes --output (JSON). Machines here are shared: compare the ratios, not the seconds.
+
+  python benchmarks/pixelcnn_speed.py --output=benchmarks/results/pixelcnn_speed.json
+"""
+
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_probability as tfp  # noqa: E402
+
+from tfsmooth.configs import fashion_mnist  # noqa: E402
+from tfsmooth.models import pixelcnn  # noqa: E402
+from tfsmooth.train import images  # noqa: E402
+
+tfd = tfp.distributions
+
+_BATCH = flags.DEFINE_integer('batch_size', 32, 'Training batch size.')
+_STEPS = flags.DEFINE_integer('steps', 10, 'Timed training steps per model.')
+_NUM_SAMPLES = flags.DEFINE_integer('num_samples', 4, 'Images drawn in the sampling timing.')
+_OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/pixelcnn_speed.json', 'JSON path.')
+
+SHAPE = (28, 28, 1)
+
+
+def _tfp_pixelcnn():
+  """The peer: (loss_fn(x_in_[-1, 1]), sample_fn(n, seed), variables)."""
+  dist = tfd.PixelCNN(image_shape=SHAPE, num_resnet=1, num_hierarchies=3, num_filters=32,
+                      num_logistic_mix=5, dropout_p=0.)
+  loss = lambda x: -tf.reduce_mean(dist.log_prob(tf.round((x + 1.) * 127.5)))  # noqa: E731
+  # tfd.PixelCNN takes only stateful int seeds.
+  sample = lambda n, seed: dist.sample(n, seed=7)  # noqa: E731
+  return loss, sample, dist.trainable_variables
+
+
+def _ours(model):
+  """(loss_fn, sample_fn, variables) of a tfsmooth DensityModel or SmoothedModel."""
+  model.build_variables()
+  loss = lambda x: tf.reduce_mean(model.training_loss(x, tf.constant([0, 1])))  # noqa: E731
+  return loss, model.sample, model.trainable_variables
+
+
+def _models():
+  fashion = {variant: fashion_mnist.get_config(variant) for variant in ('baseline', 'smoothed')}
+  yield 'tfp_pixelcnn', _tfp_pixelcnn
+  yield 'ours_32', lambda: _ours(pixelcnn.PixelCNN(SHAPE, nr_resnet=1, nr_filters=32,
+                                                   nr_logistic_mix=10, dropout=0.))
+  yield 'baseline', lambda: _ours(images.build_model(fashion['baseline']))
+  yield 'smoothed_pair', lambda: _ours(images.build_model(fashion['smoothed']))
+
+
+def _time(fn, *args):
+  start = time.perf_counter()
+  tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
+  return time.perf_counter() - start
+
+
+def measure(build, x):
+  loss_fn, sample_fn, variables = build()
+
+  @tf.function
+  def train_step(batch):
+    with tf.GradientTape() as tape:
+      loss = loss_fn(batch)
+    for v, g in zip(variables, tape.gradient(loss, variables)):
+      v.assign_sub(1e-4 * g)
+    return loss
+
+  for _ in range(2):
+    _time(train_step, x)
+  step_seconds = statistics.median(_time(train_step, x) for _ in range(_STEPS.value))
+  sample = tf.function(sample_fn)
+  _time(sample, _NUM_SAMPLES.value, tf.constant([0, 0]))
+  sample_seconds = _time(sample, _NUM_SAMPLES.value, tf.constant([1, 2]))
+  num_params = int(sum(np.prod(v.shape) for v in variables))
+  return dict(step_seconds=step_seconds, sample_seconds=sample_seconds, num_params=num_params)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  n_samples = _NUM_SAMPLES.value
+  rng = np.random.default_rng(0)
+  x = tf.constant(rng.integers(0, 256, (_BATCH.value,) + SHAPE) / 127.5 - 1., tf.float32)
+  results = {}
+  for name, build in _models():
+    results[name] = measure(build, x)
+    print(name, {k: round(v, 3) for k, v in results[name].items()}, flush=True)
+  peer = results['tfp_pixelcnn']
+  for r in results.values():
+    r['step_ratio_to_tfp'] = r['step_seconds'] / peer['step_seconds']
+    r['sample_ratio_to_tfp'] = r['sample_seconds'] / peer['sample_seconds']
+  results['settings'] = dict(batch_size=_BATCH.value, steps=_STEPS.value,
+                             num_samples=n_samples,
+                             cpu_count=os.cpu_count(), load_average=os.getloadavg())
+  with open(_OUTPUT.value, 'w') as f:
+    json.dump(results, f, indent=2)
+  for name, r in results.items():
+    if name != 'settings':
+      print(f'{name:14s} step {r["step_seconds"]:.3f} s ({r["step_ratio_to_tfp"]:.2f}x TFP), '
+            f'sample {n_samples} in {r["sample_seconds"]:.1f} s '
+            f'({r["sample_ratio_to_tfp"]:.2f}x TFP), {r["num_params"]:,} params')
+
+
+if __name__ == '__main__':
+  app.run(main)
