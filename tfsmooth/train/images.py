@@ -91,9 +91,14 @@ def to_uint8(x):
   return np.round((np.clip(np.asarray(x), -1., 1.) + 1.) * 127.5).astype(np.uint8)
 
 
-def save_grid(rows, path, pad=2):
-  """Saves a PNG grid; `rows` is a list of [N, H, W, C] image batches in [-1, 1], one per row."""
-  rows = [to_uint8(r) for r in rows]
+def save_grid(rows, path, pad=2, min_height=96):
+  """Saves a PNG grid; `rows` is a list of [N, H, W, C] image batches in [-1, 1], one per row.
+
+  Images are enlarged by the largest integer factor that keeps them at most `min_height` pixels
+  high (nearest neighbour: pixels stay visible as pixels), so 28x28 grids are legible.
+  """
+  scale = max(1, min_height // rows[0].shape[1])
+  rows = [np.repeat(np.repeat(to_uint8(r), scale, axis=1), scale, axis=2) for r in rows]
   height, width, channels = rows[0].shape[1:]
   columns = max(len(r) for r in rows)
   grid = np.full((len(rows) * (height + pad) + pad, columns * (width + pad) + pad, channels), 255,
