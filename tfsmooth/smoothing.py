@@ -77,16 +77,25 @@ class SmoothedModel(keras.Model):
     del training  # Keras passes it on to the sub-layers.
     return self.training_loss(x, seed)
 
-  def log_weights(self, x, num_samples, seed):
-    """log w_k = log p(x~_k) + log p(x | x~_k) - log q(x~_k | x): shape [K, N]."""
+  def log_terms(self, x, num_samples, seed):
+    """K draws x~_k ~ q(. | x) and the terms of their weights.
+
+    Returns (x~ [K, N, ...], log q(x~_k | x), log p(x~_k), log p(x | x~_k)), the last three [K, N].
+    """
     x = self.prior.check_events(x, 'x')
     q = self.kernel(x)
     x_tilde = q.sample(num_samples, seed=seed)
     log_q = q.log_prob(x_tilde)
     flat_tilde = tf.reshape(x_tilde, (-1,) + self.event_shape)
     flat_x = tf.reshape(tf.broadcast_to(x, tf.shape(x_tilde)), (-1,) + self.event_shape)
-    log_joint = self.prior.log_prob(flat_tilde) + self.conditional.log_prob(flat_x, flat_tilde)
-    return tf.reshape(log_joint, tf.shape(log_q)) - log_q
+    unflatten = lambda t: tf.reshape(t, tf.shape(log_q))  # noqa: E731
+    return (x_tilde, log_q, unflatten(self.prior.log_prob(flat_tilde)),
+            unflatten(self.conditional.log_prob(flat_x, flat_tilde)))
+
+  def log_weights(self, x, num_samples, seed):
+    """log w_k = log p(x~_k) + log p(x | x~_k) - log q(x~_k | x): shape [K, N]."""
+    _, log_q, log_prior, log_conditional = self.log_terms(x, num_samples, seed)
+    return log_prior + log_conditional - log_q
 
   def bounds(self, x, num_samples, seed):
     """(ELBO, importance-weighted bound) on log p(x), per example, from the same K draws."""

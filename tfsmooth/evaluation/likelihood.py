@@ -48,23 +48,15 @@ def decompose(model, dataset, points, num_samples, seed=0, batch_size=1000):
     raise ValueError(f'decompose needs Gaussian smoothing; the model uses {model.kernel.name}.')
   smoothed_data = dataset.gaussian_smoothed(model.kernel.sigma)
 
-  @tf.function
-  def model_terms(x, s):
-    q = model.kernel(x)
-    x_tilde = q.sample(num_samples, seed=s)
-    flat_tilde = tf.reshape(x_tilde, (-1,) + model.event_shape)
-    flat_x = tf.reshape(tf.broadcast_to(x, tf.shape(x_tilde)), (-1,) + model.event_shape)
-    return (flat_x, flat_tilde, tf.reshape(q.log_prob(x_tilde), [-1]),
-            model.prior.log_prob(flat_tilde), model.conditional.log_prob(flat_x, flat_tilde))
-
+  log_terms = tf.function(lambda x, s: model.log_terms(x, num_samples, s))
   sums = dict.fromkeys(('prior_nll', 'true_prior_nll', 'conditional_nll',
                         'true_conditional_nll', 'nll_elbo', 'true_nll'), 0.)
   for index, start in enumerate(range(0, len(points), batch_size)):
-    x, x_tilde, log_q, log_prior, log_conditional = (
-        t.numpy().astype(np.float64)
-        for t in model_terms(tf.constant(points[start:start + batch_size]),
-                             tf.constant([seed, index])))
-    log_p_x, log_p_tilde = dataset.log_prob(x), smoothed_data.log_prob(x_tilde)
+    x = points[start:start + batch_size]
+    x_tilde, log_q, log_prior, log_conditional = (
+        t.numpy().astype(np.float64) for t in log_terms(tf.constant(x), tf.constant([seed, index])))
+    log_p_x = np.broadcast_to(dataset.log_prob(x), log_q.shape)  # one value per point, K times
+    log_p_tilde = smoothed_data.log_prob(x_tilde.reshape(-1, *x.shape[1:])).reshape(log_q.shape)
     terms = dict(prior_nll=-log_prior, true_prior_nll=-log_p_tilde,
                  conditional_nll=-log_conditional,
                  true_conditional_nll=-(log_p_x + log_q - log_p_tilde),
