@@ -38,9 +38,10 @@ def main(argv):
                num_samples=_NUM_SAMPLES.value, test_points=len(splits['test']))
   with open(os.path.join(_WORKDIR.value, 'decomposition.json'), 'w') as f:
     json.dump(terms, f, indent=2)
-  for name, label in (('prior', 'p(x~)    '), ('conditional', 'p(x | x~)'), ('', '-ELBO    ')):
-    model_key, true_key = (f'{name}_nll', f'true_{name}_nll') if name else ('nll_elbo', 'true_nll')
-    print(f'{label} model {terms[model_key]:.4f}  true {terms[true_key]:.4f}  '
+  for label, model_key, true_key in (('p(x~)', 'prior_nll', 'true_prior_nll'),
+                                     ('p(x | x~)', 'conditional_nll', 'true_conditional_nll'),
+                                     ('-ELBO', 'nll_elbo', 'true_nll')):
+    print(f'{label:9s} model {terms[model_key]:.4f}  true {terms[true_key]:.4f}  '
           f'excess {terms[model_key] - terms[true_key]:.4f} nats/point')
 
 
