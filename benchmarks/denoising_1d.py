@@ -47,6 +47,7 @@ from benchmarks.gaussian_mixture_1d import GaussianMixturePosterior  # noqa: E40
 from benchmarks.gaussian_mixture_1d import gap_fraction  # noqa: E402
 from tfsmooth.configs import two_gaussians_1d  # noqa: E402
 from tfsmooth.data import synthetic  # noqa: E402
+from tfsmooth.evaluation import plots  # noqa: E402
 from tfsmooth.train import lowdim  # noqa: E402
 from tfsmooth.train import trainer  # noqa: E402
 
@@ -195,10 +196,7 @@ def denoising_plot(sigma, denoised, methods, truth, dataset, path):
   fig.suptitle(f'two_gaussians_1d, sigma = {sigma:g} (data in gap |x|<{GAP:g}: '
                f'{methods["exact posterior draw"]["gap_fraction"]:.3f} of exact posterior draws)',
                fontsize=9)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plots.save_figure(fig, path)
 
 
 def posterior_plot(curves_by_sigma, kl_by_sigma, path):
@@ -216,9 +214,7 @@ def posterior_plot(curves_by_sigma, kl_by_sigma, path):
     ax.set_xlabel('x')
     ax.set_ylim(0, 1.45 * max(np.max(c) for c in curves.values()))
     ax.legend(fontsize=7, loc='upper center', ncol=1)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plots.save_figure(fig, path)
 
 
 def main(argv):

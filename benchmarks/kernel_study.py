@@ -40,6 +40,7 @@ import tensorflow as tf  # noqa: E402
 
 from tfsmooth.configs import modes6_1d  # noqa: E402
 from tfsmooth.data import synthetic  # noqa: E402
+from tfsmooth.evaluation import plots  # noqa: E402
 from tfsmooth.train import lowdim  # noqa: E402
 from tfsmooth.train import trainer  # noqa: E402
 
@@ -205,10 +206,7 @@ def elbo_plot(curves, baselines, entropy, path):
   ax.set_ylabel('test log-likelihood bound (nats / point)')
   ax.set_title('modes6_1d: smoothed pair (2 logistics each)', fontsize=10)
   ax.legend(fontsize=7, loc='center left', bbox_to_anchor=(1.01, 0.5))
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plots.save_figure(fig, path)
 
 
 def density_plot(dataset, baselines, best, path):
@@ -237,9 +235,7 @@ def density_plot(dataset, baselines, best, path):
     ax.set_xlabel('x')
   for ax in axes[1:]:
     ax.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.2), ncol=2)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plots.save_figure(fig, path)
 
 
 def main(argv):

@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfsmooth.data import synthetic  # noqa: E402
+from tfsmooth.evaluation import plots  # noqa: E402
 from tfsmooth.train import lowdim  # noqa: E402
 from tfsmooth.train import trainer  # noqa: E402
 
@@ -117,9 +118,7 @@ def main(argv):
       ax.scatter(points[:, 0], points[:, 1], s=0.3, alpha=0.5)
       ax.set(xlim=limits, ylim=limits, aspect='equal', xticks=[], yticks=[])
       ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, f'{dataset}_samples.png'), dpi=110)
-    plt.close(fig)
+    plots.save_figure(fig, os.path.join(out, f'{dataset}_samples.png'))
   print(markdown(rows, runs))
 
 

@@ -29,8 +29,7 @@ def sample_panels(panels, path, limits, max_points=5000):
       ax.set_aspect('equal')
     ax.set_xlim(*limits)
     ax.set_title(title, fontsize=9)
-  fig.tight_layout()
-  _save(fig, path)
+  save_figure(fig, path)
 
 
 def density_panels(panels, path, limits, dim=2, resolution=200):
@@ -53,8 +52,7 @@ def density_panels(panels, path, limits, dim=2, resolution=200):
       ax.set_title(title, fontsize=9)
       ax.set_xticks([])
       ax.set_yticks([])
-  fig.tight_layout()
-  _save(fig, path)
+  save_figure(fig, path)
 
 
 def curve_plot(curves, path, xlabel, ylabel, title=''):
@@ -66,11 +64,12 @@ def curve_plot(curves, path, xlabel, ylabel, title=''):
   ax.set_ylabel(ylabel)
   ax.set_title(title, fontsize=10)
   ax.legend(fontsize=8)
+  save_figure(fig, path)
+
+
+def save_figure(fig, path):
+  """Lays out `fig`, writes it to `path` as PNG (creating the folder) and closes it."""
   fig.tight_layout()
-  _save(fig, path)
-
-
-def _save(fig, path):
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   fig.savefig(path, dpi=110)
   plt.close(fig)
