@@ -1,8 +1,9 @@
 """Where a trained Gaussian-smoothed pair loses likelihood: p(x~) and p(x | x~) against the truth.
 
-For a finished smoothed run of launch/train.py on a data set whose smoothed density has a
-closed form (rings, olympics, the 1-D mixtures), splits the test -ELBO into its two model
-terms and compares each with the true one (`tfsmooth.evaluation.likelihood.decompose`):
+For a finished smoothed run of launch/train.py on a synthetic data set (each has a closed-form
+smoothed density: rings, olympics, checkerboard, the 1-D mixtures), splits the test -ELBO into
+its two model terms and compares each with the true one
+(`tfsmooth.evaluation.likelihood.decompose`):
 
   nll_elbo - true_nll = (prior_nll - true_prior_nll) + (conditional_nll - true_conditional_nll)
 

@@ -85,7 +85,8 @@ def test_entropy_matches_design_table(name):
   assert abs(estimate - SETS[name][0]) < 4 * stderr + 0.005
 
 
-@pytest.mark.parametrize('name, sigma', [('olympics', 0.05), ('modes6_1d', 0.2)])
+@pytest.mark.parametrize('name, sigma', [('olympics', 0.05), ('modes6_1d', 0.2),
+                                         ('checkerboard', 0.2)])
 def test_gaussian_smoothed_density_is_the_convolution(name, sigma):
   # p(x~) = E_x N(x~; x, sigma^2 I), estimated over 1M data points at a few x~; the sigmas
   # are near the data's own noise, so forgetting it (noise sigma, not hypot) would fail.
@@ -99,9 +100,22 @@ def test_gaussian_smoothed_density_is_the_convolution(name, sigma):
                              atol=0.03)
 
 
-def test_checkerboard_has_no_closed_form_smoothed_density():
-  with pytest.raises(NotImplementedError, match='no closed-form'):
-    synthetic.get_dataset('checkerboard').gaussian_smoothed(0.3)
+def test_smoothed_checkerboard_integrates_to_one_and_is_finite_far_away():
+  smoothed = synthetic.get_dataset('checkerboard').gaussian_smoothed(0.3)
+  grid = np.linspace(-7, 7, 561)
+  points = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2)
+  mass = np.exp(smoothed.log_prob(points)).sum() * (grid[1] - grid[0])**2
+  assert mass == pytest.approx(1., abs=1e-3)
+  assert smoothed.gaussian_smoothed(0.4).sigma == pytest.approx(0.5)
+  # Far from the board Phi(high) - Phi(low) would cancel to 0; the density stays positive.
+  far = smoothed.log_prob([[9., 0.], [-9., 0.], [0., 9.]])
+  assert np.all(np.isfinite(far)) and np.all(far < -100)
+
+
+def test_points_without_a_density_have_no_smoothed_density(tmp_path):
+  np.save(tmp_path / 'p.npy', np.zeros((5, 2)))
+  with pytest.raises(ValueError, match='no known density'):
+    synthetic.get_dataset('file', str(tmp_path / 'p.npy')).gaussian_smoothed(0.3)
 
 
 def test_checkerboard_support():

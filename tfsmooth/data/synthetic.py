@@ -100,9 +100,13 @@ class Dataset:
     return mean, np.sqrt(max(total_sq / num_samples - mean**2, 0.) / num_samples)
 
   def gaussian_smoothed(self, sigma):
-    """The data set of x~ = x + sigma e, e ~ N(0, I), when its density has a closed form."""
-    raise NotImplementedError(f'{self.name} has no closed-form Gaussian-smoothed density; '
-                              'noisy-circle and 1-D Gaussian-mixture data sets have one.')
+    """The data set of x~ = x + sigma e, e ~ N(0, I), with its exact density.
+
+    Every synthetic set overrides this with its closed form; points without a density (a
+    `FileDataset`) have no smoothed density either.
+    """
+    raise ValueError(f'{self.name} has no known density, so neither has its Gaussian-smoothed '
+                     'version: use a synthetic data set.')
 
   def splits(self):
     """{'train', 'validation', 'test'}: float32 arrays of `SPLIT_SIZES` draws, `SPLIT_SEEDS`."""
@@ -174,6 +178,37 @@ class Checkerboard(Dataset):
     cell = np.floor(x / 2)
     inside = np.all((cell >= -2) & (cell <= 1), axis=1) & (cell.sum(axis=1) % 2 == 0)
     return np.where(inside, -np.log(32.), -np.inf)
+
+  def gaussian_smoothed(self, sigma):
+    return SmoothedCheckerboard(sigma, f'{self.name}_smoothed')
+
+
+class SmoothedCheckerboard(Checkerboard):
+  """The checkerboard plus N(0, sigma^2 I) noise. With the black squares [a, a + 2) x [b, b + 2),
+
+    p(x~) = 1/32 sum_squares [Phi((a + 2 - x~1) / sigma) - Phi((a - x~1) / sigma)]
+                             [Phi((b + 2 - x~2) / sigma) - Phi((b - x~2) / sigma)].
+  """
+
+  CORNERS = 2. * np.array([(i, j) for i in range(-2, 2) for j in range(-2, 2) if (i + j) % 2 == 0])
+
+  def __init__(self, sigma, name='checkerboard_smoothed'):
+    super().__init__(name)
+    self.sigma = float(sigma)
+
+  def _sample(self, rng, n):
+    return super()._sample(rng, n) + self.sigma * rng.standard_normal((n, 2))
+
+  def _log_prob(self, x):
+    low = (self.CORNERS - x[:, None, :]) / self.sigma  # [n, 8 squares, 2]
+    high = low + 2. / self.sigma
+    # Phi(high) - Phi(low), taken on the side where it does not cancel to 0 in float64.
+    mass = np.where(low > 0, special.ndtr(-low) - special.ndtr(-high),
+                    special.ndtr(high) - special.ndtr(low))
+    return np.log(np.prod(mass, axis=2).sum(axis=1) / 32.)
+
+  def gaussian_smoothed(self, sigma):
+    return SmoothedCheckerboard(np.hypot(self.sigma, sigma), self.name)
 
 
 class FileDataset(Dataset):
