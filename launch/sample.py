@@ -23,7 +23,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
-import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
@@ -48,8 +47,7 @@ flags.mark_flags_as_required(['workdir'])
 
 def load_run(workdir):
   """(config, model with the best weights restored, sigma or None) of a launch/train.py run."""
-  with open(os.path.join(workdir, 'config.json')) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  config = trainer.read_config(workdir)
   if not images.is_image_config(config):
     raise ValueError(f'{workdir} holds a {config.data.name!r} run; launch/sample.py draws '
                      f'images ({", ".join(images.DATASETS)}).')

@@ -6,11 +6,9 @@ metrics.json with NLLs in nats per point on the test split: `nll` (baseline, exa
 the data set has a density, `num_params`, `train_seconds` and the paper's figure.
 """
 
-import json
 import os
 
 import keras
-import ml_collections
 import tensorflow as tf
 
 from tfsmooth import kernels
@@ -38,12 +36,7 @@ def build_model(config, dim):
 
 def load_run(workdir):
   """(config, dataset, splits, model with its best weights) of a launch/train.py run."""
-  config_path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(config_path):
-    raise FileNotFoundError(f'No config.json in {workdir}: pass the --workdir of a '
-                            'launch/train.py run.')
-  with open(config_path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  config = trainer.read_config(workdir)
   dataset = synthetic.get_dataset(config.data.name, config.data.path or None,
                                   config.data.key or None)
   splits = synthetic.load_splits(dataset)

@@ -17,6 +17,7 @@ import time
 
 from absl import logging
 import keras
+import ml_collections
 import tensorflow as tf
 
 
@@ -82,6 +83,16 @@ def make_optimizer(config):
   return keras.optimizers.Adam(learning_rate, global_clipnorm=config.get('grad_clip_norm'))
 
 
+def read_config(workdir):
+  """The ConfigDict that launch/train.py saved as workdir/config.json."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'No config.json in {workdir}: pass the --workdir of a '
+                            'launch/train.py run.')
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
 def write_metrics(workdir, metrics):
   """Writes `metrics` to workdir/metrics.json (the run's figures) and logs them."""
   with open(os.path.join(workdir, 'metrics.json'), 'w') as f:
@@ -100,8 +111,8 @@ def train(model_fn, dataset, config, workdir, strategy=None, eval_fn=None):
   Args:
     model_fn: builds the model; called inside `strategy.scope()`.
     dataset: yields batches of the global batch size, forever.
-    config: `config.train` ConfigDict: steps, learning_rate, lr_decay or final_lr_fraction, grad_clip_norm, seed,
-      log_every, eval_every, checkpoint_every, keep_checkpoints, jit_compile.
+    config: `config.train` ConfigDict: steps, learning_rate, lr_decay or final_lr_fraction,
+      grad_clip_norm, seed, log_every, eval_every, checkpoint_every, keep_checkpoints, jit_compile.
     workdir: checkpoints in `workdir/checkpoints`, the best (lowest `eval_fn` 'validation')
       in `workdir/best`, TensorBoard summaries in `workdir/summaries`.
     strategy: a `tf.distribute.Strategy` (default: the current one).
