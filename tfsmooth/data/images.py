@@ -154,11 +154,11 @@ def raw_images(name, split, data_dir=None, source='auto', idx_dir=FASHION_MNIST_
 def make_dataset(name, split, batch_size, data_dir=None, source='auto',
                  idx_dir=FASHION_MNIST_IDX_DIR, shuffle=False, repeat=False, seed=0,
                  drop_remainder=False, shuffle_buffer=10_000, cache=True):
-  """Batches [B, H, W, C] of float32 images in [-1, 1].
+  """Batches [B, H, W, C] (or with batch_size None single images) of float32 in [-1, 1].
 
   Args:
     name, split, data_dir, source, idx_dir: as in `raw_images`.
-    batch_size: images per batch.
+    batch_size: images per batch, or None for single images.
     shuffle: shuffle (buffer `shuffle_buffer`, seeded, reshuffled every epoch).
     repeat: repeat forever (for training).
     drop_remainder: drop the last, smaller batch.
@@ -171,7 +171,8 @@ def make_dataset(name, split, batch_size, data_dir=None, source='auto',
     dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
   if repeat:
     dataset = dataset.repeat()
-  dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+  if batch_size:
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
   return dataset.map(to_unit_range, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
       tf.data.AUTOTUNE)
 

@@ -140,10 +140,9 @@ def run(config, workdir):
   sigma = resolve_sigma(config) if config.smoothing.enabled else None
   keras.utils.set_random_seed(config.train.seed)  # initial weights and data order
   strategy = strategy_lib.from_config(config.train)
-  batch_size = config.train.batch_size
-  train_data = images.from_config(config.data, config.data.train_split, batch_size,
-                                  shuffle=True, repeat=True, seed=config.train.seed,
-                                  drop_remainder=True)
+  train_data = lambda: images.from_config(  # noqa: E731
+      config.data, config.data.train_split, None, shuffle=True, repeat=True,
+      seed=config.train.seed)
   validation = load_split(config, config.data.validation_split, config.data.validation_examples)
   result = trainer.train(lambda: build_model(config, sigma), train_data, config.train, workdir,
                          strategy, validation_fn(config, validation))

@@ -112,10 +112,8 @@ def run(config, workdir):
   dim = splits['train'].shape[1]
   keras.utils.set_random_seed(config.train.seed)  # initial weights and data order
   strategy = strategy_lib.from_config(config.train)
-  batch_size = config.train.batch_size
-  train_data = (tf.data.Dataset.from_tensor_slices(splits['train'])
-                .shuffle(len(splits['train']), seed=config.train.seed).repeat()
-                .batch(batch_size, drop_remainder=True).prefetch(2))
+  train_data = lambda: (tf.data.Dataset.from_tensor_slices(splits['train'])  # noqa: E731
+                        .shuffle(len(splits['train']), seed=config.train.seed).repeat())
   result = trainer.train(lambda: build_model(config, dim), train_data, config.train, workdir,
                          strategy, validation_fn(config, splits['validation']))
   metrics = evaluate(result.model, config, dataset, splits)

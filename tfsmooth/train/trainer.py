@@ -4,10 +4,13 @@ The model is anything with `build_variables()`, `trainable_variables` and a per-
 `training_loss(x, seed)` (a `DensityModel`: -log p(x); a `SmoothedModel`: -[log p(x~) + log p(x|x~)]).
 Each step minimises the mean loss over the global batch with Adam; the noise seed of step t
 on replica r is fold_in(fold_in(seed, t), r), so a resumed run draws the same noise as an
-uninterrupted one. The host reads one global batch from a plain (checkpointable) iterator and
-gives replica r its r-th slice, so the data position is checkpointed too (under several
-workers every worker reads the same global batch and keeps its replicas' slices). Checkpoints hold the model, the optimizer (and so the step), the data
-iterator and the accumulated training time; a rerun with the same workdir resumes.
+uninterrupted one. The data come as `examples_fn()`, an infinite, deterministically ordered
+tf.data.Dataset of single examples; the trainer batches it to the global batch size. The host
+reads one global batch from a plain (checkpointable) iterator and gives replica r its r-th
+slice, so the data position is checkpointed too (under several workers every worker reads the
+same global batch and keeps its replicas' slices). Checkpoints hold the model, the optimizer
+(and so the step), the data iterator and the accumulated training time; a rerun with the same
+workdir resumes.
 """
 
 import dataclasses
@@ -105,13 +108,14 @@ def _format_seconds(seconds):
   return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
 
 
-def train(model_fn, dataset, config, workdir, strategy=None, eval_fn=None):
-  """Trains `model_fn()` on `dataset` (an infinite tf.data.Dataset of global batches).
+def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
+  """Trains `model_fn()` on the examples of `examples_fn()` in global batches.
 
   Args:
     model_fn: builds the model; called inside `strategy.scope()`.
-    dataset: yields batches of the global batch size, forever.
-    config: `config.train` ConfigDict: steps, learning_rate, lr_decay or final_lr_fraction,
+    examples_fn: `examples_fn() -> tf.data.Dataset` of single examples, infinite and in a
+      fixed (seeded) order.
+    config: `config.train` ConfigDict: steps, batch_size (global), learning_rate, lr_decay or final_lr_fraction,
       grad_clip_norm, seed, log_every, eval_every, checkpoint_every, keep_checkpoints, jit_compile.
     workdir: checkpoints in `workdir/checkpoints`, the best (lowest `eval_fn` 'validation')
       in `workdir/best`, TensorBoard summaries in `workdir/summaries`.
@@ -130,7 +134,7 @@ def train(model_fn, dataset, config, workdir, strategy=None, eval_fn=None):
     optimizer.build(model.trainable_variables)
     train_seconds = tf.Variable(0., dtype=tf.float64, trainable=False, name='train_seconds')
     best_metric = tf.Variable(float('inf'), dtype=tf.float64, trainable=False, name='best')
-  iterator = iter(dataset)
+  iterator = iter(examples_fn().batch(config.batch_size, drop_remainder=True).prefetch(2))
   checkpoint = model_checkpoint(model, optimizer=optimizer, data=iterator,
                                 train_seconds=train_seconds, best_metric=best_metric)
   manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, 'checkpoints'),
