@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 
+from tfsmooth.evaluation import plots  # noqa: E402
 from tfsmooth.train import images  # noqa: E402
 from tfsmooth.train import trainer  # noqa: E402
 
@@ -79,18 +80,18 @@ def make_grids(config, model, modes, num_samples, seed, out_dir, num_known_rows=
   grids = {}
   if not smoothed and 'samples' in modes:
     x = tf.function(model.sample)(num_samples, seed_of(1)).numpy()
-    grids['samples'] = images.chunks(x, per_row)
+    grids['samples'] = plots.chunks(x, per_row)
   if smoothed and {'smoothed', 'single_step', 'two_step'} & set(modes):
     prior_seed, conditional_seed = tfp.random.split_seed(seed_of(1))
     x_tilde = tf.function(model.sample_smoothed)(num_samples, prior_seed)
     if 'smoothed' in modes:
-      grids['smoothed'] = images.chunks(x_tilde.numpy(), per_row)
+      grids['smoothed'] = plots.chunks(x_tilde.numpy(), per_row)
     if 'single_step' in modes:
       single = tf.function(model.denoise_single_step)(x_tilde).numpy()
-      grids['single_step'] = images.chunks(single, per_row)
+      grids['single_step'] = plots.chunks(single, per_row)
     if 'two_step' in modes:
       two = tf.function(model.denoise)(x_tilde, conditional_seed).numpy()
-      grids['two_step'] = images.chunks(two, per_row)
+      grids['two_step'] = plots.chunks(two, per_row)
   if {'denoise', 'inpaint'} & set(modes):
     clean = images.load_split(config, config.data.test_split, num_samples)
   if 'denoise' in modes:
@@ -110,7 +111,7 @@ def make_grids(config, model, modes, num_samples, seed, out_dir, num_known_rows=
     grids['inpaint'] = [masked, filled[:num_samples], filled[num_samples:], clean]
   os.makedirs(out_dir, exist_ok=True)
   for mode, rows in grids.items():
-    images.save_grid(rows, os.path.join(out_dir, f'sample_{mode}.png'))
+    plots.save_image_grid(rows, os.path.join(out_dir, f'sample_{mode}.png'))
   return grids
 
 

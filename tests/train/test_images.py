@@ -12,6 +12,7 @@ import pytest
 
 from tfsmooth.configs import fashion_mnist
 from tfsmooth.data import images as image_data
+from tfsmooth.evaluation import plots
 from tfsmooth.train import images
 
 needs_idx = pytest.mark.skipif(
@@ -65,13 +66,13 @@ def test_exact_bpd_is_minus_log_prob_over_dims():
 
 def test_save_grid_lays_out_rows(tmp_path):
   rows = [np.full((3, 4, 5, 1), -1.), np.full((2, 4, 5, 1), 1.)]
-  images.save_grid(rows, tmp_path / 'g.png', pad=1, min_height=4)
+  plots.save_image_grid(rows, tmp_path / 'g.png', pad=1, min_height=4)
   grid = np.asarray(Image.open(tmp_path / 'g.png'))
   assert grid.shape == (2 * 5 + 1, 3 * 6 + 1)
   assert grid[1, 1] == 0 and grid[6, 1] == 255 and grid[6, 13] == 255  # empty cell stays white
   # 4-pixel-high images are enlarged 3x for min_height=12, each pixel a 3x3 block.
   rows[0][0, 0, 0] = 1.
-  images.save_grid(rows, tmp_path / 'big.png', pad=1, min_height=12)
+  plots.save_image_grid(rows, tmp_path / 'big.png', pad=1, min_height=12)
   big = np.asarray(Image.open(tmp_path / 'big.png'))
   assert big.shape == (2 * 13 + 1, 3 * 16 + 1)
   assert np.all(big[1:4, 1:4] == 255) and big[4, 4] == 0

@@ -1,4 +1,5 @@
-"""PNG figures: sample scatter panels and learned densities (heat maps in 2-D, curves in 1-D)."""
+"""PNG figures: sample scatter panels, learned densities (heat maps in 2-D, curves in 1-D) and
+image grids."""
 
 import os
 
@@ -7,6 +8,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 
 def plot_limits(points, margin=0.1):
@@ -73,3 +75,32 @@ def save_figure(fig, path):
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   fig.savefig(path, dpi=110)
   plt.close(fig)
+
+
+def to_uint8(x):
+  """Images in [-1, 1] (values outside are clipped) -> uint8."""
+  return np.round((np.clip(np.asarray(x), -1., 1.) + 1.) * 127.5).astype(np.uint8)
+
+
+def save_image_grid(rows, path, pad=2, min_height=96):
+  """Saves a PNG grid; `rows` is a list of [N, H, W, C] image batches in [-1, 1], one per row.
+
+  Images are enlarged by the largest integer factor that keeps them at most `min_height` pixels
+  high (nearest neighbour: pixels stay visible as pixels), so 28x28 grids are legible.
+  """
+  scale = max(1, min_height // rows[0].shape[1])
+  rows = [np.repeat(np.repeat(to_uint8(r), scale, axis=1), scale, axis=2) for r in rows]
+  height, width, channels = rows[0].shape[1:]
+  columns = max(len(r) for r in rows)
+  grid = np.full((len(rows) * (height + pad) + pad, columns * (width + pad) + pad, channels), 255,
+                 np.uint8)
+  for i, row in enumerate(rows):
+    for j, image in enumerate(row):
+      top, left = pad + i * (height + pad), pad + j * (width + pad)
+      grid[top:top + height, left:left + width] = image
+  Image.fromarray(grid[..., 0] if channels == 1 else grid).save(path)
+
+
+def chunks(x, per_row):
+  """[N, ...] -> list of [per_row, ...] rows."""
+  return [x[i:i + per_row] for i in range(0, len(x), per_row)]

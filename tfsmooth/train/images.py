@@ -14,8 +14,6 @@ import math
 import os
 
 import keras
-import numpy as np
-from PIL import Image
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -24,6 +22,7 @@ from tfsmooth import smoothing
 from tfsmooth.configs import images as image_configs
 from tfsmooth.data import images
 from tfsmooth.evaluation import likelihood
+from tfsmooth.evaluation import plots
 from tfsmooth.models import registry
 from tfsmooth.train import strategy as strategy_lib
 from tfsmooth.train import trainer
@@ -86,35 +85,6 @@ def validation_fn(config, x):
   return lambda model: {'validation': bits_per_dim(model, config, x, 1, 0)}
 
 
-def to_uint8(x):
-  """Images in [-1, 1] (values outside are clipped) -> uint8."""
-  return np.round((np.clip(np.asarray(x), -1., 1.) + 1.) * 127.5).astype(np.uint8)
-
-
-def save_grid(rows, path, pad=2, min_height=96):
-  """Saves a PNG grid; `rows` is a list of [N, H, W, C] image batches in [-1, 1], one per row.
-
-  Images are enlarged by the largest integer factor that keeps them at most `min_height` pixels
-  high (nearest neighbour: pixels stay visible as pixels), so 28x28 grids are legible.
-  """
-  scale = max(1, min_height // rows[0].shape[1])
-  rows = [np.repeat(np.repeat(to_uint8(r), scale, axis=1), scale, axis=2) for r in rows]
-  height, width, channels = rows[0].shape[1:]
-  columns = max(len(r) for r in rows)
-  grid = np.full((len(rows) * (height + pad) + pad, columns * (width + pad) + pad, channels), 255,
-                 np.uint8)
-  for i, row in enumerate(rows):
-    for j, image in enumerate(row):
-      top, left = pad + i * (height + pad), pad + j * (width + pad)
-      grid[top:top + height, left:left + width] = image
-  Image.fromarray(grid[..., 0] if channels == 1 else grid).save(path)
-
-
-def chunks(x, per_row):
-  """[N, ...] -> list of [per_row, ...] rows."""
-  return [x[i:i + per_row] for i in range(0, len(x), per_row)]
-
-
 def sample_grids(model, config, workdir, num_samples, seed, per_row=8):
   """Sample grids: baseline samples; or p(x~), single-step and two-step from the same x~.
 
@@ -131,7 +101,7 @@ def sample_grids(model, config, workdir, num_samples, seed, per_row=8):
         'samples_single_step.png': tf.function(model.denoise_single_step)(x_tilde).numpy(),
         'samples_two_step.png': tf.function(model.denoise)(x_tilde, conditional_seed).numpy()}
   for name, x in samples.items():
-    save_grid(chunks(x, per_row), os.path.join(workdir, name))
+    plots.save_image_grid(plots.chunks(x, per_row), os.path.join(workdir, name))
   return samples
 
 
