@@ -1,0 +1,112 @@
+"""Feature networks for FID / KID / Inception score, loaded from SavedModels.
+
+A `FeatureNetwork` maps float32 images [B, H, W, C] in [-1, 1] to
+{'features': [B, F], 'logits': [B, K]}: `features` feed FID, KID and the feature-space nearest
+neighbours, `logits` the Inception score. Its `name` goes into every reported figure.
+
+  * The project's Fashion-MNIST classifier (`launch/train_classifier.py`, shipped in
+    saved_models/fashion_mnist_classifier/): a SavedModel whose `serving_default` signature
+    (and `__call__`) take `images` [None, 28, 28, 1] and return `logits` and `features` (the
+    penultimate layer). Figures computed with it are "domain" FID / KID / IS.
+  * Inception-v3 (TF-GAN's TF-Hub module `tfgan/eval/inception/1`, the network behind the
+    published FID / IS figures) from a local directory: called on [B, 299, 299, 3] images in
+    [-1, 1], it returns `logits` and `pool_3` (the 2048 pool features). Smaller images are
+    resized bilinearly to 299 x 299 and grey images repeated to three channels, as TF-GAN does.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from tfsmooth import errors
+
+CLASSIFIER_NAME = 'fashion_mnist_classifier'
+CLASSIFIER_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'saved_models', CLASSIFIER_NAME)
+CLASSIFIER_VERSION = '1'
+CLASSIFIER_INFO = 'classifier.json'
+INCEPTION_NAME = 'inception_v3'
+INCEPTION_SIZE = 299
+INCEPTION_FEATURES = 'pool_3'
+
+
+class FeatureNetwork:
+  """A named classifier: images [B, H, W, C] in [-1, 1] -> {'features', 'logits'} (float32)."""
+
+  def __init__(self, name, call, info=None):
+    self.name = name
+    self.info = dict(info or {})
+    self._call = call
+
+  def __call__(self, images):
+    return self._call(tf.convert_to_tensor(images, tf.float32))
+
+
+def _outputs(loaded, features_key, logits_key):
+  """The loaded SavedModel as a function images -> {'features', 'logits'} ([B, ...] flattened).
+
+  Uses the object's own `__call__` if it was saved with one, else its `serving_default`
+  signature (whose single input takes the images by keyword).
+  """
+  if callable(loaded):
+    fn = loaded
+  else:
+    signature = loaded.signatures.get('serving_default')
+    if signature is None:
+      raise errors.UserError('The SavedModel is neither callable nor has a serving_default '
+                             'signature.')
+    (input_name,) = signature.structured_input_signature[1]
+    fn = lambda images: signature(**{input_name: images})  # noqa: E731
+
+  def call(images):
+    outputs = fn(images)
+    missing = {features_key, logits_key} - set(outputs)
+    if missing:
+      raise errors.UserError(f'The feature network returns {sorted(outputs)}, not '
+                             f'{sorted(missing)}.')
+    flatten = lambda t: tf.reshape(t, [tf.shape(t)[0], -1])  # noqa: E731
+    return {'features': flatten(outputs[features_key]), 'logits': flatten(outputs[logits_key])}
+
+  return call
+
+
+def _load(path, flag, what):
+  if not path or not os.path.isfile(os.path.join(path, 'saved_model.pb')):
+    raise errors.UserError(f'No {what} SavedModel at {path or "(none given)"!r}: pass {flag} '
+                           'a directory that holds saved_model.pb.')
+  return tf.saved_model.load(path)
+
+
+def load_classifier(base_dir=CLASSIFIER_DIR, flag='--classifier_dir'):
+  """The project's Fashion-MNIST classifier from `base_dir`/1, named by its classifier.json."""
+  loaded = _load(os.path.join(base_dir, CLASSIFIER_VERSION), flag, 'classifier')
+  info = {}
+  info_path = os.path.join(base_dir, CLASSIFIER_INFO)
+  if os.path.exists(info_path):
+    with open(info_path) as f:
+      info = json.load(f)
+  name = info.get('name', CLASSIFIER_NAME)
+  return FeatureNetwork(name, _outputs(loaded, 'features', 'logits'), info)
+
+
+def load_inception(path, flag='--inception_path'):
+  """Inception-v3 from a local TF-Hub / SavedModel directory `path` (named by `flag` in errors).
+
+  The model is called on images resized to 299 x 299 x 3 (values stay in [-1, 1]) and returns
+  `logits` and `pool_3` (TF-GAN's Inception contract).
+  """
+  if not path:
+    raise errors.UserError(f'FID / KID / IS with Inception-v3 need its weights, which cannot be '
+                           f'downloaded here: pass {flag}=/dir/of/the/TF-Hub/module (TF-GAN\'s '
+                           f'tfgan/eval/inception/1, unpacked), or use the project\'s '
+                           f'Fashion-MNIST classifier instead.')
+  call = _outputs(_load(path, flag, 'Inception-v3'), INCEPTION_FEATURES, 'logits')
+
+  def resized(images):
+    images = tf.image.resize(images, [INCEPTION_SIZE, INCEPTION_SIZE], method='bilinear')
+    if images.shape[-1] == 1:
+      images = tf.image.grayscale_to_rgb(images)
+    return call(images)
+
+  return FeatureNetwork(INCEPTION_NAME, resized, {'path': path})
