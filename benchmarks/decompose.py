@@ -20,8 +20,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from tfsmooth import errors  # noqa: E402
+from tfsmooth import experiment  # noqa: E402
 from tfsmooth.evaluation import likelihood  # noqa: E402
-from tfsmooth.train import lowdim  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A smoothed launch/train.py run.', required=True)
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 16, 'Noise draws x~ per test point.')
@@ -31,12 +32,14 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the noise draws.')
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  config, dataset, splits, model = lowdim.load_run(_WORKDIR.value)
-  if not config.smoothing.enabled:
-    raise app.UsageError(f'{_WORKDIR.value} holds a baseline run: its NLL is exact already.')
-  terms = likelihood.decompose(model, dataset, splits['test'], _NUM_SAMPLES.value, _SEED.value)
-  terms.update(dataset=dataset.name, sigma=config.smoothing.sigma,
-               num_samples=_NUM_SAMPLES.value, test_points=len(splits['test']))
+  run = experiment.Run.load(_WORKDIR.value)
+  if not run.smoothed:
+    raise errors.UserError(f'{_WORKDIR.value} holds a baseline run: its NLL is exact already.')
+  test = run.task.split('test')
+  terms = likelihood.decompose(run.model, run.task.dataset, test, _NUM_SAMPLES.value,
+                               _SEED.value)
+  terms.update(dataset=run.config.data.name, sigma=run.config.smoothing.sigma,
+               num_samples=_NUM_SAMPLES.value, test_points=len(test))
   with open(os.path.join(_WORKDIR.value, 'decomposition.json'), 'w') as f:
     json.dump(terms, f, indent=2)
   for label, model_key, true_key in (('p(x~)', 'prior_nll', 'true_prior_nll'),
@@ -47,4 +50,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(errors.reported(main))

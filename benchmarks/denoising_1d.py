@@ -24,7 +24,6 @@ sigma<sigma>_denoised.png (paper figures 8-11 b) and posterior_x0.png (figures 1
 
 import json
 import os
-import sys
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -41,15 +40,15 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script
-from benchmarks.gaussian_mixture_1d import GAP  # noqa: E402
-from benchmarks.gaussian_mixture_1d import GaussianMixturePosterior  # noqa: E402
-from benchmarks.gaussian_mixture_1d import gap_fraction  # noqa: E402
+from tfsmooth import errors  # noqa: E402
+from tfsmooth import experiment  # noqa: E402
+from tfsmooth import tasks  # noqa: E402
 from tfsmooth.configs import two_gaussians_1d  # noqa: E402
 from tfsmooth.data import synthetic  # noqa: E402
 from tfsmooth.evaluation import plots  # noqa: E402
-from tfsmooth.train import lowdim  # noqa: E402
-from tfsmooth.train import trainer  # noqa: E402
+from tfsmooth.evaluation.gaussian_mixture_1d import GAP  # noqa: E402
+from tfsmooth.evaluation.gaussian_mixture_1d import GaussianMixturePosterior  # noqa: E402
+from tfsmooth.evaluation.gaussian_mixture_1d import gap_fraction  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Root for one workdir per run.')
 _SIGMAS = flags.DEFINE_list('sigmas', ['0.3', '0.1'], 'Gaussian kernel standard deviations.')
@@ -80,28 +79,15 @@ def make_config(sigma, conditional_mixtures, steps):
 
 def run_or_load(config, workdir):
   """metrics.json of a finished run (same steps), else trains or resumes it."""
-  path = os.path.join(workdir, 'metrics.json')
-  if os.path.exists(path):
-    with open(path) as f:
-      metrics = json.load(f)
-    if metrics.get('steps') == config.train.steps:
-      return metrics
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    f.write(config.to_json_best_effort(indent=2))
   keras.backend.clear_session()
-  metrics = lowdim.run(config, workdir)
-  metrics = {k: (float(v) if isinstance(v, np.floating) else v) for k, v in metrics.items()}
-  with open(path, 'w') as f:
-    json.dump(metrics, f, indent=2)
-  return metrics
+  run = experiment.Run.create(config, workdir)
+  metrics = run.read_metrics()
+  return metrics if metrics.get('steps') == config.train.steps else run.train()
 
 
-def restore(config, workdir):
+def restore(workdir):
   keras.backend.clear_session()
-  model = lowdim.build_model(config, 1)
-  trainer.restore_model(model, os.path.join(workdir, 'best'))
-  return model
+  return experiment.Run.load(workdir).model
 
 
 def _conditional_log_prob(fn, x, x_tilde):
@@ -129,7 +115,7 @@ def evaluate_sigma(sigma, runs, dataset, num_points, seed):
   exact_log_posterior = truth.posterior_log_prob(x, x_tilde)
   for k in sorted(runs):
     config, workdir, _ = runs[k]
-    model = restore(config, workdir)
+    model = restore(workdir)
     conditional_log_prob = tf.function(model.conditional.log_prob, reduce_retracing=True)
     if k == max(runs):  # every run trains the same p(x~) (same seeds); use one
       denoised['single-step, learned p(x~)'] = tf.function(model.denoise_single_step)(
@@ -242,7 +228,7 @@ def main(argv):
       config = make_config(sigma, k, _STEPS.value)
       workdir = os.path.join(_WORKDIR.value, f's{sigma:g}_k{k}')
       runs[k] = (config, workdir, run_or_load(config, workdir))
-      logging.info('sigma %g K %d: %s', sigma, k, lowdim.summary_line(runs[k][2]))
+      logging.info('sigma %g K %d: %s', sigma, k, tasks.PointsTask.summary_line(runs[k][2]))
     summary, denoised, curves, truth = evaluate_sigma(sigma, runs, dataset, _NUM_POINTS.value,
                                                       _SEED.value)
     results['sigmas'][f'{sigma:g}'] = summary
@@ -269,4 +255,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(errors.reported(main))

@@ -1,6 +1,6 @@
 """Section 4.1 kernel study on `modes6_1d`: test ELBO against sigma for three smoothing kernels.
 
-Every run is `tfsmooth.train.lowdim.run` on `tfsmooth/configs/modes6_1d.py` in its own workdir
+Every run is an `experiment.Run` of `tfsmooth/configs/modes6_1d.py` in its own workdir
 under --workdir (a rerun reads a finished run's metrics.json and resumes an unfinished one):
 
   smoothed pair, 2 logistics each:  <kernel>_s<sigma>  for kernel x sigma in the flags' grid
@@ -38,11 +38,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tfsmooth import errors  # noqa: E402
+from tfsmooth import experiment  # noqa: E402
+from tfsmooth import tasks  # noqa: E402
 from tfsmooth.configs import modes6_1d  # noqa: E402
 from tfsmooth.data import synthetic  # noqa: E402
 from tfsmooth.evaluation import plots  # noqa: E402
-from tfsmooth.train import lowdim  # noqa: E402
-from tfsmooth.train import trainer  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Root for one workdir per run.')
 _KERNELS = flags.DEFINE_list('kernels', ['gaussian', 'laplace', 'uniform'], 'Smoothing kernels.')
@@ -94,12 +95,10 @@ def run_name(kernel=None, sigma=None, baseline_mixtures=None, init_range=None, s
   return name + (f'_seed{seed}' if seed else '')
 
 
-def restore(config, workdir):
-  """The run's best-on-validation model, rebuilt from its config."""
+def restore(workdir):
+  """The run's best-on-validation model, rebuilt from its config record."""
   keras.backend.clear_session()
-  model = lowdim.build_model(config, 1)
-  trainer.restore_model(model, os.path.join(workdir, 'best'))
-  return model
+  return experiment.Run.load(workdir).model
 
 
 def quadrature_log_prob(model, x, num_points=QUADRATURE_POINTS,
@@ -133,29 +132,17 @@ def quadrature_log_prob(model, x, num_points=QUADRATURE_POINTS,
 def run_or_load(config, workdir, smoothed):
   """metrics.json of a finished run (same steps), else trains/resumes it; adds the quadrature
   NLL (smoothed runs) to metrics.json once."""
-  path = os.path.join(workdir, 'metrics.json')
-  metrics = None
-  if os.path.exists(path):
-    with open(path) as f:
-      metrics = json.load(f)
-    if metrics.get('steps') != config.train.steps:
-      metrics = None
-  if metrics is None:
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      f.write(config.to_json_best_effort(indent=2))
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(config.train.seed)
+  keras.backend.clear_session()
+  run = experiment.Run.create(config, workdir)
+  metrics = run.read_metrics()
+  if metrics.get('steps') != config.train.steps:
     start = time.perf_counter()
-    metrics = lowdim.run(config, workdir)
+    metrics = run.train()
     metrics['wall_seconds'] = time.perf_counter() - start
   if smoothed and 'nll_quadrature' not in metrics:
-    model = restore(config, workdir)
-    test = synthetic.load_splits('modes6_1d')['test']
-    metrics['nll_quadrature'] = float(-np.mean(quadrature_log_prob(model, test)))
-  metrics = {k: (float(v) if isinstance(v, np.floating) else v) for k, v in metrics.items()}
-  with open(path, 'w') as f:
-    json.dump(metrics, f, indent=2)
+    test = run.task.split('test')
+    metrics['nll_quadrature'] = float(-np.mean(quadrature_log_prob(restore(workdir), test)))
+  run.write_metrics(metrics)
   return metrics
 
 
@@ -219,12 +206,12 @@ def density_plot(dataset, baselines, best, path):
   for ax in axes[1:]:
     ax.fill_between(grid[:, 0], true, color='lightgrey', label='true p(x)')
   for style, row in zip((':', '--', '-'), baselines):
-    model = restore(row['config'], row['workdir'])
+    model = restore(row['workdir'])
     density = np.exp(tf.function(model.log_prob)(tf.constant(grid)).numpy())
     axes[1].plot(grid, density, ls=style, lw=1,
                  label=f'MoL({row["num_mixtures"]}), NLL {row["nll"]:.3f}')
   axes[1].set_title('mixture-of-logistics baselines (exact)', fontsize=10)
-  model = restore(best['config'], best['workdir'])
+  model = restore(best['workdir'])
   axes[2].plot(grid, np.exp(quadrature_log_prob(model, grid)), color='tab:red', lw=1,
                label=f'p(x), NLL {best["nll_quadrature"]:.3f} (ELBO {best["nll_elbo"]:.3f})')
   axes[2].plot(grid, np.exp(tf.function(model.prior.log_prob)(tf.constant(grid)).numpy()),
@@ -250,7 +237,7 @@ def main(argv):
     workdir = os.path.join(root, name)
     smoothed = not keys.get('baseline_mixtures')
     metrics = run_or_load(config, workdir, smoothed)
-    logging.info('%s: %s', name, lowdim.summary_line(metrics))
+    logging.info('%s: %s', name, tasks.PointsTask.summary_line(metrics))
     return metrics, dict(_row(metrics, workdir, **keys), seed=seed, config=config)
 
   baselines = []
@@ -322,4 +309,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(errors.reported(main))

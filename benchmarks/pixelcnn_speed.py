@@ -28,9 +28,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 
+from tfsmooth import experiment  # noqa: E402
 from tfsmooth.configs import fashion_mnist  # noqa: E402
 from tfsmooth.models import pixelcnn  # noqa: E402
-from tfsmooth.train import images  # noqa: E402
 
 tfd = tfp.distributions
 
@@ -64,8 +64,8 @@ def _models():
   yield 'tfp_pixelcnn', _tfp_pixelcnn
   yield 'ours_32', lambda: _ours(pixelcnn.PixelCNN(SHAPE, nr_resnet=1, nr_filters=32,
                                                    nr_logistic_mix=10, dropout=0.))
-  yield 'baseline', lambda: _ours(images.build_model(fashion['baseline']))
-  yield 'smoothed_pair', lambda: _ours(images.build_model(fashion['smoothed']))
+  yield 'baseline', lambda: _ours(experiment.build_model(experiment.settle(fashion['baseline'])))
+  yield 'smoothed_pair', lambda: _ours(experiment.build_model(experiment.settle(fashion['smoothed'])))
 
 
 def _time(fn, *args):

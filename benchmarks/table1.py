@@ -2,7 +2,7 @@
 
 Table 1: MADE baselines with 3 and 6 logistics vs the smoothed pair with 3 (sigma 0.3).
 Figure 12: smoothed pairs with 2, 3, 4 logistics vs MADE baselines with 5, 6, 7.
-Every run is `tfsmooth.train.lowdim.run` on a config from `tfsmooth/configs/` (the same as
+Every run is an `experiment.Run` of a config from `tfsmooth/configs/` (the same as
 `launch/train.py`); finished runs (metrics.json present) are read, not retrained. Writes
 `<out>/<experiment>.json` (all metrics), `<out>/<experiment>.md` (the table, with the
 paper's figures and the true entropy) and `<out>/<experiment>/<dataset>_samples.png` (data
@@ -26,12 +26,11 @@ import matplotlib  # noqa: E402
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
+from tfsmooth import errors  # noqa: E402
+from tfsmooth import experiment  # noqa: E402
 from tfsmooth.data import synthetic  # noqa: E402
 from tfsmooth.evaluation import plots  # noqa: E402
-from tfsmooth.train import lowdim  # noqa: E402
-from tfsmooth.train import trainer  # noqa: E402
 
 EXPERIMENTS = {
     'table1': [('baseline', 3), ('baseline', 6), ('smoothed', 3)],
@@ -58,11 +57,10 @@ def label(variant, num_mixtures):
   return f'{"Smoothed" if variant == "smoothed" else "MADE"} ({num_mixtures})'
 
 
-def samples_of(config, workdir, n=3000):
+def samples_of(workdir, n=3000):
   """Samples from the best checkpoint: two-step for smoothed runs."""
-  model = lowdim.build_model(config, synthetic.get_dataset(config.data.name).dim)
-  trainer.restore_model(model, os.path.join(workdir, 'best'))
-  return model.sample(n, tf.constant([config.eval.seed, 12])).numpy()
+  run = experiment.Run.load(workdir)
+  return run.model.sample(n, run.seed('samples')).numpy()
 
 
 def markdown(rows, runs):
@@ -90,18 +88,11 @@ def main(argv):
   for dataset, variant, k in runs:
     config = run_config(dataset, variant, k, overrides)
     workdir = os.path.join(_WORKDIR.value, f'{dataset}_{variant}{k}')
-    metrics_path = os.path.join(workdir, 'metrics.json')
-    if os.path.exists(metrics_path):
-      with open(metrics_path) as f:
-        metrics = json.load(f)
-    else:
-      os.makedirs(workdir, exist_ok=True)
-      with open(os.path.join(workdir, 'config.json'), 'w') as f:
-        f.write(config.to_json_best_effort(indent=2))
-      metrics = lowdim.run(config, workdir)
-    logging.info('%s', lowdim.summary_line(metrics))
+    run = experiment.Run.create(config, workdir)
+    metrics = run.read_metrics() or run.train()
+    logging.info('%s', run.summary_line(metrics))
     rows.append(metrics)
-    samples[(dataset, variant, k)] = samples_of(config, workdir)
+    samples[(dataset, variant, k)] = samples_of(workdir)
   out = os.path.join(_OUT.value, name)
   os.makedirs(out, exist_ok=True)
   with open(out + '.json', 'w') as f:
@@ -124,4 +115,4 @@ def main(argv):
 
 if __name__ == '__main__':
   logging.set_verbosity(logging.INFO)
-  app.run(main)
+  app.run(errors.reported(main))

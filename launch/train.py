@@ -6,7 +6,9 @@
   python launch/train.py --config=tfsmooth/configs/fashion_mnist.py:baseline \
       --workdir=runs/fmnist_baseline
 
-A rerun with the same --workdir resumes from its last checkpoint.
+A rerun with the same --workdir resumes from its last checkpoint; it may change train.steps
+and evaluation settings, and is refused (the run's config.json kept) if anything that shapes
+the model, the data or the smoothing differs.
 """
 
 import os
@@ -18,8 +20,8 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from tfsmooth.train import images  # noqa: E402
-from tfsmooth.train import lowdim  # noqa: E402
+from tfsmooth import errors  # noqa: E402
+from tfsmooth import experiment  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
                                           lock_config=True)
@@ -31,14 +33,11 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  os.makedirs(_WORKDIR.value, exist_ok=True)
-  with open(os.path.join(_WORKDIR.value, 'config.json'), 'w') as f:
-    f.write(_CONFIG.value.to_json_best_effort(indent=2))
-  runner = images if images.is_image_config(_CONFIG.value) else lowdim
-  metrics = runner.run(_CONFIG.value, _WORKDIR.value)
-  print(runner.summary_line(metrics), flush=True)
+  run = experiment.Run.create(_CONFIG.value, _WORKDIR.value)
+  metrics = run.train()
+  print(run.summary_line(metrics), flush=True)
 
 
 if __name__ == '__main__':
   logging.set_verbosity(logging.INFO)
-  app.run(main)
+  app.run(errors.reported(main))

@@ -2,12 +2,12 @@
 
 import pytest
 
+from tfsmooth import experiment
 from tfsmooth.configs import rings
-from tfsmooth.train import lowdim
 
 
 @pytest.mark.slow
 def test_main_job_beats_the_paper_on_rings(tmp_path):
-  metrics = lowdim.run(rings.get_config(), str(tmp_path))
+  metrics = experiment.Run.create(rings.get_config(), tmp_path).train()
   assert metrics['nll_iw'] <= metrics['nll_elbo']
   assert metrics['entropy'] < metrics['nll_iw'] < metrics['paper_nll']

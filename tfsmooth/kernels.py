@@ -15,6 +15,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfsmooth import errors
+
 tfd = tfp.distributions
 
 KERNELS = ('gaussian', 'laplace', 'uniform')
@@ -38,10 +40,10 @@ class SmoothingKernel:
 
   def __init__(self, name='gaussian', sigma=0.3, event_ndims=1):
     if name not in KERNELS:
-      raise ValueError(f'Unknown smoothing kernel {name!r}; choose one of {", ".join(KERNELS)}.')
+      raise errors.UserError(f'Unknown smoothing kernel {name!r}; choose one of {", ".join(KERNELS)}.')
     sigma = float(sigma)
     if not sigma > 0 or not math.isfinite(sigma):
-      raise ValueError(f'Smoothing sigma must be a finite number > 0, got {sigma}. '
+      raise errors.UserError(f'Smoothing sigma must be a finite number > 0, got {sigma}. '
                        'Set e.g. --config.smoothing.sigma=0.3, or use a baseline model.')
     self.name = name
     self.sigma = sigma
@@ -73,11 +75,11 @@ def median_heuristic_sigma(points, max_points=2000, seed=0):
   """
   points = np.asarray(points, np.float64)
   if points.ndim < 2 or points.shape[0] < 2:
-    raise ValueError(f'The sigma heuristic needs at least 2 points of shape [N, ...]; '
+    raise errors.UserError(f'The sigma heuristic needs at least 2 points of shape [N, ...]; '
                      f'got an array of shape {points.shape}.')
   points = points.reshape(points.shape[0], -1)
   if not np.all(np.isfinite(points)):
-    raise ValueError('The sigma heuristic got NaN or infinite values; clean the data first.')
+    raise errors.UserError('The sigma heuristic got NaN or infinite values; clean the data first.')
   if points.shape[0] > max_points:
     rows = np.random.default_rng(seed).choice(points.shape[0], max_points, replace=False)
     points = points[rows]

@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfsmooth import errors
 from tfsmooth import kernels as kernels_lib
 
 samplers = tfp.random
@@ -41,10 +42,10 @@ class SmoothedModel(keras.Model):
   def __init__(self, prior, conditional, kernel, **kwargs):
     super().__init__(**kwargs)
     if prior.conditional or not conditional.conditional:
-      raise ValueError('SmoothedModel needs an unconditional prior p(x~) and a conditional '
+      raise errors.UserError('SmoothedModel needs an unconditional prior p(x~) and a conditional '
                        'model p(x | x~).')
     if prior.event_shape != conditional.event_shape:
-      raise ValueError(f'p(x~) models events of shape {prior.event_shape} but p(x | x~) '
+      raise errors.UserError(f'p(x~) models events of shape {prior.event_shape} but p(x | x~) '
                        f'{conditional.event_shape}; they must agree.')
     if not isinstance(kernel, kernels_lib.SmoothingKernel):
       raise TypeError(f'kernel must be a SmoothingKernel, got {type(kernel).__name__}.')
@@ -136,7 +137,7 @@ class SmoothedModel(keras.Model):
   def denoise_single_step(self, x_tilde):
     """x_bar = x~ + sigma^2 grad_x~ log p(x~) (Tweedie's formula; Gaussian q only)."""
     if not self.kernel.is_gaussian:
-      raise ValueError(f'Single-step (gradient) denoising is derived for Gaussian smoothing; '
+      raise errors.UserError(f'Single-step (gradient) denoising is derived for Gaussian smoothing; '
                        f'this model uses {self.kernel.name}. Use denoise() (p(x | x~)) instead.')
     x_tilde = self.prior.check_events(x_tilde, 'x_tilde')
     return x_tilde + self.kernel.sigma**2 * score(self.prior, x_tilde)

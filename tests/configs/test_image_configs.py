@@ -2,17 +2,17 @@
 
 import pytest
 
+from tfsmooth import experiment
 from tfsmooth.configs import celeb_a
 from tfsmooth.configs import cifar10
 from tfsmooth.configs import fashion_mnist
 from tfsmooth.configs import mnist
-from tfsmooth.train import images
 
 
 def _counts(module):
   counts = {}
   for variant in ('smoothed', 'baseline'):
-    model = images.build_model(module.get_config(variant))
+    model = experiment.build_model(experiment.settle(module.get_config(variant)))
     model.build_variables()
     counts[variant] = model.num_params
   return counts

@@ -4,17 +4,17 @@ import json
 
 import pytest
 
+from tfsmooth import experiment
 from tfsmooth.configs import checkerboard_realnvp
 from tfsmooth.configs import olympics_realnvp
 from tfsmooth.configs import synthetic
-from tfsmooth.train import lowdim
 
 CONFIGS = {'checkerboard': checkerboard_realnvp, 'olympics': olympics_realnvp}
 PAPER = {'checkerboard': (3.64, 3.72), 'olympics': (1.32, 1.80)}
 
 
 def _num_params(config):
-  model = lowdim.build_model(config, 2)
+  model = experiment.build_model(experiment.settle(config))
   model.build_variables()
   return model.num_params
 
@@ -44,10 +44,10 @@ def test_short_smoothed_run_writes_metrics(tmp_path):
   config.train.update(steps=10, jit_compile=False, log_every=5, eval_every=5)
   config.eval.update(iw_samples=4, validation_samples=2, num_plot_samples=200,
                      density_iw_samples=2)
-  metrics = lowdim.run(config, str(tmp_path))
+  metrics = experiment.Run.create(config, tmp_path).train()
   saved = json.loads((tmp_path / 'metrics.json').read_text())
   assert saved['steps'] == 10 and saved['paper_nll'] == 3.64
   assert saved['num_params'] == metrics['num_params'] == 168  # 2 x (2*8 + 9*2) + 2 x (4*8 + 9*2)
   assert saved['nll_iw'] <= saved['nll_elbo']
-  for name in lowdim.PLOTS:
+  for name in ('samples.png', 'density.png'):
     assert (tmp_path / name).stat().st_size > 10_000

@@ -1,4 +1,3 @@
-import json
 import os
 
 import ml_collections
@@ -8,9 +7,7 @@ import tensorflow as tf
 
 from tfsmooth import kernels
 from tfsmooth import smoothing
-from tfsmooth.configs import rings
 from tfsmooth.models import made
-from tfsmooth.train import lowdim
 from tfsmooth.train import strategy as strategy_lib
 from tfsmooth.train import trainer
 
@@ -108,20 +105,3 @@ def test_unknown_strategy_lists_the_choices():
   with pytest.raises(ValueError, match='default, mirrored, multi_worker, tpu'):
     strategy_lib.get_strategy('gpu')
 
-
-def test_lowdim_run_writes_metrics_and_plots(tmp_path):
-  config = rings.get_config()
-  config.model.hidden_sizes = config.conditional_model.hidden_sizes = (16,)
-  config.train.steps = 20
-  config.train.jit_compile = False
-  config.eval.update(iw_samples=4, validation_samples=2, num_plot_samples=200,
-                     density_iw_samples=2)
-  metrics = lowdim.run(config, str(tmp_path))
-  saved = json.loads((tmp_path / 'metrics.json').read_text())
-  for key in ('nll_elbo', 'nll_iw', 'iw_samples', 'entropy', 'num_params', 'train_seconds'):
-    assert key in saved
-  assert saved['nll_iw'] <= saved['nll_elbo']
-  assert saved['entropy'] == pytest.approx(2.623, abs=0.005)
-  assert saved['paper_nll'] == 2.71 and metrics['steps'] == 20
-  for name in lowdim.PLOTS:
-    assert (tmp_path / name).stat().st_size > 10_000

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from tfsmooth import errors
 from tfsmooth import kernels
 
 IMAGE_SHAPES = {
@@ -61,7 +62,7 @@ def read_idx(path):
   with opener(path, 'rb') as f:
     data = f.read()
   if data[:3] != b'\x00\x00\x08':
-    raise ValueError(f'{path} is not an IDX file of unsigned bytes (magic {data[:4].hex()}).')
+    raise errors.UserError(f'{path} is not an IDX file of unsigned bytes (magic {data[:4].hex()}).')
   ndim = data[3]
   shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim))
   return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
@@ -75,7 +76,7 @@ def _idx_length(path):
 
 def _check_name(name):
   if name not in IMAGE_SHAPES:
-    raise ValueError(f'Unknown image data set {name!r}; choose one of '
+    raise errors.UserError(f'Unknown image data set {name!r}; choose one of '
                      f'{", ".join(IMAGE_SHAPES)} (--config.data.name).')
 
 
@@ -108,7 +109,7 @@ def _idx_images(split, idx_dir):
   try:
     pieces = tfds.core.ReadInstruction.from_spec(split).to_absolute(infos)
   except (KeyError, ValueError) as e:
-    raise ValueError(f'Split {split!r} does not fit the IDX source, which has the splits '
+    raise errors.UserError(f'Split {split!r} does not fit the IDX source, which has the splits '
                      f'{", ".join(IDX_FILES)} (slices like train[:90%] are fine): {e}') from e
   arrays = {n: read_idx(paths[n])[..., None] for n in {p.splitname for p in pieces}}
   return np.concatenate([arrays[p.splitname][p.from_:p.to] for p in pieces])
@@ -137,10 +138,10 @@ def raw_images(name, split, data_dir=None, source='auto', idx_dir=FASHION_MNIST_
   """A tf.data.Dataset of uint8 [H, W, C] images (CelebA already cropped and resized)."""
   _check_name(name)
   if source not in SOURCES:
-    raise ValueError(f'Unknown data source {source!r}; choose one of {", ".join(SOURCES)} '
+    raise errors.UserError(f'Unknown data source {source!r}; choose one of {", ".join(SOURCES)} '
                      '(--config.data.source).')
   if source == 'idx' and name != 'fashion_mnist':
-    raise ValueError(f'The IDX source holds only fashion_mnist, not {name!r}; use source=tfds.')
+    raise errors.UserError(f'The IDX source holds only fashion_mnist, not {name!r}; use source=tfds.')
   if source == 'idx':
     return tf.data.Dataset.from_tensor_slices(_idx_images(split, idx_dir))
   try:

@@ -31,6 +31,8 @@ import os
 import numpy as np
 from scipy import special
 
+from tfsmooth import errors
+
 SPLIT_SIZES = {'train': 10_000, 'validation': 1_000, 'test': 5_000}
 SPLIT_SEEDS = {'train': 0, 'validation': 1, 'test': 2}
 FILE_SHUFFLE_SEED = 0
@@ -43,22 +45,22 @@ def validate_points(x, dim=None, dtype=np.float32, source='points'):
   """Returns x as a `dtype` array after checking it is [N, D], numeric, finite, D == dim."""
   x = np.asarray(x)
   if x.dtype.kind not in 'iuf':
-    raise ValueError(f'{source} must be numeric, got dtype {x.dtype}.')
+    raise errors.UserError(f'{source} must be numeric, got dtype {x.dtype}.')
   if x.ndim == 1:
-    raise ValueError(f'{source} has shape {x.shape}: expected a 2-D array [N, D] of N points. '
+    raise errors.UserError(f'{source} has shape {x.shape}: expected a 2-D array [N, D] of N points. '
                      'For 1-D data reshape to [N, 1] (x[:, None]).')
   if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-    raise ValueError(f'{source} has shape {x.shape}: expected a 2-D array [N, D] of N >= 1 '
+    raise errors.UserError(f'{source} has shape {x.shape}: expected a 2-D array [N, D] of N >= 1 '
                      'points with D >= 1 coordinates.')
   if dim is not None and x.shape[1] != dim:
-    raise ValueError(f'{source} has D={x.shape[1]} coordinates per point, but D={dim} is '
+    raise errors.UserError(f'{source} has D={x.shape[1]} coordinates per point, but D={dim} is '
                      f'expected. Use points of dimension {dim}, or a data set / model built for '
                      f'D={x.shape[1]} (check --config.data.name and --config.data.path).')
   with np.errstate(over='ignore'):
     x = x.astype(dtype)
   bad = ~np.isfinite(x).all(axis=1)
   if bad.any():
-    raise ValueError(f'{source}: {bad.sum()} of {len(x)} rows contain NaN or inf (or values '
+    raise errors.UserError(f'{source}: {bad.sum()} of {len(x)} rows contain NaN or inf (or values '
                      f'too large for {np.dtype(dtype).name}); the first is row {np.argmax(bad)} '
                      '(0-based). Drop or fix those rows.')
   return x
@@ -105,7 +107,7 @@ class Dataset:
     Every synthetic set overrides this with its closed form; points without a density (a
     `FileDataset`) have no smoothed density either.
     """
-    raise ValueError(f'{self.name} has no known density, so neither has its Gaussian-smoothed '
+    raise errors.UserError(f'{self.name} has no known density, so neither has its Gaussian-smoothed '
                      'version: use a synthetic data set.')
 
   def splits(self):
@@ -227,14 +229,14 @@ class FileDataset(Dataset):
     return self.points[rng.integers(len(self.points), size=n)]
 
   def log_prob(self, x):
-    raise ValueError(f'The points in {self.path} have no known density, so log_prob and entropy '
+    raise errors.UserError(f'The points in {self.path} have no known density, so log_prob and entropy '
                      'are unavailable (has_density=False); they exist for the synthetic data sets.')
 
   def splits(self):
     """Shuffled rows (seed `FILE_SHUFFLE_SEED`) split 10:1:5, >= 1 row in validation and test."""
     n = len(self.points)
     if n < 3:
-      raise ValueError(f'{self.path} has {n} points; train/validation/test splits need at least 3.')
+      raise errors.UserError(f'{self.path} has {n} points; train/validation/test splits need at least 3.')
     num_val, num_test = max(1, round(n / 16)), max(1, round(5 * n / 16))
     rows = self.points[np.random.default_rng(FILE_SHUFFLE_SEED).permutation(n)]
     return {'train': rows[num_val + num_test:], 'validation': rows[:num_val],
@@ -244,27 +246,37 @@ class FileDataset(Dataset):
 def _read_array(path, key):
   ext = os.path.splitext(path)[1].lower()
   if ext not in FILE_EXTENSIONS:
-    raise ValueError(f'Cannot read points from {path}: unsupported extension {ext!r}; '
+    raise errors.UserError(f'Cannot read points from {path}: unsupported extension {ext!r}; '
                      f'supported: {", ".join(FILE_EXTENSIONS)}.')
   if not os.path.isfile(path):
     raise FileNotFoundError(f'Data file not found: {path} (set by --config.data.path).')
   if key is not None and ext != '.npz':
-    raise ValueError(f'An array key ({key!r}) only applies to .npz files, not {path}.')
+    raise errors.UserError(f'An array key ({key!r}) only applies to .npz files, not {path}.')
   if ext == '.npy':
-    return np.load(path, allow_pickle=False)
+    return _load_numpy(path)
   if ext == '.npz':
-    with np.load(path, allow_pickle=False) as arrays:
+    with _load_numpy(path) as arrays:
       if key is None and len(arrays.files) == 1:
         key = arrays.files[0]
       if key not in arrays.files:
-        raise ValueError(f'{path} holds the arrays {arrays.files}; choose one with key=... '
+        raise errors.UserError(f'{path} holds the arrays {arrays.files}; choose one with key=... '
                          f'(--config.data.key){"" if key is None else f", not {key!r}"}.')
       return arrays[key]
   header = 1 if _csv_has_header(path) else 0
   try:
     return np.loadtxt(path, delimiter=',', skiprows=header, ndmin=2, encoding='utf-8-sig')
   except ValueError as e:
-    raise ValueError(f'Cannot read {path} as comma-separated numbers: {e}') from e
+    raise errors.UserError(f'Cannot read {path} as comma-separated numbers: {e}') from e
+
+
+def _load_numpy(path):
+  if os.path.getsize(path) == 0:
+    raise errors.UserError(f'{path} is empty (0 bytes); save your N x D points with np.save.')
+  try:
+    return np.load(path, allow_pickle=False)
+  except (ValueError, OSError, EOFError) as e:
+    raise errors.UserError(f'Cannot read {path} as a NumPy file ({e}); save your N x D points '
+                           'with np.save (or np.savez), or use a .csv file.') from e
 
 
 def _csv_has_header(path):
@@ -292,14 +304,14 @@ def get_dataset(name, path=None, key=None):
   """The synthetic data set `name`, or `name='file'` with `path` (and `key` for .npz)."""
   if name == 'file':
     if not path:
-      raise ValueError(f'Data set "file" needs the path of your points: {_FILE_FLAGS} '
+      raise errors.UserError(f'Data set "file" needs the path of your points: {_FILE_FLAGS} '
                        '(.npy, .npz or .csv holding an N x D array).')
     return FileDataset(path, key)
   if name not in DATASETS:
-    raise ValueError(f'Unknown data set {name!r}; valid names: {", ".join(DATASETS)}, file. '
+    raise errors.UserError(f'Unknown data set {name!r}; valid names: {", ".join(DATASETS)}, file. '
                      f'For your own points use {_FILE_FLAGS} (.npy, .npz or .csv, N x D).')
   if path:
-    raise ValueError(f'A path ({path}) is only read with data set "file", not {name!r}.')
+    raise errors.UserError(f'A path ({path}) is only read with data set "file", not {name!r}.')
   return DATASETS[name]
 
 

@@ -18,6 +18,8 @@ import math
 import keras
 import tensorflow as tf
 
+from tfsmooth import errors
+
 
 class DensityModel(keras.Model):
   """Base class: a trainable p(x) or p(x | c) over events of shape `event_shape`.
@@ -52,7 +54,7 @@ class DensityModel(keras.Model):
     n = len(self.event_shape)
     trailing = tuple(x.shape)[-n:] if x.shape.rank is not None else self.event_shape
     if len(trailing) < n or any(d is not None and d != e for d, e in zip(trailing, self.event_shape)):
-      raise ValueError(f'{what} has shape {tuple(x.shape)}, but {type(self).__name__} models '
+      raise errors.UserError(f'{what} has shape {tuple(x.shape)}, but {type(self).__name__} models '
                        f'events of shape {self.event_shape}: the trailing dimensions must match '
                        '(check the data dimension against the model config).')
     return x
@@ -80,8 +82,8 @@ class DensityModel(keras.Model):
 
   def _check_conditioning(self, conditioning):
     if self.conditional and conditioning is None:
-      raise ValueError(f'{type(self).__name__} is conditional: pass conditioning=x_tilde '
+      raise errors.UserError(f'{type(self).__name__} is conditional: pass conditioning=x_tilde '
                        f'of shape [N, {", ".join(map(str, self.event_shape))}].')
     if not self.conditional and conditioning is not None:
-      raise ValueError(f'{type(self).__name__} is unconditional: do not pass conditioning.')
+      raise errors.UserError(f'{type(self).__name__} is unconditional: do not pass conditioning.')
     return None if conditioning is None else self.check_events(conditioning, 'conditioning')

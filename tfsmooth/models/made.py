@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfsmooth import errors
 from tfsmooth.models import base
 
 tfd = tfp.distributions
@@ -39,7 +40,7 @@ def input_degrees(event_size, ordering='natural', seed=0):
     return np.arange(event_size, 0, -1)
   if ordering == 'random':
     return np.random.default_rng(seed).permutation(event_size) + 1
-  raise ValueError(f'Unknown MADE ordering {ordering!r}; choose one of {", ".join(ORDERINGS)}.')
+  raise errors.UserError(f'Unknown MADE ordering {ordering!r}; choose one of {", ".join(ORDERINGS)}.')
 
 
 def masks(in_degrees, hidden_sizes, out_degrees, min_hidden_degree=1):
@@ -102,7 +103,7 @@ class MADE(base.DensityModel):
                **kwargs):
     super().__init__((event_size,), conditional=conditional, **kwargs)
     if num_mixtures < 1:
-      raise ValueError(f'num_mixtures must be >= 1, got {num_mixtures}.')
+      raise errors.UserError(f'num_mixtures must be >= 1, got {num_mixtures}.')
     self.num_mixtures = int(num_mixtures)
     degrees = input_degrees(event_size, ordering, ordering_seed)
     in_degrees = np.concatenate([np.zeros(event_size, int), degrees]) if conditional else degrees
@@ -156,7 +157,7 @@ def mixture_of_logistics(event_size=1, num_mixtures=3, loc_init_range=2.0):
 def from_config(config, event_shape, conditional):
   """Builds a MADE from `config.{hidden_sizes, num_mixtures, ordering, loc_init_range}`."""
   if len(event_shape) != 1:
-    raise ValueError(f'MADE models flat vectors; got event shape {event_shape}. '
+    raise errors.UserError(f'MADE models flat vectors; got event shape {event_shape}. '
                      'Use the pixelcnn model for images.')
   return MADE(event_shape[0], hidden_sizes=tuple(config.get('hidden_sizes', (256, 256))),
               num_mixtures=config.get('num_mixtures', 3),

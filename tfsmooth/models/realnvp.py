@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfsmooth import errors
 from tfsmooth.models import base
 
 tfb = tfp.bijectors
@@ -67,10 +68,10 @@ class RealNVP(base.DensityModel):
                activation='relu', max_log_scale=3.0, **kwargs):
     super().__init__((event_size,), conditional=conditional, **kwargs)
     if event_size < 2:
-      raise ValueError(f'RealNVP couples halves of the event, so it needs D >= 2; got D = '
+      raise errors.UserError(f'RealNVP couples halves of the event, so it needs D >= 2; got D = '
                        f'{event_size}. Use the made model for 1-D data.')
     if num_couplings < 1:
-      raise ValueError(f'num_couplings must be >= 1, got {num_couplings}.')
+      raise errors.UserError(f'num_couplings must be >= 1, got {num_couplings}.')
     self.num_masked = event_size // 2
     self.couplings = [
         CouplingNetwork(tuple(hidden_sizes), event_size - self.num_masked, activation,
@@ -135,7 +136,7 @@ def from_config(config, event_shape, conditional):
     max_log_scale (3.0): soft bound on each coupling's log-scale.
   """
   if len(event_shape) != 1:
-    raise ValueError(f'RealNVP models flat vectors; got event shape {event_shape}.')
+    raise errors.UserError(f'RealNVP models flat vectors; got event shape {event_shape}.')
   return RealNVP(event_shape[0], num_couplings=config.get('num_couplings', 8),
                  hidden_sizes=tuple(config.get('hidden_sizes', (64, 64))),
                  conditional=conditional, activation=config.get('activation', 'relu'),

@@ -2,6 +2,8 @@
 
 import importlib
 
+from tfsmooth import errors
+
 MODELS = {
     'made': 'tfsmooth.models.made',
     'pixelcnn': 'tfsmooth.models.pixelcnn',
@@ -13,7 +15,7 @@ def build(model_config, event_shape, conditional=False):
   """A `DensityModel` p(x) (or p(x | x~) if `conditional`) named by `model_config.name`."""
   name = model_config.get('name', 'made')
   if name not in MODELS:
-    raise ValueError(f'Unknown model {name!r}; choose one of {", ".join(sorted(MODELS))} '
+    raise errors.UserError(f'Unknown model {name!r}; choose one of {", ".join(sorted(MODELS))} '
                      '(--config.model.name=...).')
   module = importlib.import_module(MODELS[name])
   return module.from_config(model_config, tuple(event_shape), conditional)

@@ -1,25 +1,24 @@
-"""The image experiment runner and launch/sample.py on tiny PixelCNN++ models."""
+"""Image runs (`experiment.Run` with `tasks.ImageTask`) and their grids, on tiny PixelCNN++ models."""
 
-import importlib.util
 import json
 import math
 import os
 
-import ml_collections
 import numpy as np
 from PIL import Image
 import pytest
 
+from tfsmooth import experiment
+from tfsmooth import tasks
 from tfsmooth.configs import fashion_mnist
 from tfsmooth.data import images as image_data
+from tfsmooth.evaluation import image_grids
 from tfsmooth.evaluation import plots
-from tfsmooth.train import images
 
 needs_idx = pytest.mark.skipif(
     not all(os.path.exists(os.path.join(image_data.FASHION_MNIST_IDX_DIR, f))
             for f in image_data.IDX_FILES.values()),
     reason='Fashion-MNIST IDX files missing (apt-get install dataset-fashion-mnist)')
-SAMPLE_PY = os.path.join(os.path.dirname(__file__), '..', '..', 'launch', 'sample.py')
 
 
 def tiny_config(variant):
@@ -33,22 +32,16 @@ def tiny_config(variant):
   return config
 
 
-def _sample_module():
-  spec = importlib.util.spec_from_file_location('sample_launch', SAMPLE_PY)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def test_image_configs_are_dispatched_to_the_image_runner():
-  assert images.is_image_config(fashion_mnist.get_config())
-  assert not images.is_image_config(ml_collections.ConfigDict({'data': {'name': 'rings'}}))
+def test_image_configs_get_the_image_task():
+  assert isinstance(tasks.for_config(fashion_mnist.get_config()), tasks.ImageTask)
+  config = experiment.settle(fashion_mnist.get_config())
+  assert config.data.event_shape == [28, 28, 1] and config.smoothing.sigma == 0.5
 
 
 def test_baseline_and_pair_have_matching_parameter_counts():
   counts = {}
   for variant in ('baseline', 'smoothed'):
-    model = images.build_model(fashion_mnist.get_config(variant))
+    model = experiment.build_model(experiment.settle(fashion_mnist.get_config(variant)))
     model.build_variables()
     counts[variant] = model.num_params
   assert abs(counts['baseline'] / counts['smoothed'] - 1) < 0.02
@@ -57,11 +50,13 @@ def test_baseline_and_pair_have_matching_parameter_counts():
 @needs_idx
 def test_exact_bpd_is_minus_log_prob_over_dims():
   config = tiny_config('baseline')
-  model = images.build_model(config)
+  config.data.test_split = 'test[:3]'
+  run = experiment.Run(experiment.settle(config), '/nonexistent')
+  model = run.build_model()
   model.build_variables()
   x = image_data.load_images('fashion_mnist', 'test[:3]', source='idx')
   expected = -np.mean(model.log_prob(x).numpy()) / (28 * 28 * math.log(2.))
-  assert images.bits_per_dim(model, config, x, 1, 0) == pytest.approx(expected, rel=1e-5)
+  assert run.nll(model, 'test', 1, 'test') == pytest.approx(expected, rel=1e-5)
 
 
 def test_save_grid_lays_out_rows(tmp_path):
@@ -79,18 +74,16 @@ def test_save_grid_lays_out_rows(tmp_path):
 
 
 def test_sample_modes_are_checked():
-  sample = _sample_module()
+  run = experiment.Run(experiment.settle(tiny_config('baseline')), '/nonexistent')
   with pytest.raises(ValueError, match='do not apply'):
-    sample.make_grids(tiny_config('baseline'), None, ['two_step'], 2, 0, '/nonexistent')
+    image_grids.modes_of(run, ['two_step'])
+  assert image_grids.modes_of(run) == list(image_grids.BASELINE_MODES)
 
 
 @pytest.fixture(scope='module')
 def smoothed_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('smoothed'))
-  config = tiny_config('smoothed')
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    f.write(config.to_json_best_effort())
-  return workdir, images.run(config, workdir)
+  return workdir, experiment.Run.create(tiny_config('smoothed'), workdir).train()
 
 
 @pytest.mark.slow
@@ -105,30 +98,29 @@ def test_smoothed_run_writes_metrics_and_grids(smoothed_run):
     assert key in saved
   assert saved['steps'] == 2 and saved['sigma'] == 0.5 and saved['test_images'] == 6
   assert 0 < saved['bpd_iw'] <= saved['bpd_elbo'] + 1e-6
-  for name in images.SMOOTHED_GRIDS:
+  for name in tasks.ImageTask.smoothed_grids:
     assert os.path.exists(os.path.join(workdir, name))
-  assert 'test bpd <=' in images.summary_line(saved)
+  assert 'test bpd <=' in tasks.ImageTask.summary_line(saved)
 
 
 @pytest.mark.slow
 @needs_idx
 def test_baseline_run_writes_exact_bpd(tmp_path):
-  metrics = images.run(tiny_config('baseline'), str(tmp_path))
+  metrics = experiment.Run.create(tiny_config('baseline'), tmp_path).train()
   assert metrics['bpd'] > 0 and metrics['steps'] == 2 and 'bpd_iw' not in metrics
   assert os.path.exists(tmp_path / 'samples.png')
-  assert '(exact)' in images.summary_line(metrics)
+  assert '(exact)' in tasks.ImageTask.summary_line(metrics)
 
 
 @pytest.mark.slow
 @needs_idx
-def test_sample_launch_denoise_and_inpaint_are_seeded(smoothed_run, tmp_path):
+def test_denoise_and_inpaint_grids_are_seeded(smoothed_run, tmp_path):
   workdir, _ = smoothed_run
-  sample = _sample_module()
-  config, model, sigma = sample.load_run(workdir)
-  assert sigma == 0.5
-  grids = sample.make_grids(config, model, ['denoise', 'inpaint'], 2, 3, str(tmp_path))
-  again = sample.make_grids(config, model, ['denoise', 'inpaint'], 2, 3, str(tmp_path / 'b'))
-  other = sample.make_grids(config, model, ['inpaint'], 2, 4, str(tmp_path / 'c'))
+  run = experiment.Run.load(workdir)
+  assert run.config.smoothing.sigma == 0.5 and run.step == 2
+  grids = image_grids.make_grids(run, ['denoise', 'inpaint'], 2, 3, str(tmp_path))
+  again = image_grids.make_grids(run, ['denoise', 'inpaint'], 2, 3, str(tmp_path / 'b'))
+  other = image_grids.make_grids(run, ['inpaint'], 2, 4, str(tmp_path / 'c'))
   clean, noisy, first, second, single = grids['denoise']
   assert len(grids['denoise']) == 5 and first.shape == clean.shape
   np.testing.assert_array_equal(first, again['denoise'][2])

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmarks import gaussian_mixture_1d as denoising_1d
+from tfsmooth.evaluation import gaussian_mixture_1d
 
 MEANS, SCALE = [-0.3, 0.3], 0.1
 
 
 @pytest.fixture(params=[0.3, 0.1])
 def truth(request):
-  return denoising_1d.GaussianMixturePosterior(MEANS, SCALE, request.param)
+  return gaussian_mixture_1d.GaussianMixturePosterior(MEANS, SCALE, request.param)
 
 
 def _bayes_posterior(truth, x_tilde, grid):
@@ -71,4 +71,4 @@ def test_posterior_samples_follow_the_posterior(truth):
 
 def test_gap_fraction():
   points = np.array([-0.2, -0.05, 0., 0.099, 0.1, 0.3])
-  assert denoising_1d.gap_fraction(points) == pytest.approx(0.5)
+  assert gaussian_mixture_1d.gap_fraction(points) == pytest.approx(0.5)

@@ -1,0 +1,136 @@
+"""The run object: settled config record, refused resumes, user data, bad input, old workdirs."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tfsmooth import errors
+from tfsmooth import experiment
+from tfsmooth.configs import rings
+
+
+def tiny_config(steps=4, **data):
+  config = rings.get_config()
+  config.model.hidden_sizes = config.conditional_model.hidden_sizes = (8,)
+  config.train.update(steps=steps, jit_compile=False, log_every=2, eval_every=2,
+                      checkpoint_every=2)
+  config.eval.update(iw_samples=4, validation_samples=2, num_plot_samples=200,
+                     density_iw_samples=2)
+  config.data.update(data)
+  return config
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('rings'))
+  return workdir, experiment.Run.create(tiny_config(), workdir).train()
+
+
+def test_run_writes_settled_config_metrics_and_plots(trained):
+  workdir, metrics = trained
+  record = json.loads(open(os.path.join(workdir, 'config.json')).read())
+  assert record['data']['event_shape'] == [2] and record['format'] == experiment.FORMAT
+  saved = json.loads(open(os.path.join(workdir, 'metrics.json')).read())
+  assert saved == metrics and metrics['steps'] == 4
+  assert metrics['nll_iw'] <= metrics['nll_elbo']
+  assert metrics['entropy'] == pytest.approx(2.623, abs=0.005) and metrics['paper_nll'] == 2.71
+  for name in ('samples.png', 'density.png'):
+    assert os.path.getsize(os.path.join(workdir, name)) > 10_000
+
+
+def test_load_rebuilds_the_trained_model(trained):
+  workdir, metrics = trained
+  run = experiment.Run.load(workdir)
+  assert run.step == metrics['best_step']
+  elbo, iw = run.nll(run.model, 'validation', 2, 'validation')
+  assert iw == pytest.approx(metrics['validation_nll'], rel=1e-5)
+
+
+def test_resume_with_another_model_is_refused_and_keeps_the_record(trained):
+  workdir, _ = trained
+  path = os.path.join(workdir, 'config.json')
+  before = open(path).read()
+  changed = tiny_config(steps=6)
+  changed.conditional_model.num_mixtures = 6
+  changed.smoothing.sigma = 0.2
+  with pytest.raises(errors.UserError) as info:
+    experiment.Run.create(changed, workdir)
+  message = str(info.value)
+  assert 'conditional_model.num_mixtures: recorded 3, now 6' in message
+  assert 'smoothing.sigma: recorded 0.3, now 0.2' in message
+  assert 'train.steps' not in message.split('Differences:')[1].split('Rerun')[0]
+  assert open(path).read() == before
+  # A bad value is refused before anything is written, too.
+  zero_sigma = tiny_config()
+  zero_sigma.smoothing.sigma = 0.
+  with pytest.raises(errors.UserError, match='sigma'):
+    experiment.Run.create(zero_sigma, workdir)
+  assert open(path).read() == before
+
+
+def test_more_steps_and_other_evaluation_settings_resume(trained, tmp_path):
+  workdir, _ = trained
+  config = tiny_config(steps=6)
+  config.eval.iw_samples = 8
+  run = experiment.Run.create(config, workdir)
+  assert run.config.train.steps == 6
+
+
+@pytest.mark.parametrize('key,value,match', [
+    ('steps', -5, 'train.steps must be a positive integer'),
+    ('steps', 0, 'train.steps must be a positive integer'),
+    ('batch_size', 0, 'train.batch_size must be a positive integer'),
+])
+def test_bad_training_settings_are_refused(tmp_path, key, value, match):
+  config = tiny_config()
+  config.train[key] = value
+  with pytest.raises(errors.UserError, match=match):
+    experiment.Run.create(config, tmp_path / 'w')
+  assert not os.path.exists(tmp_path / 'w')
+
+
+def test_empty_or_broken_point_files_are_user_errors(tmp_path):
+  empty = tmp_path / 'empty.npy'
+  empty.write_bytes(b'')
+  with pytest.raises(errors.UserError, match='empty.npy'):
+    experiment.Run.create(tiny_config(name='file', path=str(empty)), tmp_path / 'w')
+  text = tmp_path / 'bad.npy'
+  text.write_text('not numpy')
+  with pytest.raises(errors.UserError, match='bad.npy'):
+    experiment.Run.create(tiny_config(name='file', path=str(text)), tmp_path / 'w')
+
+
+def test_user_points_of_any_dimension(tmp_path):
+  points = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+  np.save(tmp_path / 'mine.npy', points)
+  workdir = tmp_path / 'mine'
+  metrics = experiment.Run.create(tiny_config(name='file', path=str(tmp_path / 'mine.npy')),
+                                  workdir).train()
+  assert 'paper_nll' not in metrics and 'entropy' not in metrics
+  assert np.isfinite(metrics['nll_iw'])
+  assert os.path.exists(workdir / 'samples.png') and not os.path.exists(workdir / 'density.png')
+  assert 'paper' not in experiment.Run(experiment.read_record(workdir), workdir).summary_line(
+      metrics)
+
+
+def test_workdir_from_before_settling_still_loads(trained, tmp_path):
+  workdir, _ = trained
+  old = tmp_path / 'old'
+  os.makedirs(old)
+  for name in ('checkpoints', 'best'):
+    os.symlink(os.path.join(workdir, name), old / name)
+  record = json.loads(open(os.path.join(workdir, 'config.json')).read())
+  del record['format'], record['data']['event_shape']
+  (old / 'config.json').write_text(json.dumps(record))
+  run = experiment.Run.load(old)
+  assert run.config.data.event_shape == [2] and run.model.num_params > 0
+
+
+def test_missing_or_corrupt_record_names_the_fix(tmp_path):
+  with pytest.raises(FileNotFoundError, match='launch/train.py'):
+    experiment.Run.load(tmp_path)
+  (tmp_path / 'config.json').write_text('{"data": ')
+  with pytest.raises(errors.UserError, match='not valid JSON'):
+    experiment.Run.load(tmp_path)

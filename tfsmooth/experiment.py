@@ -1,0 +1,293 @@
+"""A run: one workdir's settled config, data, model, weights and named seeds.
+
+  run = Run.create(config, workdir)  # settle the config, check it against the workdir's record
+  metrics = run.train()              # train or resume, evaluate, write metrics.json, then plots
+  run = Run.load(workdir)            # rebuild data and model from config.json, best weights
+
+Settling fixes everything the run depends on, once: the data's event shape
+(`data.event_shape`), a numeric `smoothing.sigma` (the paper's heuristic resolved when
+`smoothing.sigma_heuristic` is set) and the checks on steps, batch size and sigma. The settled
+config is `config.json`; it alone rebuilds the run. A workdir with checkpoints refuses a config
+that differs in anything but `MUTABLE` keys, and keeps its record; the record is only ever
+replaced whole (write to a temporary file, then rename).
+
+Evaluation draws come from named seeds (`SEEDS`): [eval.seed, salt] pairs for samplers, the
+integer stream eval.seed + salt for the batched likelihood bounds.
+"""
+
+import json
+import math
+import os
+
+from absl import logging
+import keras
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from tfsmooth import errors
+from tfsmooth import kernels
+from tfsmooth import smoothing
+from tfsmooth import tasks
+from tfsmooth.evaluation import likelihood
+from tfsmooth.models import registry
+from tfsmooth.train import strategy as strategy_lib
+from tfsmooth.train import trainer
+
+CONFIG_FILE = 'config.json'
+METRICS_FILE = 'metrics.json'
+FORMAT = 1  # version of the settled config record
+
+# Keys a resumed run may change: they shape neither the model, the data nor the smoothing.
+MUTABLE = ('train.steps', 'train.log_every', 'train.eval_every', 'train.checkpoint_every',
+           'train.keep_checkpoints', 'train.strategy', 'train.tpu_address', 'train.jit_compile',
+           'eval.', 'reference.')
+
+# Salts of the named evaluation seeds; fixed, so that recorded figures reproduce.
+SEEDS = {'test': 0, 'validation': 1, 'denoise_noise': 2, 'denoise': 3, 'inpaint': 4,
+         'smooth_data': 10, 'prior_samples': 11, 'samples': 12}
+
+
+def _positive_int(config, key):
+  value = config.get(key.split('.')[0]).get(key.split('.')[1])
+  if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+    raise errors.UserError(f'{key} must be a positive integer, got {value!r}; set e.g. '
+                           f'--config.{key}=1000.')
+
+
+def settle(config, sigma=None):
+  """A checked copy of `config` with its data shape and a numeric sigma filled in.
+
+  `sigma` overrides the configured one (used for records made before settling existed).
+  """
+  config = ml_collections.ConfigDict(config.to_dict())
+  for key in ('train.steps', 'train.batch_size', 'eval.iw_samples'):
+    _positive_int(config, key)
+  if not config.train.learning_rate > 0:
+    raise errors.UserError(f'train.learning_rate must be > 0, got {config.train.learning_rate}.')
+  task = tasks.for_config(config)
+  config.data.event_shape = list(task.event_shape)
+  if config.smoothing.enabled:
+    if sigma is not None:
+      config.smoothing.sigma = float(sigma)
+    elif config.smoothing.get('sigma_heuristic', False):
+      config.smoothing.sigma = float(task.sigma_heuristic())
+    kernels.SmoothingKernel(config.smoothing.kernel, config.smoothing.sigma)  # checks sigma
+  config.format = FORMAT
+  return config
+
+
+def _flat(config):
+  """{'a.b': value} of a ConfigDict, values normalised through JSON."""
+  out = {}
+
+  def walk(prefix, node):
+    for key, value in node.items():
+      if isinstance(value, dict):
+        walk(f'{prefix}{key}.', value)
+      else:
+        out[prefix + key] = value
+
+  walk('', json.loads(config.to_json_best_effort()))
+  return out
+
+
+def frozen_differences(recorded, config):
+  """Keys outside `MUTABLE` whose values differ between two settled configs, as text lines."""
+  old, new = _flat(recorded), _flat(config)
+  lines = []
+  for key in sorted(set(old) | set(new)):
+    if key.startswith(MUTABLE) or key == 'format':
+      continue
+    if old.get(key, '(absent)') != new.get(key, '(absent)'):
+      lines.append(f'{key}: recorded {old.get(key, "(absent)")!r}, now '
+                   f'{new.get(key, "(absent)")!r}')
+  return lines
+
+
+def _write_json_atomically(path, text):
+  temporary = f'{path}.tmp-{os.getpid()}'
+  with open(temporary, 'w') as f:
+    f.write(text)
+  os.replace(temporary, path)
+
+
+def _json_value(value):
+  """numpy scalars to Python; non-finite floats to None (JSON has no Infinity)."""
+  if isinstance(value, (np.floating, float)):
+    return float(value) if math.isfinite(value) else None
+  if isinstance(value, np.integer):
+    return int(value)
+  return value
+
+
+def read_record(workdir):
+  """The settled config of `workdir` (records made before settling are settled on read)."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'No {CONFIG_FILE} in {workdir}: pass the --workdir of a '
+                            'launch/train.py run.')
+  try:
+    with open(path) as f:
+      config = ml_collections.ConfigDict(json.load(f))
+  except json.JSONDecodeError as e:
+    raise errors.UserError(f'{path} is not valid JSON ({e}); it records the run\'s config: '
+                           'restore it from a backup or retrain in a new --workdir.') from e
+  if config.get('format') == FORMAT:
+    return config
+  sigma = None
+  if config.smoothing.enabled:  # older image records kept a heuristic sigma in metrics.json
+    sigma = _read_metrics(workdir).get('sigma')
+  return settle(config, sigma)
+
+
+def _read_metrics(workdir):
+  path = os.path.join(workdir, METRICS_FILE)
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def _has_checkpoint(workdir):
+  return tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints')) is not None
+
+
+def build_model(config):
+  """The baseline `DensityModel` or the `SmoothedModel` of a settled config."""
+  event_shape = tuple(config.data.event_shape)
+  prior = registry.build(config.model, event_shape)
+  if not config.smoothing.enabled:
+    return prior
+  kernel = kernels.SmoothingKernel(config.smoothing.kernel, config.smoothing.sigma,
+                                   event_ndims=len(event_shape))
+  conditional = registry.build(config.conditional_model, event_shape, conditional=True)
+  return smoothing.SmoothedModel(prior, conditional, kernel)
+
+
+class Run:
+  """One workdir: its settled `config`, `task` (data, unit, plots) and `model`."""
+
+  def __init__(self, config, workdir):
+    self.config = config
+    self.workdir = os.fspath(workdir)
+    self.task = tasks.for_config(config)
+    self.smoothed = bool(config.smoothing.enabled)
+    self.model = None
+    self.checkpoint = None
+
+  @classmethod
+  def create(cls, config, workdir):
+    """Settles `config` for `workdir` and records it, or checks it against the workdir's record.
+
+    Raises `errors.UserError` (and writes nothing) when the workdir holds checkpoints of a run
+    whose recorded config differs in a key outside `MUTABLE`.
+    """
+    config = settle(config)
+    if _has_checkpoint(workdir):
+      if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+        raise errors.UserError(f'{workdir} holds checkpoints but no {CONFIG_FILE}, so what they '
+                               'were trained with is unknown; use a new --workdir.')
+      differences = frozen_differences(read_record(workdir), config)
+      if differences:
+        raise errors.UserError(
+            f'{workdir} holds a run trained with another config, so it cannot be resumed with '
+            f'this one. Differences: {"; ".join(differences)}. Rerun with the recorded values '
+            f'(see {os.path.join(workdir, CONFIG_FILE)}) or use a new --workdir; only '
+            f'{", ".join(MUTABLE)} may change on resume.')
+    os.makedirs(workdir, exist_ok=True)
+    _write_json_atomically(os.path.join(workdir, CONFIG_FILE),
+                           config.to_json_best_effort(indent=2))
+    return cls(config, workdir)
+
+  @classmethod
+  def load(cls, workdir):
+    """The run of `workdir`, its model built from config.json with the best weights restored."""
+    run = cls(read_record(workdir), workdir)
+    run.model = build_model(run.config)
+    run.checkpoint = trainer.restore_best(run.model, run.workdir)
+    logging.info('Restored %s', run.checkpoint)
+    return run
+
+  @property
+  def step(self):
+    """Training step of the restored checkpoint (from its 'ckpt-<step>' name), or None."""
+    return None if self.checkpoint is None else int(self.checkpoint.rsplit('-', 1)[-1])
+
+  def seed(self, name, base=None):
+    """The named stateless seed [base, salt] (int32 [2]); base defaults to eval.seed."""
+    base = self.config.eval.seed if base is None else base
+    return tf.constant([base, SEEDS[name]], tf.int32)
+
+  def seed_stream(self, name):
+    """The named integer seed of the batched likelihood bounds (eval.seed + salt)."""
+    return self.config.eval.seed + SEEDS[name]
+
+  def build_model(self):
+    return build_model(self.config)
+
+  def nll(self, model, split, num_samples, seed_name):
+    """Mean test (or validation) figure in the task's unit: exact, or (ELBO, IW) bounds."""
+    points = self.task.split(split)
+    batch = self.config.eval.get('batch_size') or None
+    if not self.smoothed:
+      return self.task.to_unit(likelihood.exact_nll(model, points, batch or 4096))
+    elbo, iw = likelihood.smoothed_nll(model, points, num_samples, self.seed_stream(seed_name),
+                                       batch)
+    return self.task.to_unit(elbo), self.task.to_unit(iw)
+
+  def _validation_fn(self):
+    samples = self.config.eval.validation_samples
+
+    def validation(model):
+      value = self.nll(model, 'validation', samples, 'validation')
+      return {'validation': value[1] if self.smoothed else value}
+
+    return validation
+
+  def train(self, strategy=None):
+    """Trains (or resumes), then writes metrics.json, then the plots; returns the metrics."""
+    config = self.config
+    keras.utils.set_random_seed(config.train.seed)  # initial weights
+    strategy = strategy or strategy_lib.from_config(config.train)
+    result = trainer.train(self.build_model, self.task.train_examples(config.train.seed),
+                           config.train, self.workdir, strategy, self._validation_fn())
+    self.model = result.model
+    metrics = self.evaluate()
+    metrics.update({'train_seconds': result.train_seconds, 'steps': result.step,
+                    'best_step': result.best_step,
+                    f'validation_{self.task.unit}': result.best_metric})
+    self.write_metrics(metrics)
+    self.task.write_plots(self, self.model)
+    return self.read_metrics()
+
+  def evaluate(self):
+    """Test figures of `self.model` in the task's unit, beside the truth and the paper's."""
+    config, unit = self.config, self.task.unit
+    metrics = {'dataset': config.data.name, 'smoothed': self.smoothed,
+               'num_params': self.model.num_params,
+               self.task.count_key: len(self.task.split('test'))}
+    if self.smoothed:
+      k = config.eval.iw_samples
+      metrics[f'{unit}_elbo'], metrics[f'{unit}_iw'] = self.nll(self.model, 'test', k, 'test')
+      metrics.update(iw_samples=k, kernel=config.smoothing.kernel, sigma=config.smoothing.sigma,
+                     num_params_prior=self.model.prior.num_params,
+                     num_params_conditional=self.model.conditional.num_params)
+    else:
+      metrics[unit] = self.nll(self.model, 'test', 1, 'test')
+    metrics.update(self.task.reference())
+    return metrics
+
+  def write_metrics(self, metrics):
+    """metrics.json (non-finite figures as null), replaced whole."""
+    metrics = {k: _json_value(v) for k, v in metrics.items()}
+    _write_json_atomically(os.path.join(self.workdir, METRICS_FILE),
+                           json.dumps(metrics, indent=2, allow_nan=False))
+    logging.info('metrics: %s', metrics)
+
+  def read_metrics(self):
+    return _read_metrics(self.workdir)
+
+  def summary_line(self, metrics):
+    return self.task.summary_line(metrics)
+
