@@ -1,6 +1,10 @@
 """Picks a `tf.distribute` strategy by name: one device, several, several workers, or TPU."""
 
+import os
+
 import tensorflow as tf
+
+from tfsmooth import errors
 
 STRATEGIES = ('default', 'mirrored', 'multi_worker', 'tpu')
 
@@ -9,8 +13,9 @@ def get_strategy(name='default', tpu_address=''):
   """The strategy for `--config.train.strategy`.
 
   'mirrored' uses all local GPUs, or all logical CPUs when there are no GPUs (cross-device
-  reduction through one device, which works on CPU); 'multi_worker' reads TF_CONFIG;
-  'tpu' connects to `tpu_address` ('' = the local TPU or the one named by the environment).
+  reduction through one device, which works on CPU); 'multi_worker' reads the cluster and this
+  worker's task from TF_CONFIG; 'tpu' connects to `tpu_address` ('' = a TPU attached to this
+  host or named by TPU_NAME).
   """
   if name == 'default':
     return tf.distribute.get_strategy()
@@ -23,19 +28,33 @@ def get_strategy(name='default', tpu_address=''):
   if name == 'multi_worker':
     return tf.distribute.MultiWorkerMirroredStrategy()
   if name == 'tpu':
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
+    return _tpu_strategy(tpu_address)
+  raise errors.UserError(f'Unknown strategy {name!r}; choose one of {", ".join(STRATEGIES)} '
+                         '(--config.train.strategy=...).')
+
+
+def _tpu_strategy(address):
+  if not (address or os.environ.get('TPU_NAME') or tf.config.list_physical_devices('TPU')):
+    raise errors.UserError(
+        'strategy=tpu but this host has no TPU and none is named: pass '
+        '--config.train.tpu_address=<TPU name or grpc://host:port> (or set TPU_NAME), or choose '
+        'another --config.train.strategy (default, mirrored, multi_worker).')
+  try:
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=address)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
-    return tf.distribute.TPUStrategy(resolver)
-  raise ValueError(f'Unknown strategy {name!r}; choose one of {", ".join(STRATEGIES)} '
-                   '(--config.train.strategy=...).')
+  except (ValueError, RuntimeError, tf.errors.OpError) as e:
+    raise errors.UserError(f'Cannot reach the TPU {address or "named by TPU_NAME"!r}: '
+                           f'{str(e).strip().splitlines()[0] if str(e).strip() else e!r}. Check '
+                           '--config.train.tpu_address and that the TPU is up.') from e
+  return tf.distribute.TPUStrategy(resolver)
 
 
 def from_config(config):
   """The strategy of `config.train` (strategy, tpu_address), checked against its batch size."""
   strategy = get_strategy(config.strategy, config.get('tpu_address', ''))
   if config.batch_size % strategy.num_replicas_in_sync:
-    raise ValueError(f'batch_size {config.batch_size} is not divisible by the '
-                     f'{strategy.num_replicas_in_sync} replicas of the {config.strategy} '
-                     'strategy; change --config.train.batch_size.')
+    raise errors.UserError(f'batch_size {config.batch_size} is not divisible by the '
+                           f'{strategy.num_replicas_in_sync} replicas of the {config.strategy} '
+                           'strategy; change --config.train.batch_size.')
   return strategy

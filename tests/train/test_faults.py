@@ -1,0 +1,216 @@
+"""Training at scale and under faults: per-worker input, two workers, EMA, signals, bad checkpoints."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.train import tiny
+from tfsmooth import errors
+from tfsmooth.train import strategy as strategy_lib
+from tfsmooth.train import trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEPS = 300
+
+
+def _driver(workdir, output, steps, strategy='default', tf_config=None):
+  env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='2')
+  env.pop('TF_CONFIG', None)
+  if tf_config:
+    env['TF_CONFIG'] = json.dumps(tf_config)
+  return subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, 'tests', 'train', 'train_driver.py'), str(workdir),
+       str(output), str(steps), strategy], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def _saved(path):
+  with np.load(path) as f:
+    return [f[k] for k in sorted(f.files, key=lambda k: int(k.split('_')[1]))]
+
+
+def _weights(model):
+  return [v.numpy() for v in model.trainable_variables]
+
+
+def _assert_equal(a, b, **tolerance):
+  assert len(a) == len(b)
+  for x, y in zip(a, b):
+    np.testing.assert_allclose(x, y, **(tolerance or dict(rtol=1e-5, atol=1e-6)))
+
+
+@pytest.fixture(scope='module')
+def straight(tmp_path_factory):
+  """Weights of an uninterrupted in-process run of STEPS steps."""
+  result = trainer.train(tiny.model, tiny.dataset, tiny.config(STEPS),
+                         str(tmp_path_factory.mktemp('straight')))
+  return _weights(result.model)
+
+
+def _free_ports(n):
+  sockets = [socket.socket() for _ in range(n)]
+  for s in sockets:
+    s.bind(('127.0.0.1', 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def test_worker_shards_are_disjoint_and_cover_the_global_batch():
+  examples = lambda: tf.data.Dataset.range(10_000)  # noqa: E731
+  global_batch, replicas = 8, 4
+  single = trainer.input_fn(examples, global_batch, replicas)(
+      tf.distribute.InputContext(1, 0, replicas))
+  single = [c.numpy() for c in single.take(2 * replicas)]  # chunk r of step t: replica r
+  for pipelines in (2, 4):
+    local = replicas // pipelines
+    shards = [[c.numpy() for c in trainer.input_fn(examples, global_batch, replicas)(
+        tf.distribute.InputContext(pipelines, i, replicas)).take(2 * local)]
+              for i in range(pipelines)]
+    for step in range(2):
+      batch = np.concatenate([single[step * replicas + r] for r in range(replicas)])
+      parts = [s[step * local + r] for s in shards for r in range(local)]
+      assert sorted(np.concatenate(parts)) == sorted(batch)  # disjoint and covering
+      for r, part in enumerate(parts):  # global replica r gets the same chunk as in one process
+        np.testing.assert_array_equal(part, single[step * replicas + r])
+  resumed = trainer.input_fn(examples, global_batch, replicas, start_step=1)(
+      tf.distribute.InputContext(1, 0, replicas))
+  np.testing.assert_array_equal(next(iter(resumed)).numpy(), single[replicas])
+
+
+def test_two_workers_match_one_process_with_two_replicas(tmp_path):
+  steps = 20
+  ports = _free_ports(2)
+  cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
+  workers = [_driver(tmp_path / 'multi', tmp_path / f'worker{i}.npz', steps, 'multi_worker',
+                     {'cluster': cluster, 'task': {'type': 'worker', 'index': i}})
+             for i in range(2)]
+  for w in workers:
+    _, err = w.communicate(timeout=240)
+    assert w.returncode == 0, err[-3000:]
+  mirrored = strategy_lib.get_strategy('mirrored')
+  assert mirrored.num_replicas_in_sync == 2
+  result = trainer.train(tiny.model, tiny.dataset, tiny.config(steps), str(tmp_path / 'one'),
+                         mirrored)
+  _assert_equal(_saved(tmp_path / 'worker0.npz'), _weights(result.model), rtol=1e-4, atol=1e-5)
+  _assert_equal(_saved(tmp_path / 'worker1.npz'), _saved(tmp_path / 'worker0.npz'))
+  assert sorted(os.listdir(tmp_path / 'multi' / 'checkpoints'))[-1].startswith(f'ckpt-{steps}')
+  assert not [name for name in os.listdir(tmp_path / 'multi') if name.startswith('scratch')]
+
+
+def _wait_for_progress(process):
+  for line in process.stderr:
+    if f'/{STEPS} loss' in line:
+      return
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGKILL])
+def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, signum, straight):
+  workdir = tmp_path / 'run'
+  process = _driver(workdir, tmp_path / 'first.npz', STEPS)
+  if signum == signal.SIGKILL:
+    for line in process.stderr:  # past the first periodic checkpoint
+      if f'step 220/{STEPS}' in line:
+        break
+  else:
+    _wait_for_progress(process)
+  process.send_signal(signum)
+  err = process.stderr.read()
+  process.wait(timeout=120)
+  if signum == signal.SIGTERM:
+    assert process.returncode == 0, err[-3000:]
+    assert 'SIGTERM received: stopped at step' in err and 'Rerun' in err
+    stopped = int(err.split('stopped at step ')[1].split('/')[0])
+    assert 0 < stopped < STEPS
+    assert tf.train.latest_checkpoint(str(workdir / 'checkpoints')).endswith(f'ckpt-{stopped}')
+  else:
+    assert process.returncode == -signal.SIGKILL
+  rerun = _driver(workdir, tmp_path / 'rerun.npz', STEPS)
+  _, err = rerun.communicate(timeout=240)
+  assert rerun.returncode == 0, err[-3000:]
+  assert 'Resumed from' in err
+  _assert_equal(_saved(tmp_path / 'rerun.npz'), straight)
+
+
+def test_ema_equals_its_closed_form(tmp_path):
+  decay = 0.9
+  initial = []
+
+  def model_fn():
+    model = tiny.model()
+    model.build_variables()
+    initial.append(_weights(model))
+    return model
+
+  raw = []
+  for steps in (1, 2, 3):  # one step per call, so each step's raw weights are checkpointed
+    result = trainer.train(model_fn, tiny.dataset, tiny.config(steps, checkpoint_every=1,
+                                                               ema_decay=decay), str(tmp_path))
+    fresh = tiny.model()
+    trainer.restore_model(fresh, str(tmp_path / 'checkpoints'), ema=False)
+    raw.append(_weights(fresh))
+  assert result.ema
+  # ema_3 = d^3 w_0 + (1 - d) (d^2 w_1 + d w_2 + w_3)
+  expected = [decay**3 * w0 + (1 - decay) * (decay**2 * w1 + decay * w2 + w3)
+              for w0, w1, w2, w3 in zip(initial[0], *raw)]
+  _assert_equal(_weights(result.model), expected)
+  fresh = tiny.model()
+  trainer.restore_best(fresh, str(tmp_path))  # EMA by default
+  _assert_equal(_weights(fresh), expected)
+
+
+def test_workdir_without_ema_restores_and_resumes(tmp_path):
+  trainer.train(tiny.model, tiny.dataset, tiny.config(5, ema_decay=0.), str(tmp_path))
+  raw = tiny.model()
+  trainer.restore_best(raw, str(tmp_path))
+  resumed = trainer.train(tiny.model, tiny.dataset, tiny.config(6, ema_decay=0.5), str(tmp_path))
+  assert resumed.step == 6 and resumed.ema
+
+
+def test_truncated_checkpoint_is_named_set_aside_and_the_previous_one_used(tmp_path, caplog):
+  workdir = tmp_path / 'run'
+  config = tiny.config(10, checkpoint_every=5)
+  trainer.train(tiny.model, tiny.dataset, config, str(workdir))
+  checkpoints = workdir / 'checkpoints'
+  index = checkpoints / 'ckpt-10.index'
+  index.write_bytes(index.read_bytes()[:20])
+  (checkpoints / 'ckpt-15_temp').mkdir()  # left by a save killed midway
+  with caplog.at_level('WARNING'):
+    result = trainer.train(tiny.model, tiny.dataset, config, str(workdir))
+  assert 'ckpt-10 is unreadable' in caplog.text and 'ckpt-10.index' in caplog.text
+  assert (checkpoints / 'unreadable' / 'ckpt-10.index').stat().st_size == 20
+  assert not (checkpoints / 'ckpt-15_temp').exists()
+  assert result.step == 10
+  _assert_equal(_weights(result.model), _weights(
+      trainer.train(tiny.model, tiny.dataset, config, str(tmp_path / 'straight')).model))
+
+
+def test_unreadable_only_checkpoint_gives_a_clear_error(tmp_path):
+  trainer.train(tiny.model, tiny.dataset, tiny.config(5, checkpoint_every=5), str(tmp_path))
+  data = tmp_path / 'checkpoints' / 'ckpt-5.data-00000-of-00001'
+  data.write_bytes(data.read_bytes()[:100])
+  with pytest.raises(errors.UserError, match='ckpt-5.data-00000-of-00001.*backup'):
+    trainer.restore_best(tiny.model(), str(tmp_path))
+
+
+def test_tpu_without_a_tpu_fails_fast_with_the_fix():
+  with pytest.raises(errors.UserError, match='tpu_address'):
+    strategy_lib.get_strategy('tpu')
+
+
+def test_mixed_bfloat16_trains_on_cpu(tmp_path):
+  config = tiny.config(3, precision='mixed_bfloat16')
+  result = trainer.train(tiny.MixedPrecisionGaussian, tiny.dataset, config, str(tmp_path))
+  assert result.model.dense.compute_dtype == 'bfloat16'
+  assert result.model.dense.kernel.dtype == 'float32'
+  assert result.step == 3 and all(np.all(np.isfinite(w)) for w in _weights(result.model))
+  assert tf.keras.mixed_precision.global_policy().name == 'float32'  # the process keeps its policy
+  with pytest.raises(errors.UserError, match='float32, mixed_bfloat16'):
+    trainer.train(tiny.model, tiny.dataset, tiny.config(3, precision='float16'), str(tmp_path))
