@@ -58,10 +58,12 @@ def test_shipped_classifier_loads_in_a_fresh_process_and_reaches_its_accuracy(tm
   assert report['accuracy'] > info['test_accuracy'] - 0.02
 
 
-def test_missing_inception_path_names_the_flag(tmp_path):
+def test_missing_feature_network_paths_name_their_flags(tmp_path):
   for path in ('', str(tmp_path / 'nowhere')):
     with pytest.raises(errors.UserError, match='--inception_path'):
       feature_networks.load_inception(path)
+  with pytest.raises(errors.UserError, match='--classifier_dir'):
+    feature_networks.load_classifier(str(tmp_path))
 
 
 class _TinyInception(tf.Module):

@@ -40,7 +40,7 @@ class FeatureNetwork:
     self._call = call
 
   def __call__(self, images):
-    return self._call(tf.convert_to_tensor(images, tf.float32))
+    return self._call(tf.cast(images, tf.float32))
 
 
 def _outputs(loaded, features_key, logits_key):
@@ -71,16 +71,19 @@ def _outputs(loaded, features_key, logits_key):
   return call
 
 
-def _load(path, flag, what):
+def _load(path, message):
+  """tf.saved_model.load(path), or a UserError with `message` if path holds no SavedModel."""
   if not path or not os.path.isfile(os.path.join(path, 'saved_model.pb')):
-    raise errors.UserError(f'No {what} SavedModel at {path or "(none given)"!r}: pass {flag} '
-                           'a directory that holds saved_model.pb.')
+    raise errors.UserError(message)
   return tf.saved_model.load(path)
 
 
 def load_classifier(base_dir=CLASSIFIER_DIR, flag='--classifier_dir'):
   """The project's Fashion-MNIST classifier from `base_dir`/1, named by its classifier.json."""
-  loaded = _load(os.path.join(base_dir, CLASSIFIER_VERSION), flag, 'classifier')
+  path = os.path.join(base_dir, CLASSIFIER_VERSION)
+  loaded = _load(path, f'No classifier SavedModel at {path}: pass {flag} the --export_dir of '
+                 'launch/train_classifier.py (the project ships one in '
+                 f'saved_models/{CLASSIFIER_NAME}).')
   info = {}
   info_path = os.path.join(base_dir, CLASSIFIER_INFO)
   if os.path.exists(info_path):
@@ -96,12 +99,12 @@ def load_inception(path, flag='--inception_path'):
   The model is called on images resized to 299 x 299 x 3 (values stay in [-1, 1]) and returns
   `logits` and `pool_3` (TF-GAN's Inception contract).
   """
-  if not path:
-    raise errors.UserError(f'FID / KID / IS with Inception-v3 need its weights, which cannot be '
-                           f'downloaded here: pass {flag}=/dir/of/the/TF-Hub/module (TF-GAN\'s '
-                           f'tfgan/eval/inception/1, unpacked), or use the project\'s '
-                           f'Fashion-MNIST classifier instead.')
-  call = _outputs(_load(path, flag, 'Inception-v3'), INCEPTION_FEATURES, 'logits')
+  where = f'{path!r} holds no saved_model.pb' if path else 'no path was given'
+  loaded = _load(path, f'FID / KID / IS with Inception-v3 need its weights, which cannot be '
+                 f'downloaded here, and {where}: pass {flag}=/dir/of/the/TF-Hub/module '
+                 '(TF-GAN\'s tfgan/eval/inception/1, unpacked: the directory with '
+                 'saved_model.pb), or use the project\'s Fashion-MNIST classifier instead.')
+  call = _outputs(loaded, INCEPTION_FEATURES, 'logits')
 
   def resized(images):
     images = tf.image.resize(images, [INCEPTION_SIZE, INCEPTION_SIZE], method='bilinear')

@@ -42,7 +42,7 @@ def activations(network, images, batch_size=500):
   call = tf.function(network, reduce_retracing=True)
   outputs = {'features': [], 'logits': []}
   for batch in _batches(images, batch_size):
-    result = call(tf.convert_to_tensor(batch, tf.float32))
+    result = call(tf.cast(batch, tf.float32))
     for key in outputs:
       outputs[key].append(result[key].numpy())
   if not outputs['features']:
