@@ -15,7 +15,9 @@ import shlex
 import shutil
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from tfsmooth import logs
+
+logs.quiet()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
