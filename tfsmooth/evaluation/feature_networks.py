@@ -8,10 +8,10 @@ neighbours, `logits` the Inception score. Its `name` goes into every reported fi
     saved_models/fashion_mnist_classifier/): a SavedModel whose `serving_default` signature
     (and `__call__`) take `images` [None, 28, 28, 1] and return `logits` and `features` (the
     penultimate layer). Figures computed with it are "domain" FID / KID / IS.
-  * Inception-v3 (TF-GAN's TF-Hub module `tfgan/eval/inception/1`, the network behind the
-    published FID / IS figures) from a local directory: called on [B, 299, 299, 3] images in
-    [-1, 1], it returns `logits` and `pool_3` (the 2048 pool features). Smaller images are
-    resized bilinearly to 299 x 299 and grey images repeated to three channels, as TF-GAN does.
+  * Inception-v3 (TF-GAN's TF-Hub module `tfgan/eval/inception/1`, the graph TF-GAN computes
+    FID / IS with) from a local directory: called on [B, 299, 299, 3] images in [-1, 1], it
+    returns `logits` and `pool_3` (the 2048 pool features). Images are resized bilinearly to
+    299 x 299 (TF-GAN's preprocessing) and grey images repeated to three channels.
 """
 
 import json
