@@ -28,7 +28,6 @@ resumes from the previous good one; orphan `*_temp` directories of a save cut sh
 import contextlib
 import dataclasses
 import glob
-import json
 import os
 import shutil
 import signal
@@ -37,7 +36,6 @@ import time
 
 from absl import logging
 import keras
-import ml_collections
 import numpy as np
 import tensorflow as tf
 
@@ -188,34 +186,6 @@ def make_optimizer(config):
     learning_rate = keras.optimizers.schedules.ExponentialDecay(
         config.learning_rate, decay_steps=1, decay_rate=decay_rate)
   return keras.optimizers.Adam(learning_rate, global_clipnorm=config.get('grad_clip_norm'))
-
-
-def read_config(workdir):
-  """The ConfigDict that launch/train.py saved as workdir/config.json."""
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'No config.json in {workdir}: pass the --workdir of a '
-                            'launch/train.py run.')
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
-
-
-def _plain(value):
-  """NumPy scalars as Python numbers, so that metrics print as 2.65, not np.float64(2.65)."""
-  if isinstance(value, dict):
-    return {k: _plain(v) for k, v in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [_plain(v) for v in value]
-  return value.item() if isinstance(value, np.generic) else value
-
-
-def write_metrics(workdir, metrics):
-  """Writes `metrics` to workdir/metrics.json (the run's figures) and logs them."""
-  metrics = _plain(metrics)
-  with open(os.path.join(workdir, 'metrics.json'), 'w') as f:
-    json.dump(metrics, f, indent=2)
-  logging.info('metrics: %s', ', '.join(
-      f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}' for k, v in metrics.items()))
 
 
 def _format_seconds(seconds):

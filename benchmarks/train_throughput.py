@@ -1,0 +1,141 @@
+"""Training throughput: tfsmooth's PixelCNN++ against TFP's `tfd.PixelCNN`, with and without XLA.
+
+Both networks get the same size, 28x28x1 images, --filters filters, --resnets gated resnet
+blocks per resolution, 3 resolutions, --mixtures logistics, no dropout. One training step is
+the mean discretized-logistic -log p(x) over a batch of --batch_size random 8-bit images, its
+gradient and an Adam update, inside one `tf.function` (`jit_compile` for XLA). Each of the four
+(model, XLA) cases runs in its own process, TFP's with TF_USE_LEGACY_KERAS=1 (it is a tf_keras
+model), so that the process's peak resident memory belongs to that case. Reported per case:
+examples/s (batch size / median step time over --steps after --warmup steps), the first call
+(tracing and compilation) in seconds, trainable parameters, peak RSS; `ratio` = ours / TFP in
+examples/s, with and without XLA.
+
+  python benchmarks/train_throughput.py --output=benchmarks/results/train_throughput.json
+"""
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_BATCH = flags.DEFINE_integer('batch_size', 32, 'Training batch size.')
+_FILTERS = flags.DEFINE_integer('filters', 32, 'Filters of every hidden layer.')
+_RESNETS = flags.DEFINE_integer('resnets', 1, 'Gated resnet blocks per resolution.')
+_MIXTURES = flags.DEFINE_integer('mixtures', 5, 'Logistic mixture components per pixel.')
+_STEPS = flags.DEFINE_integer('steps', 10, 'Timed training steps per case.')
+_WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps first (the first one traces).')
+_CASE = flags.DEFINE_string('case', '', 'Internal: run one case, ours|tfp,xla|plain, and '
+                            'print its JSON.')
+_OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/train_throughput.json', 'JSON path.')
+
+SHAPE = (28, 28, 1)
+
+
+def _ours():
+  """(-mean log p(x) in nats for x in [-1, 1], variables) of tfsmooth's PixelCNN++."""
+  from tfsmooth.models import pixelcnn  # pylint: disable=g-import-not-at-top
+  model = pixelcnn.PixelCNN(SHAPE, nr_resnet=_RESNETS.value, nr_filters=_FILTERS.value,
+                            nr_logistic_mix=_MIXTURES.value, dropout=0.)
+  model.build_variables()
+  return lambda x: -tf.reduce_mean(model.log_prob(x)), model.trainable_variables
+
+
+def _tfp():
+  """The same for tfd.PixelCNN (which reads 8-bit integer values)."""
+  import tensorflow_probability as tfp  # pylint: disable=g-import-not-at-top
+  dist = tfp.distributions.PixelCNN(
+      image_shape=SHAPE, num_resnet=_RESNETS.value, num_hierarchies=3,
+      num_filters=_FILTERS.value, num_logistic_mix=_MIXTURES.value, dropout_p=0.)
+  loss = lambda x: -tf.reduce_mean(dist.log_prob(tf.round((x + 1.) * 127.5)))  # noqa: E731
+  loss(tf.zeros((1,) + SHAPE))  # builds the network
+  return loss, dist.trainable_variables
+
+
+def run_case(model, xla):
+  """Times one case in this process; returns its figures."""
+  loss_fn, variables = (_ours if model == 'ours' else _tfp)()
+  learning_rate, beta1, beta2, eps = 1e-4, 0.9, 0.999, 1e-8
+  moments = [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in variables]
+  step = tf.Variable(0.)
+
+  @tf.function(jit_compile=xla)
+  def train_step(x):  # Adam written out, so that both models get the very same update
+    with tf.GradientTape() as tape:
+      loss = loss_fn(x)
+    step.assign_add(1.)
+    for v, g, (m, s) in zip(variables, tape.gradient(loss, variables), moments):
+      m.assign(beta1 * m + (1 - beta1) * g)
+      s.assign(beta2 * s + (1 - beta2) * tf.square(g))
+      v.assign_sub(learning_rate * (m / (1 - beta1**step)) /
+                   (tf.sqrt(s / (1 - beta2**step)) + eps))
+    return loss
+
+  x = tf.constant(np.random.default_rng(0).integers(0, 256, (_BATCH.value,) + SHAPE) / 127.5
+                  - 1., tf.float32)
+
+  def timed():
+    start = time.perf_counter()
+    train_step(x).numpy()
+    return time.perf_counter() - start
+
+  first = timed()
+  for _ in range(_WARMUP.value - 1):
+    timed()
+  seconds = statistics.median(timed() for _ in range(_STEPS.value))
+  return dict(examples_per_sec=_BATCH.value / seconds, step_seconds=seconds,
+              first_call_seconds=first,
+              num_params=int(sum(np.prod(v.shape) for v in variables)),
+              peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _spawn(model, xla):
+  env = dict(os.environ)
+  if model == 'tfp':
+    env['TF_USE_LEGACY_KERAS'] = '1'
+  flag_values = [f'--{name}={flags.FLAGS[name].value}' for name in
+                 ('batch_size', 'filters', 'resnets', 'mixtures', 'steps', 'warmup')]
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
+  out = subprocess.run([sys.executable, os.path.abspath(__file__), *flag_values,
+                        f'--case={model},{"xla" if xla else "plain"}'], env=env, check=True,
+                       capture_output=True, text=True).stdout
+  return json.loads(out.strip().splitlines()[-1])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if _CASE.value:
+    model, mode = _CASE.value.split(',')
+    print(json.dumps(run_case(model, mode == 'xla')))
+    return
+  results = {}
+  for xla in (False, True):
+    for model in ('tfp', 'ours'):
+      name = f'{model}_{"xla" if xla else "no_xla"}'
+      results[name] = _spawn(model, xla)
+      print(name, {k: round(v, 3) for k, v in results[name].items()}, flush=True)
+  results['ratio'] = {mode: results[f'ours_{mode}']['examples_per_sec'] /
+                      results[f'tfp_{mode}']['examples_per_sec'] for mode in ('no_xla', 'xla')}
+  results['settings'] = dict(batch_size=_BATCH.value, filters=_FILTERS.value,
+                             resnets=_RESNETS.value, mixtures=_MIXTURES.value,
+                             hierarchies=3, dropout=0., image_shape=SHAPE, steps=_STEPS.value,
+                             warmup=_WARMUP.value, cpu_count=os.cpu_count(),
+                             load_average_after=os.getloadavg())
+  with open(_OUTPUT.value, 'w') as f:
+    json.dump(results, f, indent=2)
+  print('ratio (ours / TFP, examples/s):', results['ratio'])
+
+
+if __name__ == '__main__':
+  app.run(main)
