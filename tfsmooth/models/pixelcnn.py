@@ -17,10 +17,11 @@ The pixel head f is one of:
 Conditional p(x | x~) (paper App. C.1): the network reads [x~; x] stacked along height
 (2H x W), so every pixel of x comes after all of x~; only the bottom half is scored.
 
-Sampling runs the network once per pixel inside one `tf.while_loop`. All randomness is drawn
-up front from the seed, per pixel K uniforms (Gumbel-max choice of the component) and C
-uniforms (logistic inverse CDFs, channel by channel), so pixel ij is a function of x_<ij and
-its own noise only.
+Sampling draws all randomness up front from the seed, per pixel K uniforms (Gumbel-max choice
+of the component) and C uniforms (logistic inverse CDFs, channel by channel), so pixel ij is a
+function of x_<ij and its own noise only. Two samplers give the same draws: 'cached' (the
+default, `pixelcnn_cached`: every activation computed once) and 'naive' (the reference: the
+whole network once per pixel, inside one `tf.while_loop`).
 """
 
 import keras
@@ -29,6 +30,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfsmooth.models import base
+from tfsmooth.models import pixelcnn_cached
 from tfsmooth.models import pixelcnn_layers as layers
 
 tfd = tfp.distributions
@@ -186,6 +188,7 @@ class DiscretizedLogisticMixture(LogisticMixture):
 
 
 HEADS = {'logistic': LogisticMixture, 'discretized_logistic': DiscretizedLogisticMixture}
+SAMPLERS = ('cached', 'naive')
 
 
 def _uniform(shape, seed, dtype):
@@ -228,27 +231,41 @@ class PixelCNNNetwork(keras.layers.Layer):
                         for i in range(2)]
     self.out = layers.Conv2D(outputs, name='nin_out')
 
-  def call(self, x, training=None):
+  def call(self, x, training=None, return_activations=False):
+    """The outputs; with return_activations, (outputs, maps) where maps holds what the cached
+    sampler starts from: 'x' (the input with its ones channel), for every gated resnet its
+    (input, hidden map) and for every down- / upsampling conv its input / output, by name."""
+    maps = {}
+
+    def block(layer, h, a=None):
+      out, hidden = layer(h, a, training=training, return_hidden=True)
+      maps[layer.name] = (h, hidden)
+      return out
+
     x = tf.concat([x, tf.ones_like(x[..., :1])], axis=-1)  # tells image from zero padding
+    maps['x'] = x
     us = [layers.down_shift(self.u_in(x))]
     uls = [layers.down_shift(self.ul_in_above(x)) + layers.right_shift(self.ul_in_left(x))]
     for scale in range(3):
       if scale:
-        us.append(self.u_downsample[scale - 1](us[-1]))
-        uls.append(self.ul_downsample[scale - 1](uls[-1]))
+        for down, stack in ((self.u_downsample[scale - 1], us), (self.ul_downsample[scale - 1], uls)):
+          maps[down.name] = stack[-1]
+          stack.append(down(stack[-1]))
       for i in range(scale * self.nr_resnet, (scale + 1) * self.nr_resnet):
-        us.append(self.up_u[i](us[-1], training=training))
-        uls.append(self.up_ul[i](uls[-1], us[-1], training=training))
+        us.append(block(self.up_u[i], us[-1]))
+        uls.append(block(self.up_ul[i], uls[-1], us[-1]))
     u, ul = us.pop(), uls.pop()
-    block = 0
+    index = 0
     for scale in range(3):
       if scale:
         u, ul = self.u_upsample[scale - 1](u), self.ul_upsample[scale - 1](ul)
+        maps[self.u_upsample[scale - 1].name], maps[self.ul_upsample[scale - 1].name] = u, ul
       for _ in range(self.nr_resnet + (scale > 0)):
-        u = self.down_u[block](u, us.pop(), training=training)
-        ul = self.down_ul[block](ul, tf.concat([u, uls.pop()], axis=-1), training=training)
-        block += 1
-    return self.out(tf.nn.elu(ul))
+        u = block(self.down_u[index], u, us.pop())
+        ul = block(self.down_ul[index], ul, tf.concat([u, uls.pop()], axis=-1))
+        index += 1
+    out = self.out(tf.nn.elu(ul))
+    return (out, maps) if return_activations else out
 
 
 class PixelCNNDistribution(tfd.Distribution):
@@ -263,10 +280,14 @@ class PixelCNNDistribution(tfd.Distribution):
     conditioning: None, or x~ of shape [N, H, W, C]: then batch shape [N].
     training: passed to the network (dropout); None inherits the Keras call context.
       Sampling always runs the network with training=False.
+    sampler: 'cached' (a `PixelCNNNetwork` sampled with cached activations) or 'naive' (any
+      causal network, run whole once per pixel); both give the same draws.
   """
 
   def __init__(self, network, head, event_shape, num_mixtures, conditioning=None, training=None,
-               validate_args=False, name='PixelCNNDistribution'):
+               sampler='cached', validate_args=False, name='PixelCNNDistribution'):
+    if sampler not in SAMPLERS:
+      raise ValueError(f'Unknown PixelCNN sampler {sampler!r}; choose one of {", ".join(SAMPLERS)}.')
     parameters = dict(locals())
     with tf.name_scope(name) as name:
       self._network = network
@@ -276,6 +297,7 @@ class PixelCNNDistribution(tfd.Distribution):
       self._conditioning = (None if conditioning is None else
                             tf.convert_to_tensor(conditioning, tf.float32, name='conditioning'))
       self._training = training
+      self._sampler = sampler
       super().__init__(dtype=tf.float32, reparameterization_type=tfd.NOT_REPARAMETERIZED,
                        validate_args=validate_args, allow_nan_stats=True,
                        parameters=parameters, name=name)
@@ -326,8 +348,8 @@ class PixelCNNDistribution(tfd.Distribution):
   def sample_from_uniform(self, u):
     """The sample determined by noise u [..., H, W, K + C] (leading dims: sample, batch).
 
-    Pixel by pixel in raster order, x_ij = head_ij(x_<ij).sample_from_uniform(u_ij): one
-    network evaluation per pixel, in a `tf.while_loop`.
+    Pixel by pixel in raster order, x_ij = head_ij(x_<ij).sample_from_uniform(u_ij), in a
+    `tf.while_loop`.
     """
     u = tf.convert_to_tensor(u, self.dtype)
     return self.complete_from_uniform(tf.zeros_like(u[..., :self._image_shape[-1]]), 0, u)
@@ -343,8 +365,14 @@ class PixelCNNDistribution(tfd.Distribution):
     u, c, leading = self._flat(tf.convert_to_tensor(u, self.dtype), self.noise_depth)
     x = tf.reshape(tf.convert_to_tensor(x_known, self.dtype), (-1, height, width, channels))
     pixel = tf.reshape(tf.range(height * width), (height, width, 1))
-    start = tf.convert_to_tensor(num_known_rows, tf.int32) * width
+    rows = tf.convert_to_tensor(num_known_rows, tf.int32)
+    start = rows * width
     x = tf.where(pixel < start, x, tf.zeros_like(x))
+    if self._sampler == 'cached':
+      sampler = pixelcnn_cached.CachedSampler(self._network, self._head, channels)
+      x = (sampler.complete(x, rows, u) if c is None else
+           sampler.complete(tf.concat([c, x], axis=1), rows + height, u))
+      return tf.reshape(x, tf.concat([leading, self._image_shape], 0))
 
     def step(i, x):
       candidates = self.pixel_distributions(x, c, training=False).sample_from_uniform(u)
@@ -378,10 +406,12 @@ class PixelCNN(base.DensityModel):
     nr_filters: channels of every hidden layer.
     nr_logistic_mix: K mixture components per pixel.
     dropout: dropout rate inside the resnet blocks (when training).
+    sampler: 'cached' (fast) or 'naive' (reference), see `PixelCNNDistribution`.
   """
 
   def __init__(self, event_shape, conditional=False, likelihood='discretized_logistic',
-               nr_resnet=5, nr_filters=160, nr_logistic_mix=10, dropout=0.5, **kwargs):
+               nr_resnet=5, nr_filters=160, nr_logistic_mix=10, dropout=0.5, sampler='cached',
+               **kwargs):
     super().__init__(event_shape, conditional=conditional, **kwargs)
     if len(self.event_shape) != 3 or self.event_shape[0] % 4 or self.event_shape[1] % 4:
       raise ValueError(f'PixelCNN++ models [H, W, C] images with H and W divisible by 4; got '
@@ -390,6 +420,7 @@ class PixelCNN(base.DensityModel):
       raise ValueError(f'Unknown PixelCNN++ likelihood {likelihood!r}; choose one of '
                        f'{", ".join(HEADS)}.')
     self.likelihood = likelihood
+    self.sampler = sampler
     self.nr_logistic_mix = int(nr_logistic_mix)
     self.network = PixelCNNNetwork(num_outputs(self.event_shape[-1], self.nr_logistic_mix),
                                    nr_resnet, nr_filters, dropout, name='network')
@@ -397,7 +428,7 @@ class PixelCNN(base.DensityModel):
   def distribution(self, conditioning=None, training=None):
     """`PixelCNNDistribution`; `training` switches dropout (None: from the Keras call context)."""
     return PixelCNNDistribution(self.network, HEADS[self.likelihood], self.event_shape,
-                                self.nr_logistic_mix, conditioning, training)
+                                self.nr_logistic_mix, conditioning, training, self.sampler)
 
   def complete(self, x_known, num_known_rows, seed, conditioning=None):
     """Samples the rows below the top `num_known_rows` of x_known [N, H, W, C], keeping those.

@@ -18,8 +18,8 @@ about init_scale^2: the data-independent counterpart of PixelCNN++'s data-depend
 
 Gated resnet block (with optional auxiliary input a, projected by a 1x1 "network in network"):
 
-  c = conv1(concat_elu(x)) [+ nin(concat_elu(a))];  c = dropout(concat_elu(c))
-  [u, v] = conv2(c);  out = x + u * sigmoid(v)
+  c = conv1(concat_elu(x)) [+ nin(concat_elu(a))]           (the hidden map)
+  [u, v] = conv2(dropout(concat_elu(c)));  out = x + u * sigmoid(v)
 """
 
 import keras
@@ -29,6 +29,12 @@ import tensorflow as tf
 def concat_elu(x):
   """elu([x, -x]) along channels: keeps both signs, doubles the channels."""
   return tf.nn.elu(tf.concat([x, -x], axis=-1))
+
+
+def gate(x, h):
+  """x + u * sigmoid(v) for [u, v] = h split along channels: a gated resnet's output."""
+  value, gate_logit = tf.split(h, 2, axis=-1)
+  return x + value * tf.sigmoid(gate_logit)
 
 
 def down_shift(x):
@@ -79,12 +85,16 @@ class Conv2D(keras.layers.Layer):
     return self.v * (self.g / tf.sqrt(tf.reduce_sum(tf.square(self.v), axis=(0, 1, 2))))
 
   def call(self, x):
+    return self.convolve(x, self.kernel())
+
+  def convolve(self, x, kernel):
+    """The convolution of x with a given `kernel` (e.g. `kernel()` computed once), plus bias."""
     if self.transpose:
       out_shape = [tf.shape(x)[0], x.shape[1] * self.strides + self.kernel_size[0] - 1,
                    x.shape[2] * self.strides + self.kernel_size[1] - 1, self.filters]
-      y = tf.nn.conv2d_transpose(x, self.kernel(), out_shape, self.strides, padding='VALID')
+      y = tf.nn.conv2d_transpose(x, kernel, out_shape, self.strides, padding='VALID')
     else:
-      y = tf.nn.conv2d(x, self.kernel(), self.strides, padding='VALID')
+      y = tf.nn.conv2d(x, kernel, self.strides, padding='VALID')
     return y + self.b
 
 
@@ -94,10 +104,14 @@ class DownShiftedConv2D(Conv2D):
   def __init__(self, filters, kernel_size=(2, 3), strides=1, **kwargs):
     super().__init__(filters, kernel_size, strides, **kwargs)
 
+  @property
+  def column_padding(self):
+    """Zero columns (left, right) of the input."""
+    return ((self.kernel_size[1] - 1) // 2,) * 2
+
   def call(self, x):
-    kh, kw = self.kernel_size
-    x = tf.pad(x, [[0, 0], [kh - 1, 0], [(kw - 1) // 2, (kw - 1) // 2], [0, 0]])
-    return super().call(x)
+    return super().call(tf.pad(x, [[0, 0], [self.kernel_size[0] - 1, 0], self.column_padding,
+                                   [0, 0]]))
 
 
 class DownRightShiftedConv2D(Conv2D):
@@ -106,9 +120,14 @@ class DownRightShiftedConv2D(Conv2D):
   def __init__(self, filters, kernel_size=(2, 2), strides=1, **kwargs):
     super().__init__(filters, kernel_size, strides, **kwargs)
 
+  @property
+  def column_padding(self):
+    """Zero columns (left, right) of the input."""
+    return (self.kernel_size[1] - 1, 0)
+
   def call(self, x):
-    kh, kw = self.kernel_size
-    return super().call(tf.pad(x, [[0, 0], [kh - 1, 0], [kw - 1, 0], [0, 0]]))
+    return super().call(tf.pad(x, [[0, 0], [self.kernel_size[0] - 1, 0], self.column_padding,
+                                   [0, 0]]))
 
 
 class DownShiftedConv2DTranspose(Conv2D):
@@ -117,10 +136,10 @@ class DownShiftedConv2DTranspose(Conv2D):
   def __init__(self, filters, kernel_size=(2, 3), strides=2, **kwargs):
     super().__init__(filters, kernel_size, strides, transpose=True, **kwargs)
 
-  def call(self, x):
+  def convolve(self, x, kernel):
     height, width = x.shape[1] * self.strides, x.shape[2] * self.strides
     left = (self.kernel_size[1] - 1) // 2
-    return super().call(x)[:, :height, left:left + width]
+    return super().convolve(x, kernel)[:, :height, left:left + width]
 
 
 class DownRightShiftedConv2DTranspose(Conv2D):
@@ -129,9 +148,9 @@ class DownRightShiftedConv2DTranspose(Conv2D):
   def __init__(self, filters, kernel_size=(2, 2), strides=2, **kwargs):
     super().__init__(filters, kernel_size, strides, transpose=True, **kwargs)
 
-  def call(self, x):
+  def convolve(self, x, kernel):
     height, width = x.shape[1] * self.strides, x.shape[2] * self.strides
-    return super().call(x)[:, :height, :width]
+    return super().convolve(x, kernel)[:, :height, :width]
 
 
 class GatedResnet(keras.layers.Layer):
@@ -151,12 +170,13 @@ class GatedResnet(keras.layers.Layer):
     self.dropout = keras.layers.Dropout(dropout) if dropout > 0 else None
     self.conv2 = conv(2 * filters, init_scale=0.1, name='conv2')
 
-  def call(self, x, a=None, training=None):
+  def call(self, x, a=None, training=None, return_hidden=False):
+    """The block's output; with return_hidden, (output, hidden map c)."""
     c = self.conv1(concat_elu(x))
     if a is not None:
       c = c + self.nin(concat_elu(a))
-    c = concat_elu(c)
+    h = concat_elu(c)
     if self.dropout is not None:
-      c = self.dropout(c, training=training)
-    value, gate = tf.split(self.conv2(c), 2, axis=-1)
-    return x + value * tf.sigmoid(gate)
+      h = self.dropout(h, training=training)
+    out = gate(x, self.conv2(h))
+    return (out, c) if return_hidden else out
