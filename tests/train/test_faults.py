@@ -105,6 +105,28 @@ def test_two_workers_match_one_process_with_two_replicas(tmp_path):
   assert not [name for name in os.listdir(tmp_path / 'multi') if name.startswith('scratch')]
 
 
+def test_sigterm_to_one_worker_checkpoints_both_at_the_same_step(tmp_path):
+  ports = _free_ports(2)
+  cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
+  workers = [_driver(tmp_path / 'run', tmp_path / f'worker{i}.npz', 3000, 'multi_worker',
+                     {'cluster': cluster, 'task': {'type': 'worker', 'index': i}})
+             for i in range(2)]
+  for line in workers[1].stderr:
+    if '/3000 loss' in line:
+      break
+  workers[1].send_signal(signal.SIGTERM)
+  messages = []
+  for w in workers:
+    _, err = w.communicate(timeout=240)
+    assert w.returncode == 0, err[-3000:]
+    messages.append(err.split('SIGTERM received: ')[1])
+  stopped = int(messages[0].split('stopped at step ')[1].split('/')[0])
+  assert f'stopped at step {stopped}/' in messages[1]  # PreemptionCheckpointHandler agreed
+  latest = tf.train.latest_checkpoint(str(tmp_path / 'run' / 'checkpoints'))
+  assert latest.endswith(f'ckpt-{stopped}')
+  assert sorted(os.listdir(tmp_path / 'run')) == ['checkpoints', 'summaries']
+
+
 def _wait_for_progress(process):
   for line in process.stderr:
     if f'/{STEPS} loss' in line:

@@ -416,7 +416,9 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
   preemption = None
   if strategy.extended._in_multi_worker_mode():  # pylint: disable=protected-access
     def preempted():
-      raise errors.Preempted(_preempted_message('SIGTERM', step, total, manager))
+      if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
+      raise errors.Preempted(_preempted_message('SIGTERM', step, total, checkpoint_dir))
     preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
         strategy.cluster_resolver, tf.train.CheckpointManager(checkpoint, checkpoint_dir, 1),
         termination_config=tf.distribute.experimental.TerminationConfig(
@@ -443,7 +445,9 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
       if stop.received:
         save(step)
         writer.flush()
-        raise errors.Preempted(_preempted_message(stop.received, step, total, manager))
+        if scratch:
+          shutil.rmtree(scratch, ignore_errors=True)
+        raise errors.Preempted(_preempted_message(stop.received, step, total, checkpoint_dir))
       if preemption:
         preemption.save_checkpoint_if_preempted()
       if eval_fn and (eval_every and step % eval_every == 0 or step == total):
@@ -471,6 +475,7 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
                      None if best is None else float(best), bool(ema))
 
 
-def _preempted_message(signal_name, step, total, manager):
+def _preempted_message(signal_name, step, total, checkpoint_dir):
   return (f'{signal_name} received: stopped at step {step}/{total} and saved '
-          f'{manager.latest_checkpoint}. Rerun the same command to resume from there.')
+          f'{os.path.join(checkpoint_dir, f"ckpt-{step}")}. Rerun the same command to resume '
+          'from there.')
