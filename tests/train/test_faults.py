@@ -236,3 +236,11 @@ def test_mixed_bfloat16_trains_on_cpu(tmp_path):
   assert tf.keras.mixed_precision.global_policy().name == 'float32'  # the process keeps its policy
   with pytest.raises(errors.UserError, match='float32, mixed_bfloat16'):
     trainer.train(tiny.model, tiny.dataset, tiny.config(3, precision='float16'), str(tmp_path))
+
+
+def test_replica_step_with_ema_compiles_with_xla(tmp_path):
+  # jit_compile=True compiles the whole replica step (loss, gradients, Adam and EMA updates)
+  # with XLA: static shapes and no host-side Python, as TPUStrategy needs.
+  result = trainer.train(tiny.model, tiny.dataset, tiny.config(3, jit_compile=True),
+                         str(tmp_path))
+  assert result.step == 3 and result.ema
