@@ -87,7 +87,8 @@ class LogisticMixture(tfd.Distribution):
     """Splits [..., num_outputs(C, K)] network outputs into the head's parameters."""
     c = num_channels
     k = params.shape[-1] // num_outputs(c, 1)
-    rest = tf.reshape(params[..., k:], tf.concat([tf.shape(params)[:-1], [-1, k]], 0))
+    rest = tf.reshape(params[..., k:],  # static sizes, so that unknown batch sizes trace
+                      tf.concat([tf.shape(params)[:-1], [params.shape[-1] // k - 1, k]], 0))
     return cls(params[..., :k], rest[..., :c, :], rest[..., c:2 * c, :],
                tf.tanh(rest[..., 2 * c:, :]))
 
@@ -235,11 +236,12 @@ class PixelCNNNetwork(keras.layers.Layer):
     """The outputs; with return_activations, (outputs, maps) where maps holds what the cached
     sampler starts from: 'x' (the input with its ones channel), for every gated resnet its
     (input, hidden map) and for every down- / upsampling conv its input / output, by name."""
-    maps = {}
+    maps = {}  # filled only when asked for, so that inference frees each map after use
 
     def block(layer, h, a=None):
       out, hidden = layer(h, a, training=training, return_hidden=True)
-      maps[layer.name] = (h, hidden)
+      if return_activations:
+        maps[layer.name] = (h, hidden)
       return out
 
     x = tf.concat([x, tf.ones_like(x[..., :1])], axis=-1)  # tells image from zero padding
@@ -249,7 +251,8 @@ class PixelCNNNetwork(keras.layers.Layer):
     for scale in range(3):
       if scale:
         for down, stack in ((self.u_downsample[scale - 1], us), (self.ul_downsample[scale - 1], uls)):
-          maps[down.name] = stack[-1]
+          if return_activations:
+            maps[down.name] = stack[-1]
           stack.append(down(stack[-1]))
       for i in range(scale * self.nr_resnet, (scale + 1) * self.nr_resnet):
         us.append(block(self.up_u[i], us[-1]))
@@ -354,6 +357,7 @@ class PixelCNNDistribution(tfd.Distribution):
     u = tf.convert_to_tensor(u, self.dtype)
     return self.complete_from_uniform(tf.zeros_like(u[..., :self._image_shape[-1]]), 0, u)
 
+  @tf.autograph.experimental.do_not_convert
   def complete_from_uniform(self, x_known, num_known_rows, u):
     """x_known's top `num_known_rows` rows, the rest drawn by noise u [..., H, W, K + C].
 
@@ -442,6 +446,24 @@ class PixelCNN(base.DensityModel):
                        f'height); got {num_known_rows}.')
     return self.distribution(self._check_conditioning(conditioning)).complete(
         x_known, num_known_rows, seed)
+
+  def _row_noise(self, seeds):
+    """Noise u [N, H, W, K + C] whose row i is what `sample(1, seeds[i])` would draw."""
+    shape = (1,) + self.event_shape[:2] + (self.nr_logistic_mix + self.event_shape[-1],)
+    return tf.map_fn(lambda s: _uniform(shape, s, tf.float32)[0], seeds,
+                     fn_output_signature=tf.TensorSpec(shape[1:], tf.float32))
+
+  def sample_rows(self, seeds, conditioning=None):
+    """`DensityModel.sample_rows` (row i from seeds[i] alone) in one batched pass."""
+    conditioning = None if conditioning is None else self._check_conditioning(conditioning)
+    return self.distribution(conditioning).sample_from_uniform(self._row_noise(seeds))
+
+  def complete_rows(self, x_known, num_known_rows, seeds, conditioning=None):
+    """`DensityModel.complete_rows` (row i from seeds[i] alone) in one batched pass."""
+    x_known = self.check_events(x_known, 'x_known')
+    conditioning = None if conditioning is None else self._check_conditioning(conditioning)
+    return self.distribution(conditioning).complete_from_uniform(x_known, num_known_rows,
+                                                                 self._row_noise(seeds))
 
 
 def from_config(config, event_shape, conditional):

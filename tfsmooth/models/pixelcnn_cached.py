@@ -184,7 +184,7 @@ class CachedSampler:
   def _pixel_conv(self, kernels, layer, window, column, elu=True):
     """A 2-row conv at one position: window columns [column, column + kw) -> [B, filters]."""
     kernel = kernels[id(layer)]
-    patch = window[:, column:column + layer.kernel_size[1]]
+    patch = tf.slice(window, tf.stack([0, column, 0, 0]), [-1, layer.kernel_size[1], -1, -1])
     patch = layers.concat_elu(patch) if elu else patch
     patch = tf.reshape(tf.transpose(patch, (2, 0, 1, 3)), (tf.shape(patch)[2], -1))
     return tf.matmul(patch, tf.reshape(kernel, (-1, kernel.shape[-1]))) + layer.b
@@ -230,6 +230,7 @@ class CachedSampler:
           s[up.name], index, tf.reshape(tf.transpose(square, (1, 2, 0, 3)), (4, -1, up.filters)))
     return s, ul
 
+  @tf.autograph.experimental.do_not_convert
   def complete(self, x, start, u):
     """Net input x [B, H', W, C] with rows < start known; the last H rows drawn from noise
     u [B, H, W, K + C] in raster order. Returns those rows, [B, H, W, C]."""
