@@ -27,6 +27,7 @@ _NOISE = re.compile('|'.join([
 ]))
 _NO_DRIVER = re.compile(r'cudart_stub\.cc:\d+\] Could not find cuda drivers')
 _CUINIT = re.compile(r'cuda_platform\.cc:\d+\] failed call to cuInit')
+_PREFIX = re.compile(r'^([IWEF]\d{4} |WARNING: )')
 
 
 class _DropNoise(logging.Filter):
@@ -40,10 +41,16 @@ class _DropNoise(logging.Filter):
 
 
 def keep(lines):
-  """The lines of captured start-up stderr worth showing."""
+  """The lines of captured start-up stderr worth showing (a dropped message's continuation
+  lines, which lack the 'I0000 ' style prefix, go with it)."""
   no_driver = any(_NO_DRIVER.search(line) for line in lines)
-  return [line for line in lines
-          if not _NOISE.search(line) and not (no_driver and _CUINIT.search(line))]
+  kept, dropping = [], False
+  for line in lines:
+    if _PREFIX.match(line) or not dropping:
+      dropping = bool(_NOISE.search(line) or (no_driver and _CUINIT.search(line)))
+    if not dropping:
+      kept.append(line)
+  return kept
 
 
 def quiet():
