@@ -1,0 +1,109 @@
+"""bpd, FID / KID / Inception score and nearest neighbours of a trained image model.
+
+  python launch/evaluate.py --workdir=runs/fmnist_baseline --single_step_sigmas=0.1,0.3
+  python launch/evaluate.py --workdir=runs/fmnist_smoothed
+  python launch/evaluate.py --saved_model=exports/fmnist_smoothed/1 --out_dir=eval/fmnist_smoothed
+  python launch/evaluate.py --workdir=runs/cifar10_smoothed --feature_network=inception \
+      --inception_path=/data/tfgan_inception_v3
+
+Takes a run (--workdir; its best, EMA when kept, weights) or an exported version directory
+(--saved_model; its signatures only, so TensorFlow alone would do). Writes into --out_dir
+(default: the workdir; required with --saved_model):
+
+  eval.json                test bpd (exact for a baseline; ELBO and importance-weighted bounds
+                           with K draws for a two-step model) and per sampler FID, KID (with
+                           its standard error) and Inception score of --num_samples samples
+                           against --num_reference test images, each naming its feature network
+  grid_<sampler>.png       the first 64 samples
+  nearest_<sampler>_<network>_{pixel,features}.png
+                           --num_neighbours samples, each beside its 8 nearest training images
+                           by pixel L2 and by feature L2 (paper App. C.5)
+  eval_samples.npz         the samples (uint8), reused by a rerun with the same model, --seed
+                           and --batch_size: only missing batches are drawn (an interrupted
+                           run resumes), and the figures come out identical
+
+Samplers: a baseline's `samples`; a smoothed pair's `smoothed` (x~ ~ p(x~)), `single_step`
+(x~ + sigma^2 grad log p(x~)) and `two_step` (x ~ p(x | x~)), from the same x~.
+--single_step_sigmas (baseline runs, paper App. C.6) adds `samples_single_step_<sigma>`: the
+baseline's samples denoised by x + sigma^2 grad log p(x) with its own p(x).
+Feature networks: `classifier` (the project's Fashion-MNIST classifier, "domain" figures;
+--classifier_dir for another) or `inception` (Inception-v3 from --inception_path).
+See tfsmooth/evaluation/sample_eval.py.
+"""
+
+import os
+
+from tfsmooth import logs
+
+logs.quiet()
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+from tfsmooth import errors  # noqa: E402
+from tfsmooth.evaluation import sample_eval  # noqa: E402
+from tfsmooth.evaluation import sample_quality  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string('workdir', '', 'A trained image run (launch/train.py --workdir).')
+_SAVED_MODEL = flags.DEFINE_string('saved_model', '', 'An exported version directory '
+                                   '(launch/export.py), e.g. exports/fmnist/1.')
+_OUT_DIR = flags.DEFINE_string('out_dir', '', 'Where eval.json, the PNGs and the samples go '
+                               '(default: --workdir; required with --saved_model).')
+_NUM_SAMPLES = flags.DEFINE_integer('num_samples', 5000, 'Samples per sampler.', lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', 100, 'Samples per sampling batch (every batch '
+                                   'has its own seed) and images per feature batch.',
+                                   lower_bound=1)
+_SEED = flags.DEFINE_integer('seed', 0, 'Base of the named sampling seeds.')
+_NUM_REFERENCE = flags.DEFINE_integer('num_reference', 0, 'Test images that FID / KID / IS '
+                                      'compare against (0: the whole test split).', lower_bound=0)
+_BPD_EXAMPLES = flags.DEFINE_integer('bpd_examples', 0, 'Test images for bpd (0: the run\'s '
+                                     'test set, config.data.test_examples).', lower_bound=0)
+_IW_SAMPLES = flags.DEFINE_integer('iw_samples', 0, 'Draws K per image of the bpd bounds of a '
+                                   'smoothed model (0: the run\'s eval.iw_samples; a '
+                                   'SavedModel\'s K is fixed at export).', lower_bound=0)
+_FEATURE_NETWORK = flags.DEFINE_enum('feature_network', 'classifier', ['classifier', 'inception'],
+                                     'Network of FID / KID / IS and feature neighbours.')
+_CLASSIFIER_DIR = flags.DEFINE_string('classifier_dir', '', 'Classifier export directory '
+                                      '(default: the shipped Fashion-MNIST classifier).')
+_INCEPTION_PATH = flags.DEFINE_string('inception_path', '', 'Local Inception-v3 TF-Hub module '
+                                      'or SavedModel directory.')
+_SIGMAS = flags.DEFINE_list('single_step_sigmas', [], 'Paper App. C.6 (baseline runs): sigmas '
+                            'of single-step denoising x + sigma^2 grad log p(x) applied to the '
+                            'baseline\'s samples, e.g. 0.1,0.3.')
+_NUM_NEIGHBOURS = flags.DEFINE_integer('num_neighbours', 8, 'Samples per sampler shown with '
+                                       'their nearest training images.', lower_bound=1)
+_SPLITS = flags.DEFINE_integer('splits', sample_quality.SPLITS, 'Splits of the Inception score.',
+                               lower_bound=1)
+
+
+def _sigmas(values):
+  try:
+    return [float(v) for v in values]
+  except ValueError as e:
+    raise errors.UserError(f'--single_step_sigmas takes numbers, e.g. 0.1,0.3; got '
+                           f'{",".join(values)}.') from e
+
+
+@errors.reported
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  out_dir = sample_eval.out_dir_of(_WORKDIR.value, _SAVED_MODEL.value, _OUT_DIR.value)
+  sigmas = _sigmas(_SIGMAS.value)
+  source = sample_eval.open_source(_WORKDIR.value, _SAVED_MODEL.value)
+  sample_eval.check(source, _NUM_SAMPLES.value, _NUM_REFERENCE.value, _SPLITS.value, sigmas)
+  network = sample_eval.load_network(_FEATURE_NETWORK.value, _CLASSIFIER_DIR.value,
+                                     _INCEPTION_PATH.value, source.config.data.name)
+  sample_eval.evaluate(
+      source, network, out_dir, num_samples=_NUM_SAMPLES.value, batch_size=_BATCH_SIZE.value,
+      seed=_SEED.value, num_reference=_NUM_REFERENCE.value, bpd_examples=_BPD_EXAMPLES.value,
+      iw_samples=_IW_SAMPLES.value or None, single_step_sigmas=sigmas,
+      num_neighbours=_NUM_NEIGHBOURS.value, splits=_SPLITS.value,
+      log=lambda line: print(line, flush=True))
+  print(f'wrote {os.path.join(out_dir, sample_eval.EVAL_FILE)}', flush=True)
+
+
+if __name__ == '__main__':
+  logging.set_verbosity(logging.INFO)
+  app.run(main)

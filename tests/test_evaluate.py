@@ -1,0 +1,161 @@
+"""launch/evaluate.py and tfsmooth/evaluation/sample_eval.py on untrained tiny Fashion-MNIST
+PixelCNN++ runs, scored with the shipped classifier."""
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+import pytest
+
+from tfsmooth import errors
+from tfsmooth import experiment
+from tfsmooth import export
+from tfsmooth.configs import fashion_mnist
+from tfsmooth.data import images as image_data
+from tfsmooth.evaluation import sample_eval
+from tfsmooth.train import trainer
+
+needs_idx = pytest.mark.skipif(
+    not all(os.path.exists(os.path.join(image_data.FASHION_MNIST_IDX_DIR, f))
+            for f in image_data.IDX_FILES.values()),
+    reason='Fashion-MNIST IDX files missing (apt-get install dataset-fashion-mnist)')
+BINARY = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'launch', 'evaluate.py')
+TINY = dict(num_samples=4, batch_size=2, num_reference=16, bpd_examples=2, num_neighbours=2,
+            splits=2)
+SCORES = ('fid', 'kid', 'kid_std', 'inception_score', 'inception_score_std', 'feature_network',
+          'num_samples', 'num_reference', 'figures')
+
+
+def _workdir(tmp_path_factory, variant):
+  """An untrained tiny run with its weights saved as the best checkpoint."""
+  config = fashion_mnist.get_config(variant)
+  config.data.update(source='idx', train_split='train[:32]', validation_split='train[32:40]',
+                     test_split='test[:16]', test_examples=0)
+  for model in (config.model, config.conditional_model):
+    model.update(nr_filters=4, nr_logistic_mix=2)
+  config.eval.update(batch_size=4, iw_samples=2)
+  workdir = str(tmp_path_factory.mktemp(variant))
+  run = experiment.Run.create(config, workdir)
+  model = run.build_model()
+  model.build_variables()
+  trainer.model_checkpoint(model).save(os.path.join(workdir, 'best', 'ckpt'))
+  return workdir
+
+
+@pytest.fixture(scope='module')
+def network():
+  return sample_eval.load_network('classifier', dataset='fashion_mnist')
+
+
+@pytest.fixture(scope='module')
+def baseline(tmp_path_factory):
+  return _workdir(tmp_path_factory, 'baseline')
+
+
+def _read(out_dir):
+  with open(os.path.join(out_dir, sample_eval.EVAL_FILE)) as f:
+    return json.load(f)
+
+
+def _figures(result):
+  return {name: {k: v for k, v in entry.items() if k != 'figures'}
+          for name, entry in result['samplers'].items()}
+
+
+@needs_idx
+def test_baseline_eval_with_c6_entries_and_reuse_of_stored_samples(baseline, network, tmp_path):
+  out_dir = str(tmp_path / 'eval')
+  source = sample_eval.open_source(workdir=baseline)
+  sample_eval.evaluate(source, network, out_dir, single_step_sigmas=(0.1, 0.3), **TINY)
+  result = _read(out_dir)
+  assert result['bpd']['kind'] == 'exact' and result['bpd']['bpd'] > 0
+  assert result['bpd']['num_examples'] == 2 and result['source']['step'] == 1
+  assert result['feature_network']['name'] == 'fashion_mnist_classifier'
+  assert set(result['samplers']) == {'samples', 'samples_single_step_0.1',
+                                     'samples_single_step_0.3'}
+  assert result['samplers']['samples_single_step_0.3']['sigma'] == 0.3
+  for entry in result['samplers'].values():
+    assert set(SCORES) <= set(entry) and entry['num_samples'] == 4
+    assert entry['feature_network'] == 'fashion_mnist_classifier'
+    assert entry['num_reference'] == 16
+    for figure in entry['figures']:
+      assert os.path.exists(os.path.join(out_dir, figure))
+  assert result['sampling']['drawn'] == 4 and result['sampling']['reused'] == 0
+  grid = (tmp_path / 'eval' / 'grid_samples.png').read_bytes()
+
+  def no_sampling(*args):
+    raise AssertionError(f'resampled: {args}')
+
+  source.draw = no_sampling
+  lines = []
+  sample_eval.evaluate(source, network, out_dir, log=lines.append, **TINY)
+  again = _read(out_dir)
+  assert _figures(again)['samples'] == _figures(result)['samples']
+  assert again['bpd'] == result['bpd']
+  assert again['sampling']['drawn'] == 0 and again['sampling']['reused'] == 4
+  assert any(line.startswith('Reusing 4 stored samples') for line in lines)
+  assert (tmp_path / 'eval' / 'grid_samples.png').read_bytes() == grid
+
+
+def test_flag_mistakes_get_one_clear_error(tmp_path):
+  with pytest.raises(errors.UserError, match='exactly one of --workdir'):
+    sample_eval.out_dir_of('', '', '')
+  with pytest.raises(errors.UserError, match='exactly one of --workdir'):
+    sample_eval.out_dir_of('runs/a', str(tmp_path), '')
+  with pytest.raises(errors.UserError, match='needs --out_dir'):
+    sample_eval.out_dir_of('', str(tmp_path), '')
+  assert sample_eval.out_dir_of('runs/a', '', '') == 'runs/a'
+  assert sample_eval.out_dir_of('', str(tmp_path), 'out') == 'out'
+  with pytest.raises(errors.UserError, match='not a version directory'):
+    sample_eval.open_source(saved_model=str(tmp_path))
+  smoothed = types.SimpleNamespace(smoothed=True, density=None)
+  with pytest.raises(errors.UserError, match='App. C.6'):
+    sample_eval.check(smoothed, 8, 0, 2, [0.1])
+  with pytest.raises(errors.UserError, match='sample per split'):
+    sample_eval.check(smoothed, 4, 0, 10, [])
+  with pytest.raises(errors.UserError, match='--inception_path'):
+    sample_eval.load_network('inception')
+  with pytest.raises(errors.UserError, match='trained on fashion_mnist'):
+    sample_eval.load_network('classifier', dataset='cifar10')
+
+
+@pytest.mark.slow
+def test_binary_reports_flag_mistakes_as_one_paragraph(tmp_path):
+  for flags, start in ((['--workdir=a', '--saved_model=b'], 'Error: Pass exactly one'),
+                       ([f'--saved_model={tmp_path}'], 'Error: --saved_model needs')):
+    done = subprocess.run([sys.executable, BINARY, *flags], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2 and done.stderr.strip().startswith(start)
+    assert 'Traceback' not in done.stderr
+
+
+@pytest.mark.slow
+@needs_idx
+def test_smoothed_eval_scores_three_samplers_and_both_bounds(tmp_path_factory, network, tmp_path):
+  workdir = _workdir(tmp_path_factory, 'smoothed')
+  sample_eval.evaluate(sample_eval.open_source(workdir=workdir), network, str(tmp_path), **TINY)
+  result = _read(str(tmp_path))
+  assert set(result['samplers']) == {'smoothed', 'single_step', 'two_step'}
+  bpd = result['bpd']
+  assert bpd['iw_samples'] == 2 and 0 < bpd['bpd_iw'] <= bpd['bpd_elbo'] + 1e-6
+  for entry in result['samplers'].values():
+    assert set(SCORES) <= set(entry)
+  with pytest.raises(errors.UserError, match='App. C.6'):
+    sample_eval.evaluate(sample_eval.open_source(workdir=workdir), network, str(tmp_path),
+                         single_step_sigmas=(0.1,), **TINY)
+
+
+@pytest.mark.slow
+@needs_idx
+def test_saved_model_input_scores_its_signatures(baseline, network, tmp_path):
+  version_dir = export.export(experiment.Run.load(baseline), str(tmp_path / 'export'))
+  source = sample_eval.open_source(saved_model=version_dir)
+  sample_eval.evaluate(source, network, str(tmp_path / 'eval'), **TINY)
+  result = _read(str(tmp_path / 'eval'))
+  assert result['source']['saved_model'] == os.path.abspath(version_dir)
+  assert set(result['samplers']) == {'samples'} and result['bpd']['bpd'] > 0
+  assert set(SCORES) <= set(result['samplers']['samples'])
+  run_bpd = sample_eval.RunSource(baseline).bpd(source.task.split('test')[:2], None)['bpd']
+  assert result['bpd']['bpd'] == pytest.approx(run_bpd, rel=1e-5)
