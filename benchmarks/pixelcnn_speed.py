@@ -64,8 +64,9 @@ def _models():
   yield 'tfp_pixelcnn', _tfp_pixelcnn
   yield 'ours_32', lambda: _ours(pixelcnn.PixelCNN(SHAPE, nr_resnet=1, nr_filters=32,
                                                    nr_logistic_mix=10, dropout=0.))
-  yield 'baseline', lambda: _ours(experiment.build_model(experiment.settle(fashion['baseline'])))
-  yield 'smoothed_pair', lambda: _ours(experiment.build_model(experiment.settle(fashion['smoothed'])))
+  build = lambda variant: experiment.build_model(experiment.settle(fashion[variant]))  # noqa: E731
+  yield 'baseline', lambda: _ours(build('baseline'))
+  yield 'smoothed_pair', lambda: _ours(build('smoothed'))
 
 
 def _time(fn, *args):

@@ -12,7 +12,9 @@ baseline. The same --seed gives the same grids.
 
 import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from tfsmooth import logs
+
+logs.quiet()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

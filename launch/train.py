@@ -11,9 +11,9 @@ and evaluation settings, and is refused (the run's config.json kept) if anything
 the model, the data or the smoothing differs.
 """
 
-import os
+from tfsmooth import logs
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+logs.quiet()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

@@ -1,4 +1,4 @@
-"""Image runs (`experiment.Run` with `tasks.ImageTask`) and their grids, on tiny PixelCNN++ models."""
+"""Image runs (`experiment.Run`, `tasks.ImageTask`) and their grids, on tiny PixelCNN++ models."""
 
 import json
 import math

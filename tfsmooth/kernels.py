@@ -40,11 +40,12 @@ class SmoothingKernel:
 
   def __init__(self, name='gaussian', sigma=0.3, event_ndims=1):
     if name not in KERNELS:
-      raise errors.UserError(f'Unknown smoothing kernel {name!r}; choose one of {", ".join(KERNELS)}.')
+      raise errors.UserError(f'Unknown smoothing kernel {name!r}; choose one of '
+                             f'{", ".join(KERNELS)}.')
     sigma = float(sigma)
     if not sigma > 0 or not math.isfinite(sigma):
       raise errors.UserError(f'Smoothing sigma must be a finite number > 0, got {sigma}. '
-                       'Set e.g. --config.smoothing.sigma=0.3, or use a baseline model.')
+                             'Set e.g. --config.smoothing.sigma=0.3, or use a baseline model.')
     self.name = name
     self.sigma = sigma
     self.event_ndims = int(event_ndims)
@@ -76,7 +77,7 @@ def median_heuristic_sigma(points, max_points=2000, seed=0):
   points = np.asarray(points, np.float64)
   if points.ndim < 2 or points.shape[0] < 2:
     raise errors.UserError(f'The sigma heuristic needs at least 2 points of shape [N, ...]; '
-                     f'got an array of shape {points.shape}.')
+                           f'got an array of shape {points.shape}.')
   points = points.reshape(points.shape[0], -1)
   if not np.all(np.isfinite(points)):
     raise errors.UserError('The sigma heuristic got NaN or infinite values; clean the data first.')

@@ -26,6 +26,7 @@ import tensorflow_probability as tfp
 
 from tfsmooth import errors
 from tfsmooth import kernels as kernels_lib
+from tfsmooth.models import base
 
 samplers = tfp.random
 
@@ -43,10 +44,10 @@ class SmoothedModel(keras.Model):
     super().__init__(**kwargs)
     if prior.conditional or not conditional.conditional:
       raise errors.UserError('SmoothedModel needs an unconditional prior p(x~) and a conditional '
-                       'model p(x | x~).')
+                             'model p(x | x~).')
     if prior.event_shape != conditional.event_shape:
       raise errors.UserError(f'p(x~) models events of shape {prior.event_shape} but p(x | x~) '
-                       f'{conditional.event_shape}; they must agree.')
+                             f'{conditional.event_shape}; they must agree.')
     if not isinstance(kernel, kernels_lib.SmoothingKernel):
       raise TypeError(f'kernel must be a SmoothingKernel, got {type(kernel).__name__}.')
     self.prior = prior
@@ -81,11 +82,18 @@ class SmoothedModel(keras.Model):
   def log_terms(self, x, num_samples, seed):
     """K draws x~_k ~ q(. | x) and the terms of their weights.
 
+    `seed` is one seed [2] for the batch, or one per row [N, 2]: then row i's draws, and so its
+    terms and bounds, depend on seed[i] alone, whatever else is in the batch.
     Returns (x~ [K, N, ...], log q(x~_k | x), log p(x~_k), log p(x | x~_k)), the last three [K, N].
     """
     x = self.prior.check_events(x, 'x')
     q = self.kernel(x)
-    x_tilde = q.sample(num_samples, seed=seed)
+    if tf.convert_to_tensor(seed).shape.rank == 2:
+      draws = base.map_rows(lambda a: self.kernel(a[0]).sample(num_samples, seed=a[1]), (x, seed),
+                        fn_output_signature=tf.TensorSpec((num_samples,) + self.event_shape))
+      x_tilde = tf.transpose(draws, [1, 0] + list(range(2, 2 + len(self.event_shape))))
+    else:
+      x_tilde = q.sample(num_samples, seed=seed)
     log_q = q.log_prob(x_tilde)
     flat_tilde = tf.reshape(x_tilde, (-1,) + self.event_shape)
     flat_x = tf.reshape(tf.broadcast_to(x, tf.shape(x_tilde)), (-1,) + self.event_shape)
@@ -114,6 +122,26 @@ class SmoothedModel(keras.Model):
     prior_seed, conditional_seed = samplers.split_seed(seed)
     return self.denoise(self.sample_smoothed(num_samples, prior_seed), conditional_seed)
 
+  def sample_rows(self, seeds):
+    """Two-step draws (x, x~), row i from seeds[i] [N, 2] alone."""
+    prior_seeds, conditional_seeds = _split_rows(seeds, 2)
+    x_tilde = self.prior.sample_rows(prior_seeds)
+    return self.conditional.sample_rows(conditional_seeds, conditioning=x_tilde), x_tilde
+
+  def denoise_rows(self, x_tilde, seeds):
+    """x ~ p(x | x~), row i from seeds[i] [N, 2] alone."""
+    return self.conditional.sample_rows(seeds, conditioning=x_tilde)
+
+  def inpaint_rows(self, x, num_known_rows, seeds):
+    """`inpaint` with row i drawn from seeds[i] [N, 2] alone."""
+    x = self.prior.check_events(x, 'x')
+    smooth_seeds, prior_seeds, conditional_seeds = _split_rows(seeds, 3)
+    x_tilde = base.map_rows(lambda a: self.kernel.smooth(a[0], a[1]), (x, smooth_seeds),
+                        fn_output_signature=tf.TensorSpec(self.event_shape))
+    x_tilde = self.prior.complete_rows(x_tilde, num_known_rows, prior_seeds)
+    return self.conditional.complete_rows(x, num_known_rows, conditional_seeds,
+                                          conditioning=x_tilde)
+
   def sample_single_step(self, num_samples, seed):
     """Single-step samples: x~ ~ p(x~) denoised by x~ + sigma^2 grad log p(x~)."""
     return self.denoise_single_step(self.sample_smoothed(num_samples, seed))
@@ -137,8 +165,9 @@ class SmoothedModel(keras.Model):
   def denoise_single_step(self, x_tilde):
     """x_bar = x~ + sigma^2 grad_x~ log p(x~) (Tweedie's formula; Gaussian q only)."""
     if not self.kernel.is_gaussian:
-      raise errors.UserError(f'Single-step (gradient) denoising is derived for Gaussian smoothing; '
-                       f'this model uses {self.kernel.name}. Use denoise() (p(x | x~)) instead.')
+      raise errors.UserError('Single-step (gradient) denoising is derived for Gaussian smoothing; '
+                             f'this model uses {self.kernel.name}. Use denoise() (p(x | x~)) '
+                             'instead.')
     x_tilde = self.prior.check_events(x_tilde, 'x_tilde')
     return x_tilde + self.kernel.sigma**2 * score(self.prior, x_tilde)
 
@@ -149,3 +178,10 @@ def score(model, x):
     tape.watch(x)
     log_prob = model.log_prob(x)
   return tape.gradient(log_prob, x)
+
+
+def _split_rows(seeds, n):
+  """Per-row `split_seed`: seeds [N, 2] -> n seed arrays [N, 2]."""
+  split = base.map_rows(lambda s: tf.stack(samplers.split_seed(s, n)), seeds,
+                    fn_output_signature=tf.TensorSpec([n, 2], tf.int32))
+  return tf.unstack(split, axis=1)

@@ -77,7 +77,7 @@ def _idx_length(path):
 def _check_name(name):
   if name not in IMAGE_SHAPES:
     raise errors.UserError(f'Unknown image data set {name!r}; choose one of '
-                     f'{", ".join(IMAGE_SHAPES)} (--config.data.name).')
+                           f'{", ".join(IMAGE_SHAPES)} (--config.data.name).')
 
 
 def _unavailable(name, data_dir, cause):
@@ -110,7 +110,7 @@ def _idx_images(split, idx_dir):
     pieces = tfds.core.ReadInstruction.from_spec(split).to_absolute(infos)
   except (KeyError, ValueError) as e:
     raise errors.UserError(f'Split {split!r} does not fit the IDX source, which has the splits '
-                     f'{", ".join(IDX_FILES)} (slices like train[:90%] are fine): {e}') from e
+                           f'{", ".join(IDX_FILES)} (slices like train[:90%] are fine): {e}') from e
   arrays = {n: read_idx(paths[n])[..., None] for n in {p.splitname for p in pieces}}
   return np.concatenate([arrays[p.splitname][p.from_:p.to] for p in pieces])
 
@@ -139,9 +139,10 @@ def raw_images(name, split, data_dir=None, source='auto', idx_dir=FASHION_MNIST_
   _check_name(name)
   if source not in SOURCES:
     raise errors.UserError(f'Unknown data source {source!r}; choose one of {", ".join(SOURCES)} '
-                     '(--config.data.source).')
+                           '(--config.data.source).')
   if source == 'idx' and name != 'fashion_mnist':
-    raise errors.UserError(f'The IDX source holds only fashion_mnist, not {name!r}; use source=tfds.')
+    raise errors.UserError(f'The IDX source holds only fashion_mnist, not {name!r}; use '
+                           'source=tfds.')
   if source == 'idx':
     return tf.data.Dataset.from_tensor_slices(_idx_images(split, idx_dir))
   try:

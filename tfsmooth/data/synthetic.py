@@ -47,22 +47,22 @@ def validate_points(x, dim=None, dtype=np.float32, source='points'):
   if x.dtype.kind not in 'iuf':
     raise errors.UserError(f'{source} must be numeric, got dtype {x.dtype}.')
   if x.ndim == 1:
-    raise errors.UserError(f'{source} has shape {x.shape}: expected a 2-D array [N, D] of N points. '
-                     'For 1-D data reshape to [N, 1] (x[:, None]).')
+    raise errors.UserError(f'{source} has shape {x.shape}: expected a 2-D array [N, D] of N '
+                           'points. For 1-D data reshape to [N, 1] (x[:, None]).')
   if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
     raise errors.UserError(f'{source} has shape {x.shape}: expected a 2-D array [N, D] of N >= 1 '
-                     'points with D >= 1 coordinates.')
+                           'points with D >= 1 coordinates.')
   if dim is not None and x.shape[1] != dim:
     raise errors.UserError(f'{source} has D={x.shape[1]} coordinates per point, but D={dim} is '
-                     f'expected. Use points of dimension {dim}, or a data set / model built for '
-                     f'D={x.shape[1]} (check --config.data.name and --config.data.path).')
+                           f'expected. Use points of dimension {dim}, or a data set / model built '
+                           f'for D={x.shape[1]} (check --config.data.name and --config.data.path).')
   with np.errstate(over='ignore'):
     x = x.astype(dtype)
   bad = ~np.isfinite(x).all(axis=1)
   if bad.any():
-    raise errors.UserError(f'{source}: {bad.sum()} of {len(x)} rows contain NaN or inf (or values '
-                     f'too large for {np.dtype(dtype).name}); the first is row {np.argmax(bad)} '
-                     '(0-based). Drop or fix those rows.')
+    raise errors.UserError(f'{source}: {bad.sum()} of {len(x)} rows contain NaN or inf (or '
+                           f'values too large for {np.dtype(dtype).name}); the first is row '
+                           f'{np.argmax(bad)} (0-based). Drop or fix those rows.')
   return x
 
 
@@ -107,8 +107,8 @@ class Dataset:
     Every synthetic set overrides this with its closed form; points without a density (a
     `FileDataset`) have no smoothed density either.
     """
-    raise errors.UserError(f'{self.name} has no known density, so neither has its Gaussian-smoothed '
-                     'version: use a synthetic data set.')
+    raise errors.UserError(f'{self.name} has no known density, so neither has its '
+                           'Gaussian-smoothed version: use a synthetic data set.')
 
   def splits(self):
     """{'train', 'validation', 'test'}: float32 arrays of `SPLIT_SIZES` draws, `SPLIT_SEEDS`."""
@@ -229,14 +229,16 @@ class FileDataset(Dataset):
     return self.points[rng.integers(len(self.points), size=n)]
 
   def log_prob(self, x):
-    raise errors.UserError(f'The points in {self.path} have no known density, so log_prob and entropy '
-                     'are unavailable (has_density=False); they exist for the synthetic data sets.')
+    raise errors.UserError(f'The points in {self.path} have no known density, so log_prob and '
+                           'entropy are unavailable (has_density=False); they exist for the '
+                           'synthetic data sets.')
 
   def splits(self):
     """Shuffled rows (seed `FILE_SHUFFLE_SEED`) split 10:1:5, >= 1 row in validation and test."""
     n = len(self.points)
     if n < 3:
-      raise errors.UserError(f'{self.path} has {n} points; train/validation/test splits need at least 3.')
+      raise errors.UserError(f'{self.path} has {n} points; train/validation/test splits need at '
+                             'least 3.')
     num_val, num_test = max(1, round(n / 16)), max(1, round(5 * n / 16))
     rows = self.points[np.random.default_rng(FILE_SHUFFLE_SEED).permutation(n)]
     return {'train': rows[num_val + num_test:], 'validation': rows[:num_val],
@@ -247,7 +249,7 @@ def _read_array(path, key):
   ext = os.path.splitext(path)[1].lower()
   if ext not in FILE_EXTENSIONS:
     raise errors.UserError(f'Cannot read points from {path}: unsupported extension {ext!r}; '
-                     f'supported: {", ".join(FILE_EXTENSIONS)}.')
+                           f'supported: {", ".join(FILE_EXTENSIONS)}.')
   if not os.path.isfile(path):
     raise FileNotFoundError(f'Data file not found: {path} (set by --config.data.path).')
   if key is not None and ext != '.npz':
@@ -260,7 +262,7 @@ def _read_array(path, key):
         key = arrays.files[0]
       if key not in arrays.files:
         raise errors.UserError(f'{path} holds the arrays {arrays.files}; choose one with key=... '
-                         f'(--config.data.key){"" if key is None else f", not {key!r}"}.')
+                               f'(--config.data.key){"" if key is None else f", not {key!r}"}.')
       return arrays[key]
   header = 1 if _csv_has_header(path) else 0
   try:
@@ -305,11 +307,11 @@ def get_dataset(name, path=None, key=None):
   if name == 'file':
     if not path:
       raise errors.UserError(f'Data set "file" needs the path of your points: {_FILE_FLAGS} '
-                       '(.npy, .npz or .csv holding an N x D array).')
+                             '(.npy, .npz or .csv holding an N x D array).')
     return FileDataset(path, key)
   if name not in DATASETS:
     raise errors.UserError(f'Unknown data set {name!r}; valid names: {", ".join(DATASETS)}, file. '
-                     f'For your own points use {_FILE_FLAGS} (.npy, .npz or .csv, N x D).')
+                           f'For your own points use {_FILE_FLAGS} (.npy, .npz or .csv, N x D).')
   if path:
     raise errors.UserError(f'A path ({path}) is only read with data set "file", not {name!r}.')
   return DATASETS[name]

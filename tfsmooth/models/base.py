@@ -54,9 +54,9 @@ class DensityModel(keras.Model):
     n = len(self.event_shape)
     trailing = tuple(x.shape)[-n:] if x.shape.rank is not None else self.event_shape
     if len(trailing) < n or any(d is not None and d != e for d, e in zip(trailing, self.event_shape)):
-      raise errors.UserError(f'{what} has shape {tuple(x.shape)}, but {type(self).__name__} models '
-                       f'events of shape {self.event_shape}: the trailing dimensions must match '
-                       '(check the data dimension against the model config).')
+      raise errors.UserError(f'{what} has shape {tuple(x.shape)}, but {type(self).__name__} '
+                             f'models events of shape {self.event_shape}: the trailing dimensions '
+                             'must match (check the data dimension against the model config).')
     return x
 
   def sample(self, num_samples, seed, conditioning=None):
@@ -64,6 +64,32 @@ class DensityModel(keras.Model):
     if self.conditional:
       return self.distribution(self._check_conditioning(conditioning)).sample(seed=seed)
     return self.distribution().sample(num_samples, seed=seed)
+
+  def sample_rows(self, seeds, conditioning=None):
+    """One draw per row of `seeds` [N, 2] (given conditioning [N, ...] for p(x | c)).
+
+    Row i is `sample(1, seeds[i])` (or the draw for conditioning[i] alone): it depends on its
+    own seed and conditioning only, whatever else is in the batch.
+    """
+    spec = tf.TensorSpec(self.event_shape, tf.float32)
+    if conditioning is None:
+      return map_rows(lambda s: self.sample(1, s)[0], seeds, fn_output_signature=spec)
+    conditioning = self._check_conditioning(conditioning)
+    return map_rows(lambda a: self.sample(None, a[0], conditioning=a[1][None])[0],
+                     (seeds, conditioning), fn_output_signature=spec)
+
+  def complete_rows(self, x_known, num_known_rows, seeds, conditioning=None):
+    """Per-row `complete` (models that have it, e.g. PixelCNN): row i completes x_known[i]
+    below its top `num_known_rows` rows from seeds[i] [N, 2] alone."""
+    spec = tf.TensorSpec(self.event_shape, tf.float32)
+    x_known = self.check_events(x_known, 'x_known')
+    if conditioning is None:
+      return map_rows(lambda a: self.complete(a[0][None], num_known_rows, a[1])[0],
+                       (x_known, seeds), fn_output_signature=spec)
+    conditioning = self._check_conditioning(conditioning)
+    return map_rows(
+        lambda a: self.complete(a[0][None], num_known_rows, a[1], conditioning=a[2][None])[0],
+        (x_known, seeds, conditioning), fn_output_signature=spec)
 
   def build_variables(self):
     """Creates the weights by scoring a dummy batch (call inside `strategy.scope()`)."""
@@ -83,7 +109,14 @@ class DensityModel(keras.Model):
   def _check_conditioning(self, conditioning):
     if self.conditional and conditioning is None:
       raise errors.UserError(f'{type(self).__name__} is conditional: pass conditioning=x_tilde '
-                       f'of shape [N, {", ".join(map(str, self.event_shape))}].')
+                             f'of shape [N, {", ".join(map(str, self.event_shape))}].')
     if not self.conditional and conditioning is not None:
       raise errors.UserError(f'{type(self).__name__} is unconditional: do not pass conditioning.')
     return None if conditioning is None else self.check_events(conditioning, 'conditioning')
+
+
+def map_rows(fn, elems, fn_output_signature):
+  """tf.map_fn over rows, `fn` left unconverted by AutoGraph (whose rewrite of the models'
+  super() calls and Python control flow is not needed here and can fail)."""
+  return tf.map_fn(tf.autograph.experimental.do_not_convert(fn), elems,
+                   fn_output_signature=fn_output_signature)

@@ -40,7 +40,8 @@ def input_degrees(event_size, ordering='natural', seed=0):
     return np.arange(event_size, 0, -1)
   if ordering == 'random':
     return np.random.default_rng(seed).permutation(event_size) + 1
-  raise errors.UserError(f'Unknown MADE ordering {ordering!r}; choose one of {", ".join(ORDERINGS)}.')
+  raise errors.UserError(f'Unknown MADE ordering {ordering!r}; choose one of '
+                         f'{", ".join(ORDERINGS)}.')
 
 
 def masks(in_degrees, hidden_sizes, out_degrees, min_hidden_degree=1):
@@ -158,7 +159,7 @@ def from_config(config, event_shape, conditional):
   """Builds a MADE from `config.{hidden_sizes, num_mixtures, ordering, loc_init_range}`."""
   if len(event_shape) != 1:
     raise errors.UserError(f'MADE models flat vectors; got event shape {event_shape}. '
-                     'Use the pixelcnn model for images.')
+                           'Use the pixelcnn model for images.')
   return MADE(event_shape[0], hidden_sizes=tuple(config.get('hidden_sizes', (256, 256))),
               num_mixtures=config.get('num_mixtures', 3),
               ordering=config.get('ordering', 'natural'), conditional=conditional,

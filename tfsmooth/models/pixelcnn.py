@@ -423,6 +423,8 @@ class PixelCNN(base.DensityModel):
     if likelihood not in HEADS:
       raise ValueError(f'Unknown PixelCNN++ likelihood {likelihood!r}; choose one of '
                        f'{", ".join(HEADS)}.')
+    if sampler not in SAMPLERS:
+      raise ValueError(f'Unknown PixelCNN sampler {sampler!r}; choose one of {", ".join(SAMPLERS)}.')
     self.likelihood = likelihood
     self.sampler = sampler
     self.nr_logistic_mix = int(nr_logistic_mix)
@@ -450,7 +452,7 @@ class PixelCNN(base.DensityModel):
   def _row_noise(self, seeds):
     """Noise u [N, H, W, K + C] whose row i is what `sample(1, seeds[i])` would draw."""
     shape = (1,) + self.event_shape[:2] + (self.nr_logistic_mix + self.event_shape[-1],)
-    return tf.map_fn(lambda s: _uniform(shape, s, tf.float32)[0], seeds,
+    return base.map_rows(lambda s: _uniform(shape, s, tf.float32)[0], seeds,
                      fn_output_signature=tf.TensorSpec(shape[1:], tf.float32))
 
   def sample_rows(self, seeds, conditioning=None):

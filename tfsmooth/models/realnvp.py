@@ -69,7 +69,7 @@ class RealNVP(base.DensityModel):
     super().__init__((event_size,), conditional=conditional, **kwargs)
     if event_size < 2:
       raise errors.UserError(f'RealNVP couples halves of the event, so it needs D >= 2; got D = '
-                       f'{event_size}. Use the made model for 1-D data.')
+                             f'{event_size}. Use the made model for 1-D data.')
     if num_couplings < 1:
       raise errors.UserError(f'num_couplings must be >= 1, got {num_couplings}.')
     self.num_masked = event_size // 2

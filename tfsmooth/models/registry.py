@@ -16,6 +16,6 @@ def build(model_config, event_shape, conditional=False):
   name = model_config.get('name', 'made')
   if name not in MODELS:
     raise errors.UserError(f'Unknown model {name!r}; choose one of {", ".join(sorted(MODELS))} '
-                     '(--config.model.name=...).')
+                           '(--config.model.name=...).')
   module = importlib.import_module(MODELS[name])
   return module.from_config(model_config, tuple(event_shape), conditional)

@@ -1,0 +1,253 @@
+"""SavedModel exports: every signature through saved_model_cli and a fresh TF-only process,
+equal to the in-process model, per-row seeds, versioning, and a failed export."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from tfsmooth import errors
+from tfsmooth import experiment
+from tfsmooth import export
+from tfsmooth.configs import fashion_mnist
+from tfsmooth.configs import rings
+from tfsmooth.data import synthetic
+
+SEEDS = np.array([[0, 1], [0, 2], [7, 3]], np.int32)
+CLI = os.path.join(os.path.dirname(sys.executable), 'saved_model_cli')
+
+# Runs in a fresh interpreter that imports TensorFlow only: calls every signature on the
+# inputs saved in <dir>/inputs.npz (keys '<signature>.<input>') and saves the outputs.
+FRESH_PROCESS = r'''
+import sys
+import numpy as np
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+inputs = np.load(sys.argv[2])
+out = {}
+for name in model.signatures:
+  args = {k.split('.', 1)[1]: tf.constant(inputs[k]) for k in inputs.files
+          if k.split('.', 1)[0] == name}
+  for key, value in model.signatures[name](**args).items():
+    out[f'{name}.{key}'] = value.numpy()
+assert 'tfsmooth' not in sys.modules and 'tensorflow_probability' not in sys.modules
+np.savez(sys.argv[3], **out)
+'''
+
+
+def _env():
+  return dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+
+
+def _fresh_outputs(version_dir, inputs, tmp_path):
+  np.savez(tmp_path / 'inputs.npz', **inputs)
+  subprocess.run([sys.executable, '-c', FRESH_PROCESS, version_dir, str(tmp_path / 'inputs.npz'),
+                  str(tmp_path / 'outputs.npz')], check=True, env=_env(), timeout=600)
+  return dict(np.load(tmp_path / 'outputs.npz'))
+
+
+def _cli_run(version_dir, signature, inputs, tmp_path):
+  """Outputs of `saved_model_cli run` on one signature, {output key: array}."""
+  folder = tmp_path / f'cli_{signature}'
+  os.makedirs(folder)
+  for key, value in inputs.items():
+    np.save(folder / f'{key}.npy', value)
+  given = ';'.join(f'{key}={folder / key}.npy' for key in inputs)
+  subprocess.run([CLI, 'run', '--dir', version_dir, '--tag_set', 'serve', '--signature_def',
+                  signature, '--inputs', given, '--outdir', str(folder / 'out')], check=True,
+                 env=_env(), capture_output=True, timeout=600)
+  return {f[:-4]: np.load(folder / 'out' / f) for f in os.listdir(folder / 'out')}
+
+
+def _method_names(version_dir):
+  proto = saved_model_pb2.SavedModel()
+  with open(os.path.join(version_dir, 'saved_model.pb'), 'rb') as f:
+    proto.ParseFromString(f.read())
+  return {k: v.method_name for k, v in proto.meta_graphs[0].signature_def.items()
+          if not k.startswith('__')}  # __saved_model_init_op is not a serving signature
+
+
+@pytest.fixture(scope='module')
+def rings_export(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('rings_run'))
+  config = rings.get_config()
+  config.model.hidden_sizes = config.conditional_model.hidden_sizes = (8,)
+  config.train.update(steps=4, jit_compile=False, log_every=2, eval_every=2, checkpoint_every=2)
+  config.eval.update(iw_samples=8, validation_samples=2, num_plot_samples=200,
+                     density_iw_samples=2)
+  experiment.Run.create(config, workdir).train()
+  run = experiment.Run.load(workdir)
+  export_dir = str(tmp_path_factory.mktemp('exports'))
+  return run, export.export(run, export_dir), export_dir
+
+
+def rings_inputs():
+  x = synthetic.get_dataset('rings').sample(3, seed=11).astype(np.float32)
+  return {'sample': {'seed': SEEDS}, 'log_prob': {'x': x, 'seed': SEEDS},
+          'denoise': {'x_tilde': x, 'seed': SEEDS}, 'denoise_single_step': {'x_tilde': x}}
+
+
+def rings_expected(model):
+  inputs = rings_inputs()
+  x = tf.constant(inputs['log_prob']['x'])
+  samples, x_tilde = tf.function(model.sample_rows)(SEEDS)
+  elbo, iw = tf.function(lambda x, s: model.bounds(x, 8, s))(x, SEEDS)
+  return {'sample.x': samples, 'sample.x_tilde': x_tilde, 'log_prob.log_prob': iw,
+          'log_prob.elbo': elbo,
+          'denoise.x': tf.function(model.denoise_rows)(x, SEEDS),
+          'denoise_single_step.x': tf.function(model.denoise_single_step)(x)}
+
+
+def _assert_outputs_equal(outputs, expected, signatures):
+  for key, value in expected.items():
+    if key.split('.')[0] in signatures:
+      np.testing.assert_allclose(outputs[key], np.asarray(value), rtol=1e-4, atol=1e-5,
+                                 err_msg=key)
+
+
+def test_rings_export_layout_metadata_and_method_names(rings_export):
+  run, version_dir, export_dir = rings_export
+  assert version_dir == os.path.join(export_dir, '1')
+  assert set(_method_names(version_dir).values()) == {'tensorflow/serving/predict'}
+  meta = export.read_metadata(version_dir)
+  assert meta['sigma'] == 0.3 and meta['kernel'] == 'gaussian' and meta['iw_samples'] == 8
+  assert meta['step'] == run.step and meta['metrics']['nll_iw'] == run.read_metrics()['nll_iw']
+  assert set(meta['signatures']) == {'sample', 'log_prob', 'denoise', 'denoise_single_step'}
+  assert meta['signatures']['log_prob']['inputs'] == {'x': [None, 2], 'seed': [None, 2]}
+
+
+def test_rings_signatures_in_a_fresh_tf_only_process(rings_export, tmp_path):
+  run, version_dir, _ = rings_export
+  inputs = {f'{name}.{key}': value for name, given in rings_inputs().items()
+            for key, value in given.items()}
+  inputs['serving_default.seed'] = SEEDS
+  outputs = _fresh_outputs(version_dir, inputs, tmp_path)
+  expected = rings_expected(run.model)
+  _assert_outputs_equal(outputs, expected, rings_inputs())
+  np.testing.assert_array_equal(outputs['serving_default.x'], outputs['sample.x'])
+
+
+def test_rings_signatures_through_saved_model_cli(rings_export, tmp_path):
+  run, version_dir, _ = rings_export
+  expected = rings_expected(run.model)
+  for signature, inputs in rings_inputs().items():
+    outputs = _cli_run(version_dir, signature, inputs, tmp_path)
+    _assert_outputs_equal({f'{signature}.{k}': v for k, v in outputs.items()}, expected,
+                          [signature])
+
+
+def test_a_row_does_not_depend_on_the_rest_of_the_request(rings_export):
+  _, version_dir, _ = rings_export
+  model = tf.saved_model.load(version_dir)
+  batch = model.signatures['sample'](seed=tf.constant(SEEDS))['x'].numpy()
+  alone = model.signatures['sample'](seed=tf.constant(SEEDS[2:]))['x'].numpy()
+  np.testing.assert_allclose(batch[2:], alone, rtol=1e-6)
+  assert not np.allclose(batch[0], batch[1])
+  x = tf.constant(rings_inputs()['log_prob']['x'])
+  bound = model.signatures['log_prob'](x=x, seed=tf.constant(SEEDS))['log_prob'].numpy()
+  bound_alone = model.signatures['log_prob'](x=x[1:2], seed=tf.constant(SEEDS[1:2]))
+  np.testing.assert_allclose(bound[1:2], bound_alone['log_prob'].numpy(), rtol=1e-5)
+
+
+def test_exported_log_prob_matches_the_in_process_bound(rings_export):
+  run, version_dir, _ = rings_export
+  model = tf.saved_model.load(version_dir)
+  x = synthetic.get_dataset('rings').sample(200, seed=5).astype(np.float32)
+  seeds = np.stack([np.full(200, 9), np.arange(200)], 1).astype(np.int32)
+  exported = model.signatures['log_prob'](x=tf.constant(x), seed=tf.constant(seeds))
+  elbo, iw = tf.function(lambda x, s: run.model.bounds(x, 8, s))(x, seeds)
+  np.testing.assert_allclose(exported['log_prob'].numpy(), iw.numpy(), rtol=1e-4, atol=1e-4)
+  assert np.all(exported['log_prob'].numpy() >= exported['elbo'].numpy() - 1e-5)
+  with pytest.raises(tf.errors.InvalidArgumentError, match='input x contains NaN'):
+    model.signatures['log_prob'](x=tf.constant([[np.nan, 0.]]), seed=tf.constant(SEEDS[:1]))
+
+
+def test_failed_export_leaves_earlier_versions_and_no_partial_directory(rings_export,
+                                                                         monkeypatch):
+  run, version_dir, export_dir = rings_export
+  before = sorted(os.listdir(version_dir))
+  real_save = tf.saved_model.save
+
+  def save_then_fail(obj, path, signatures=None):
+    real_save(obj, path, signatures=signatures)
+    raise KeyboardInterrupt  # as if stopped while writing
+
+  monkeypatch.setattr(tf.saved_model, 'save', save_then_fail)
+  with pytest.raises(KeyboardInterrupt):
+    export.export(run, export_dir)
+  monkeypatch.undo()
+  assert sorted(os.listdir(export_dir)) == ['1']
+  assert sorted(os.listdir(version_dir)) == before
+  os.makedirs(os.path.join(export_dir, '.tmp-9-999999999'))  # left by a killed export
+  assert export.export(run, export_dir) == os.path.join(export_dir, '2')
+  assert sorted(os.listdir(export_dir)) == ['1', '2']
+
+
+@pytest.fixture(scope='module')
+def image_export(tmp_path_factory):
+  """An untrained tiny Fashion-MNIST pair with weights moved off their initial values."""
+  config = fashion_mnist.get_config('smoothed')
+  for model in (config.model, config.conditional_model):
+    model.update(nr_filters=4, nr_logistic_mix=2)
+  run = experiment.Run(experiment.settle(config), str(tmp_path_factory.mktemp('image_run')))
+  run.model = run.build_model()
+  run.model.build_variables()
+  rng = np.random.default_rng(0)
+  for v in run.model.trainable_variables:
+    v.assign(v + 0.05 * rng.standard_normal(v.shape).astype(np.float32))
+  return run, export.export(run, str(tmp_path_factory.mktemp('image_exports')), iw_samples=2)
+
+
+def image_inputs():
+  x = np.round(np.random.default_rng(1).uniform(-1, 1, (2, 28, 28, 1)) * 127.5) / 127.5
+  x = x.astype(np.float32)
+  seeds = SEEDS[:2]
+  return {'sample': {'seed': seeds}, 'log_prob': {'x': x, 'seed': seeds},
+          'denoise': {'x_tilde': x, 'seed': seeds}, 'denoise_single_step': {'x_tilde': x},
+          'inpaint': {'x': x, 'num_known_rows': np.array([24, 24], np.int32), 'seed': seeds}}
+
+
+def image_expected(model):
+  inputs = image_inputs()
+  x, seeds = tf.constant(inputs['log_prob']['x']), SEEDS[:2]
+  samples, x_tilde = tf.function(model.sample_rows)(seeds)
+  elbo, iw = tf.function(lambda x, s: model.bounds(x, 2, s))(x, seeds)
+  return {'sample.x': samples, 'sample.x_tilde': x_tilde, 'log_prob.log_prob': iw,
+          'log_prob.elbo': elbo, 'denoise.x': tf.function(model.denoise_rows)(x, seeds),
+          'denoise_single_step.x': tf.function(model.denoise_single_step)(x),
+          'inpaint.x': tf.function(lambda x, s: model.inpaint_rows(x, 24, s))(x, seeds)}
+
+
+def test_image_signatures_in_a_fresh_process_and_saved_model_cli(image_export, tmp_path):
+  run, version_dir = image_export
+  assert set(_method_names(version_dir).values()) == {'tensorflow/serving/predict'}
+  inputs = {f'{name}.{key}': value for name, given in image_inputs().items()
+            for key, value in given.items()}
+  outputs = _fresh_outputs(version_dir, inputs, tmp_path)
+  expected = image_expected(run.model)
+  _assert_outputs_equal(outputs, expected, image_inputs())
+  known = image_inputs()['inpaint']['x'][:, :24]
+  np.testing.assert_array_equal(outputs['inpaint.x'][:, :24], known)
+  for signature in ('sample', 'inpaint'):
+    cli = _cli_run(version_dir, signature, image_inputs()[signature], tmp_path)
+    _assert_outputs_equal({f'{signature}.{k}': v for k, v in cli.items()}, expected, [signature])
+
+
+def test_inpaint_refuses_mixed_known_rows(image_export):
+  _, version_dir = image_export
+  model = tf.saved_model.load(version_dir)
+  inputs = image_inputs()['inpaint']
+  with pytest.raises(tf.errors.InvalidArgumentError, match='same for every row'):
+    model.signatures['inpaint'](x=tf.constant(inputs['x']),
+                                num_known_rows=tf.constant([24, 20]),
+                                seed=tf.constant(inputs['seed']))
+
+
+def test_export_needs_a_restored_model(tmp_path):
+  run = experiment.Run(experiment.settle(rings.get_config()), str(tmp_path))
+  with pytest.raises(errors.UserError, match='Run.load'):
+    export.export(run, str(tmp_path / 'exports'))
