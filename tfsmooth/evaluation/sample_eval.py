@@ -241,6 +241,8 @@ def draw_samples(source, out_dir, num_samples, batch_size, seed, log=logging.inf
     log(f'Reusing {min(have, num_samples)} stored samples of {names} from {path} (same model, '
         f'seed and batch size); drawing {max(0, num_batches * batch_size - have)} more.')
   else:
+    if os.path.exists(path):
+      log(f'{path} holds samples of another model, seed or batch size; drawing anew.')
     samples = {name: np.zeros((0,) + source.task.event_shape, np.uint8)
                for name in source.samplers}
   start = time.time()
