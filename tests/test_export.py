@@ -20,8 +20,8 @@ from tfsmooth.data import synthetic
 SEEDS = np.array([[0, 1], [0, 2], [7, 3]], np.int32)
 CLI = os.path.join(os.path.dirname(sys.executable), 'saved_model_cli')
 
-# Runs in a fresh interpreter that imports TensorFlow only: calls every signature on the
-# inputs saved in <dir>/inputs.npz (keys '<signature>.<input>') and saves the outputs.
+# Runs in a fresh interpreter that imports TensorFlow only: calls every signature given inputs
+# in <dir>/inputs.npz (keys '<signature>.<input>') and saves the outputs.
 FRESH_PROCESS = r'''
 import sys
 import numpy as np
@@ -32,6 +32,8 @@ out = {}
 for name in model.signatures:
   args = {k.split('.', 1)[1]: tf.constant(inputs[k]) for k in inputs.files
           if k.split('.', 1)[0] == name}
+  if not args:
+    continue
   for key, value in model.signatures[name](**args).items():
     out[f'{name}.{key}'] = value.numpy()
 assert 'tfsmooth' not in sys.modules and 'tensorflow_probability' not in sys.modules

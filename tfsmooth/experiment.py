@@ -194,7 +194,8 @@ class Run:
             f'{workdir} holds a run trained with another config, so it cannot be resumed with '
             f'this one. Differences: {"; ".join(differences)}. Rerun with the recorded values '
             f'(see {os.path.join(workdir, CONFIG_FILE)}) or use a new --workdir; only '
-            f'{", ".join(MUTABLE)} may change on resume.')
+            f'{", ".join(k + "*" if k.endswith(".") else k for k in MUTABLE)} may change on '
+            'resume.')
     os.makedirs(workdir, exist_ok=True)
     _write_json_atomically(os.path.join(workdir, CONFIG_FILE),
                            config.to_json_best_effort(indent=2))
