@@ -78,7 +78,9 @@ def time_tfp(shape, model):
     # TFP's sampling loop body: the network on the whole batch, then every pixel drawn.
     x = tf.random.uniform((n,) + shape, -1., 1., seed=1)
     dist.network(x[:1], training=False)  # builds the network outside the tf.function
-    step = tf.function(lambda x: dist._sample_channels(*dist.network(x, training=False)))  # pylint: disable=protected-access
+    sample_channels = dist._sample_channels  # pylint: disable=protected-access
+    step = tf.function(lambda x: sample_channels(*dist.network(x, training=False)),
+                       autograph=False)
     return dict(tfp_seconds=_per_step(step, x) * (pixels + 1),
                 tfp_extrapolated_from_pixels=_PIXELS.value)
   sample = tf.function(lambda: dist.sample(n, seed=7))  # tfd.PixelCNN takes int seeds only
@@ -122,7 +124,7 @@ def time_ours(shape, model):
   if model in _EXTRAPOLATE.value:
     # The naive sampler's loop body: the network on the whole batch, every pixel's draw.
     step = tf.function(lambda x, u: naive.pixel_distributions(x, training=False)
-                       .sample_from_uniform(u))
+                       .sample_from_uniform(u), autograph=False)  # autograph mistakes the method
     x = tf.random.stateless_uniform((n,) + shape, [1, 2], -1., 1.)
     u = tf.random.stateless_uniform((n,) + shape[:2] + (naive.noise_depth,), [1, 3])
     out.update(naive_seconds=_per_step(step, x, u) * pixels,

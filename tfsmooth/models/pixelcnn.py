@@ -192,6 +192,12 @@ HEADS = {'logistic': LogisticMixture, 'discretized_logistic': DiscretizedLogisti
 SAMPLERS = ('cached', 'naive')
 
 
+def _check_sampler(sampler):
+  if sampler not in SAMPLERS:
+    raise ValueError(f'Unknown PixelCNN sampler {sampler!r}; choose one of '
+                     f'{", ".join(SAMPLERS)}.')
+
+
 def _uniform(shape, seed, dtype):
   """U(tiny, 1) draws from a stateless seed (anything `tfp.random.sanitize_seed` accepts)."""
   return tf.random.stateless_uniform(shape, tfp.random.sanitize_seed(seed),
@@ -250,7 +256,8 @@ class PixelCNNNetwork(keras.layers.Layer):
     uls = [layers.down_shift(self.ul_in_above(x)) + layers.right_shift(self.ul_in_left(x))]
     for scale in range(3):
       if scale:
-        for down, stack in ((self.u_downsample[scale - 1], us), (self.ul_downsample[scale - 1], uls)):
+        for down, stack in ((self.u_downsample[scale - 1], us),
+                            (self.ul_downsample[scale - 1], uls)):
           if return_activations:
             maps[down.name] = stack[-1]
           stack.append(down(stack[-1]))
@@ -289,8 +296,7 @@ class PixelCNNDistribution(tfd.Distribution):
 
   def __init__(self, network, head, event_shape, num_mixtures, conditioning=None, training=None,
                sampler='cached', validate_args=False, name='PixelCNNDistribution'):
-    if sampler not in SAMPLERS:
-      raise ValueError(f'Unknown PixelCNN sampler {sampler!r}; choose one of {", ".join(SAMPLERS)}.')
+    _check_sampler(sampler)
     parameters = dict(locals())
     with tf.name_scope(name) as name:
       self._network = network
@@ -423,8 +429,7 @@ class PixelCNN(base.DensityModel):
     if likelihood not in HEADS:
       raise ValueError(f'Unknown PixelCNN++ likelihood {likelihood!r}; choose one of '
                        f'{", ".join(HEADS)}.')
-    if sampler not in SAMPLERS:
-      raise ValueError(f'Unknown PixelCNN sampler {sampler!r}; choose one of {", ".join(SAMPLERS)}.')
+    _check_sampler(sampler)
     self.likelihood = likelihood
     self.sampler = sampler
     self.nr_logistic_mix = int(nr_logistic_mix)
