@@ -307,7 +307,8 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
              for v in model.trainable_variables] if ema_decay else []
   finally:
     keras.config.set_dtype_policy(previous_policy)
-  keys = [k for k, v in _keyed_variables(model).items() if v.trainable]
+  key_of = {id(v): k for k, v in _keyed_variables(model).items()}
+  keys = [key_of[id(v)] for v in model.trainable_variables]
   state = dict(optimizer=optimizer, train_seconds=train_seconds, best_metric=best_metric)
   if ema:
     state['ema'] = dict(zip(keys, ema))
