@@ -10,23 +10,35 @@ examples/s (batch size / median step time over --steps after --warmup steps), th
 (tracing and compilation) in seconds, trainable parameters, peak RSS; `ratio` = ours / TFP in
 examples/s, with and without XLA.
 
+With --profile, each model instead runs 3 steps (no XLA) under the TensorFlow profiler, and the
+output lists where the time goes: seconds per step by op type, summed over the host's op
+threads, with the share of the total.
+
   python benchmarks/train_throughput.py --output=benchmarks/results/train_throughput.json
+  python benchmarks/train_throughput.py --profile \
+      --output=benchmarks/results/train_throughput_profile.json
 """
 
+import collections
+import glob
 import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from tfsmooth import logs
+
+logs.quiet()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
 _BATCH = flags.DEFINE_integer('batch_size', 32, 'Training batch size.')
 _FILTERS = flags.DEFINE_integer('filters', 32, 'Filters of every hidden layer.')
@@ -34,8 +46,9 @@ _RESNETS = flags.DEFINE_integer('resnets', 1, 'Gated resnet blocks per resolutio
 _MIXTURES = flags.DEFINE_integer('mixtures', 5, 'Logistic mixture components per pixel.')
 _STEPS = flags.DEFINE_integer('steps', 10, 'Timed training steps per case.')
 _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps first (the first one traces).')
-_CASE = flags.DEFINE_string('case', '', 'Internal: run one case, ours|tfp,xla|plain, and '
-                            'print its JSON.')
+_PROFILE = flags.DEFINE_bool('profile', False, 'Profile op types instead of timing.')
+_CASE = flags.DEFINE_string('case', '', 'Internal: run one case, ours|tfp,xla|plain|profile, '
+                            'and print its JSON.')
 _OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/train_throughput.json', 'JSON path.')
 
 SHAPE = (28, 28, 1)
@@ -61,8 +74,35 @@ def _tfp():
   return loss, dist.trainable_variables
 
 
-def run_case(model, xla):
-  """Times one case in this process; returns its figures."""
+def _profile(step, steps=3):
+  """{op type: [seconds per step, share]} of `steps` calls of `step` under the profiler."""
+  step()
+  logdir = tempfile.mkdtemp()
+  tf.profiler.experimental.start(logdir)
+  for _ in range(steps):
+    step()
+  tf.profiler.experimental.stop()
+  space = xplane_pb2.XSpace()
+  with open(sorted(glob.glob(f'{logdir}/**/*.xplane.pb', recursive=True))[-1], 'rb') as f:
+    space.ParseFromString(f.read())
+  seconds = collections.Counter()
+  for plane in space.planes:
+    if plane.name != '/host:CPU':
+      continue
+    names = {key: meta.name for key, meta in plane.event_metadata.items()}
+    for line in plane.lines:
+      if line.name.startswith(('tf_Compute', 'tf_numa')):
+        for event in line.events:
+          op = names.get(event.metadata_id, '?').split(':')[-1]
+          if op != 'Process':  # the executor's wrapper around the ops below it
+            seconds[op] += event.duration_ps * 1e-12 / steps
+  total = sum(seconds.values())
+  return {'op_seconds_per_step': total,
+          'by_op': {op: [s, s / total] for op, s in seconds.most_common(15)}}
+
+
+def run_case(model, xla, profile=False):
+  """Times (or profiles) one case in this process; returns its figures."""
   loss_fn, variables = (_ours if model == 'ours' else _tfp)()
   learning_rate, beta1, beta2, eps = 1e-4, 0.9, 0.999, 1e-8
   moments = [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in variables]
@@ -88,6 +128,8 @@ def run_case(model, xla):
     train_step(x).numpy()
     return time.perf_counter() - start
 
+  if profile:
+    return _profile(lambda: train_step(x).numpy())
   first = timed()
   for _ in range(_WARMUP.value - 1):
     timed()
@@ -98,7 +140,7 @@ def run_case(model, xla):
               peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def _spawn(model, xla):
+def _spawn(model, mode):
   env = dict(os.environ)
   if model == 'tfp':
     env['TF_USE_LEGACY_KERAS'] = '1'
@@ -107,7 +149,7 @@ def _spawn(model, xla):
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
   out = subprocess.run([sys.executable, os.path.abspath(__file__), *flag_values,
-                        f'--case={model},{"xla" if xla else "plain"}'], env=env, check=True,
+                        f'--case={model},{mode}'], env=env, check=True,
                        capture_output=True, text=True).stdout
   return json.loads(out.strip().splitlines()[-1])
 
@@ -117,13 +159,23 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   if _CASE.value:
     model, mode = _CASE.value.split(',')
-    print(json.dumps(run_case(model, mode == 'xla')))
+    print(json.dumps(run_case(model, mode == 'xla', mode == 'profile')))
     return
   results = {}
+  if _PROFILE.value:
+    for model in ('tfp', 'ours'):
+      results[model] = _spawn(model, 'profile')
+    results['op_seconds_ratio'] = (results['tfp']['op_seconds_per_step'] /
+                                   results['ours']['op_seconds_per_step'])
+    results['load_average_after'] = os.getloadavg()
+    with open(_OUTPUT.value, 'w') as f:
+      json.dump(results, f, indent=2)
+    print(json.dumps(results, indent=1))
+    return
   for xla in (False, True):
     for model in ('tfp', 'ours'):
       name = f'{model}_{"xla" if xla else "no_xla"}'
-      results[name] = _spawn(model, xla)
+      results[name] = _spawn(model, 'xla' if xla else 'plain')
       print(name, {k: round(v, 3) for k, v in results[name].items()}, flush=True)
   results['ratio'] = {mode: results[f'ours_{mode}']['examples_per_sec'] /
                       results[f'tfp_{mode}']['examples_per_sec'] for mode in ('no_xla', 'xla')}
