@@ -12,7 +12,7 @@ from tfsmooth.configs import rings
 
 
 def tiny_config(steps=4, **data):
-  config = rings.get_config()
+  config = rings.get_config('paper')
   config.model.hidden_sizes = config.conditional_model.hidden_sizes = (8,)
   config.train.update(steps=steps, jit_compile=False, log_every=2, eval_every=2,
                       checkpoint_every=2)

@@ -39,9 +39,10 @@ METRICS_FILE = 'metrics.json'
 FORMAT = 1  # version of the settled config record
 
 # Keys a resumed run may change: they shape neither the model, the data nor the smoothing.
+# (EMA may be switched on when resuming: the averages start from the restored weights.)
 MUTABLE = ('train.steps', 'train.log_every', 'train.eval_every', 'train.checkpoint_every',
            'train.keep_checkpoints', 'train.strategy', 'train.tpu_address', 'train.jit_compile',
-           'eval.', 'reference.')
+           'train.precision', 'train.ema_decay', 'eval.', 'reference.')
 
 # Salts of the named evaluation seeds; fixed, so that recorded figures reproduce.
 SEEDS = {'test': 0, 'validation': 1, 'denoise_noise': 2, 'denoise': 3, 'inpaint': 4,
@@ -254,11 +255,14 @@ class Run:
     result = trainer.train(self.build_model, self.task.train_examples(config.train.seed),
                            config.train, self.workdir, strategy, self._validation_fn())
     self.model = result.model
+    logging.info('Evaluating on the test split (%s).', 'IW and ELBO bounds with %d draws' % (
+        config.eval.iw_samples) if self.smoothed else 'exact')
     metrics = self.evaluate()
     metrics.update({'train_seconds': result.train_seconds, 'steps': result.step,
                     'best_step': result.best_step,
                     f'validation_{self.task.unit}': result.best_metric})
     self.write_metrics(metrics)
+    logging.info('Writing plots into %s.', self.workdir)
     self.task.write_plots(self, self.model)
     return self.read_metrics()
 
