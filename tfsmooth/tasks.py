@@ -138,6 +138,7 @@ class ImageTask:
     self.source = dict(data_dir=config.data.get('data_dir') or None,
                        source=config.data.get('source', 'auto'),
                        idx_dir=config.data.get('idx_dir') or image_data.FASHION_MNIST_IDX_DIR)
+    self._splits = {}  # loaded once: validation runs every eval_every steps
 
   @property
   def event_shape(self):
@@ -145,10 +146,12 @@ class ImageTask:
 
   def split(self, name):
     """float32 images of 'train', 'validation' or 'test' (config.data.<name>_split, capped by
-    config.data.<name>_examples where set)."""
-    data = self.config.data
-    return image_data.load_images(data.name, data[f'{name}_split'],
-                                  data.get(f'{name}_examples') or None, **self.source)
+    config.data.<name>_examples where set), read once."""
+    if name not in self._splits:
+      data = self.config.data
+      self._splits[name] = image_data.load_images(
+          data.name, data[f'{name}_split'], data.get(f'{name}_examples') or None, **self.source)
+    return self._splits[name]
 
   def train_examples(self, seed):
     data = self.config.data
