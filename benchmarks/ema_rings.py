@@ -2,7 +2,7 @@
 best checkpoint (selected on the EMA validation bound) with both weight sets.
 
   python benchmarks/ema_rings.py --output=benchmarks/results/ema_rings.json \
-      /work/runs/ema_rings_seed0 /work/runs/ema_rings_seed1 /work/runs/ema_rings_seed2
+      runs/ema_rings_seed0 runs/ema_rings_seed1 runs/ema_rings_seed2
 
 Reads each workdir's metrics.json for the entropy, training time and best step.
 """

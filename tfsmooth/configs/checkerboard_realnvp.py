@@ -1,9 +1,9 @@
 """Paper section 5, checkerboard: smoothed RealNVP pair (sigma 0.3) or a plain RealNVP of equal size.
 
   python launch/train.py --config=tfsmooth/configs/checkerboard_realnvp.py \
-      --workdir=/work/runs/realnvp_checkerboard_smoothed
+      --workdir=runs/realnvp_checkerboard_smoothed
   python launch/train.py --config=tfsmooth/configs/checkerboard_realnvp.py:baseline \
-      --workdir=/work/runs/realnvp_checkerboard_plain
+      --workdir=runs/realnvp_checkerboard_plain
 
 Both: 8 couplings; the pair has (64, 64) coupling networks (71,712 weights), the plain flow
 (92, 92) (71,408); 60k steps of Adam 1e-3 decaying to 1e-4 (see synthetic_realnvp).

@@ -3,9 +3,9 @@
 The paper's Olympics data is not published; ours is defined in tfsmooth/data/synthetic.py.
 
   python launch/train.py --config=tfsmooth/configs/olympics_realnvp.py \
-      --workdir=/work/runs/realnvp_olympics_smoothed
+      --workdir=runs/realnvp_olympics_smoothed
   python launch/train.py --config=tfsmooth/configs/olympics_realnvp.py:baseline \
-      --workdir=/work/runs/realnvp_olympics_plain
+      --workdir=runs/realnvp_olympics_plain
 
 Sizes and schedule as in checkerboard_realnvp.py.
 """
