@@ -32,7 +32,7 @@ def _weights(model):
   return [v.numpy() for v in model.trainable_variables]
 
 
-def test_resumed_run_continues_where_it_stopped(tmp_path):
+def test_resumed_run_continues_where_it_stopped(tmp_path, monkeypatch):
   def perturbed():  # a different initialisation: the rerun must take the checkpoint's weights
     model = _smoothed()
     model.build_variables()
@@ -42,10 +42,11 @@ def test_resumed_run_continues_where_it_stopped(tmp_path):
 
   tf.keras.utils.set_random_seed(3)
   straight = trainer.train(_smoothed, _dataset, _config(20), str(tmp_path / 'straight'))
+  monkeypatch.chdir(tmp_path)  # a relative workdir, as in the README's commands
   tf.keras.utils.set_random_seed(3)
-  first = trainer.train(_smoothed, _dataset, _config(10), str(tmp_path / 'resumed'))
+  first = trainer.train(_smoothed, _dataset, _config(10), 'resumed')
   assert first.step == 10
-  resumed = trainer.train(perturbed, _dataset, _config(20), str(tmp_path / 'resumed'))
+  resumed = trainer.train(perturbed, _dataset, _config(20), 'resumed')
   assert resumed.step == 20
   for a, b in zip(_weights(straight.model), _weights(resumed.model)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

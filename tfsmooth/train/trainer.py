@@ -83,12 +83,15 @@ def _has_ema(path):
 
 
 def _candidates(directory):
-  """Checkpoint prefixes listed in `directory`'s state file, newest first."""
+  """Checkpoint prefixes listed in `directory`'s state file, newest first.
+
+  `get_checkpoint_state` already joins relative entries with `directory`.
+  """
   state = tf.train.get_checkpoint_state(directory)
   if state is None:
     return []
   paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-  return [p if os.path.isabs(p) else os.path.join(directory, p) for p in reversed(paths)]
+  return paths[::-1]
 
 
 def _files(prefix):
@@ -96,6 +99,9 @@ def _files(prefix):
 
 
 def _describe(error):
+  if 'Failed to restore dataset iterator' in str(error):
+    return ('its input-pipeline position was written by a different data pipeline (the data '
+            'set definition or tfsmooth\'s input code changed since)')
   return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
@@ -108,13 +114,14 @@ def _restore_newest_readable(directory, restore, set_aside=False):
   if `directory` has none; raises `errors.UserError` if none reads.
   """
   candidates = _candidates(directory)
-  bad = []
+  bad, reasons = [], []
   for prefix in candidates:
     try:
       restore(prefix)
     except (tf.errors.OpError, IndexError) as e:  # IndexError: a truncated data file
       bad.append(prefix)
-      logging.error('Checkpoint %s is unreadable (%s); files: %s.', prefix, _describe(e),
+      reasons.append(_describe(e))
+      logging.error('Checkpoint %s is unreadable (%s); files: %s.', prefix, reasons[-1],
                     ', '.join(_files(prefix)) or 'none')
       continue
     if bad and set_aside:
@@ -130,10 +137,14 @@ def _restore_newest_readable(directory, restore, set_aside=False):
       logging.warning('Using %s, the newest readable checkpoint in %s.', prefix, directory)
     return prefix
   if bad:
+    def why(prefix, reason):
+      if not _files(prefix):
+        return f'{prefix}: listed in the "checkpoint" file but its files are missing'
+      return f'{prefix} ({", ".join(_files(prefix))}): {reason}'
+
     raise errors.UserError(
-        f'No checkpoint in {directory} can be read: {", ".join(bad)} '
-        f'({", ".join(f for p in bad for f in _files(p))}) are truncated or corrupt. Restore '
-        'them from a backup, or move them away to start the run over.')
+        f'No checkpoint in {directory} can be read ({"; ".join(map(why, bad, reasons))}). '
+        'Restore them from a backup, or move them away to start the run over.')
   return None
 
 
