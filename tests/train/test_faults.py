@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tests.train import tiny
 from tfsmooth import errors
+from tfsmooth.models import pixelcnn
 from tfsmooth.train import strategy as strategy_lib
 from tfsmooth.train import trainer
 
@@ -227,11 +228,24 @@ def test_tpu_without_a_tpu_fails_fast_with_the_fix():
     strategy_lib.get_strategy('tpu')
 
 
-def test_mixed_bfloat16_trains_on_cpu(tmp_path):
-  config = tiny.config(3, precision='mixed_bfloat16')
-  result = trainer.train(tiny.MixedPrecisionGaussian, tiny.dataset, config, str(tmp_path))
-  assert result.model.dense.compute_dtype == 'bfloat16'
-  assert result.model.dense.kernel.dtype == 'float32'
+def _tiny_pixelcnn():
+  return pixelcnn.PixelCNN((8, 8, 1), likelihood='logistic', nr_resnet=1, nr_filters=8,
+                           nr_logistic_mix=2, dropout=0.1)
+
+
+def _images():
+  images = np.random.default_rng(0).uniform(-1, 1, (64, 8, 8, 1)).astype(np.float32)
+  return tf.data.Dataset.from_tensor_slices(images).repeat()
+
+
+@pytest.mark.parametrize('model_fn, dataset_fn, layer', [
+    (tiny.model, tiny.dataset, lambda m: m.hidden[0]),
+    (_tiny_pixelcnn, _images, lambda m: m.network.out)])
+def test_mixed_bfloat16_trains_on_cpu(tmp_path, model_fn, dataset_fn, layer):
+  config = tiny.config(3, batch_size=8, precision='mixed_bfloat16')
+  result = trainer.train(model_fn, dataset_fn, config, str(tmp_path))
+  assert layer(result.model).compute_dtype == 'bfloat16'
+  assert {v.dtype for v in result.model.trainable_variables} == {'float32'}  # master weights
   assert result.step == 3 and all(np.all(np.isfinite(w)) for w in _weights(result.model))
   assert tf.keras.mixed_precision.global_policy().name == 'float32'  # the process keeps its policy
   with pytest.raises(errors.UserError, match='float32, mixed_bfloat16'):

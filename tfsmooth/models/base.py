@@ -28,6 +28,9 @@ class DensityModel(keras.Model):
   """
 
   def __init__(self, event_shape, conditional=False, **kwargs):
+    # Data and densities stay float32 under a mixed-precision policy; the layers inside cast
+    # their own inputs to the compute dtype.
+    kwargs.setdefault('autocast', False)
     super().__init__(**kwargs)
     self.event_shape = tuple(int(d) for d in event_shape)
     self.conditional = bool(conditional)

@@ -79,7 +79,7 @@ class MaskedDense(keras.layers.Layer):
                  if self.use_bias else None)
 
   def call(self, x):
-    y = keras.ops.matmul(x, self.kernel * self.mask)
+    y = keras.ops.matmul(x, self.kernel * keras.ops.cast(self.mask, self.compute_dtype))
     if self.bias is not None:
       y = y + self.bias
     return self.activation(y)
@@ -121,11 +121,12 @@ class MADE(base.DensityModel):
     self.direct = MaskedDense(direct_mask, use_bias=False, name='direct')
 
   def mixture_params(self, inputs):
-    """Network outputs for the scored dims: logits, locs, scales, each [..., D, K]."""
+    """Network outputs for the scored dims: logits, locs, scales, each [..., D, K], float32
+    (under a mixed-precision policy the network computes in bfloat16, the mixture in float32)."""
     h = inputs
     for layer in self.hidden:
       h = layer(h)
-    raw = self.out(h) + self.direct(inputs)
+    raw = keras.ops.cast(self.out(h) + self.direct(inputs), 'float32')
     raw = keras.ops.reshape(raw, tuple(keras.ops.shape(raw)[:-1]) +
                             (self.event_shape[0], 3, self.num_mixtures))
     logits, locs, raw_scales = raw[..., 0, :], raw[..., 1, :], raw[..., 2, :]

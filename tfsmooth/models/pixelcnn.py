@@ -274,7 +274,7 @@ class PixelCNNNetwork(keras.layers.Layer):
         u = block(self.down_u[index], u, us.pop())
         ul = block(self.down_ul[index], ul, tf.concat([u, uls.pop()], axis=-1))
         index += 1
-    out = self.out(tf.nn.elu(ul))
+    out = tf.cast(self.out(tf.nn.elu(ul)), tf.float32)  # float32 under mixed precision
     return (out, maps) if return_activations else out
 
 
