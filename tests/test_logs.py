@@ -16,6 +16,9 @@ tf.train.Checkpoint(v=tf.Variable(1.)).save(r'{}')
 f = tf.function(lambda x: x + 1)
 for n in range(8):
   f(tf.zeros([n]))
+import numpy as np
+from tfsmooth.evaluation import sample_quality
+sample_quality.kid(np.eye(4, dtype=np.float32), np.eye(4, dtype=np.float32))
 logging.info('progress line')
 """
 

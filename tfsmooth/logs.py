@@ -9,8 +9,8 @@ It loads TensorFlow and lists its devices with the process's stderr (file descri
 a buffer, then writes back every line but the known start-up noise: the absl pre-init banner,
 the oneDNN and CPU-instruction notices, and, on a host without CUDA drivers, the cuInit failure.
 Anything else printed meanwhile (a real error) still shows. Later on it drops TensorFlow's
-Python INFO lines, its checkpoint "Sharding callback" timings and its tf.function retracing
-warnings; C++ messages keep TF_CPP_MIN_LOG_LEVEL=2 (errors only) unless the user set it.
+Python INFO lines, its checkpoint "Sharding callback" timings, its tf.function retracing
+warnings and the deprecation warnings that TF-GAN's metric code triggers; C++ messages keep TF_CPP_MIN_LOG_LEVEL=2 (errors only) unless the user set it.
 """
 
 import logging
@@ -31,13 +31,14 @@ _PREFIX = re.compile(r'^([IWEF]\d{4} |WARNING: )')
 
 
 class _DropNoise(logging.Filter):
-  """Drops TensorFlow's checkpoint "Sharding callback" timings (logged through absl) and its
-  tf.function retracing warnings."""
+  """Drops TensorFlow's checkpoint "Sharding callback" timings (logged through absl), its
+  tf.function retracing warnings and the deprecation warnings TF-GAN's code triggers."""
 
   def filter(self, record):
     message = record.getMessage()
     return not ('Sharding callback duration' in message
-                or 'triggered tf.function retracing' in message)
+                or 'triggered tf.function retracing' in message
+                or ('tensorflow_gan' in message and 'is deprecated' in message))
 
 
 def keep(lines):

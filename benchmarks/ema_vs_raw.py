@@ -1,8 +1,11 @@
-"""EMA against raw weights on finished low-dimensional runs: test ELBO and IW-K NLL of each run's
-best checkpoint (selected on the EMA validation bound) with both weight sets.
+"""EMA against raw weights on finished runs: each run's best checkpoint (selected on the EMA
+validation figure) scored on the test split with both weight sets, in the task's unit (nats for
+points, bpd for images): exact for a plain model, ELBO and IW-K bounds for a smoothed pair.
 
-  python benchmarks/ema_rings.py --output=benchmarks/results/ema_rings.json \
+  python benchmarks/ema_vs_raw.py --output=benchmarks/results/ema_rings.json \
       runs/ema_rings_seed0 runs/ema_rings_seed1 runs/ema_rings_seed2
+  python benchmarks/ema_vs_raw.py --output=benchmarks/results/ema_fashion_mnist.json \
+      runs/fmnist_baseline runs/fmnist_smoothed
 
 Reads each workdir's metrics.json for the entropy, training time and best step.
 """
@@ -20,22 +23,30 @@ from absl import flags  # noqa: E402
 from tfsmooth import experiment  # noqa: E402
 from tfsmooth.train import trainer  # noqa: E402
 
-_OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/ema_rings.json', 'JSON path.')
+_OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/ema_vs_raw.json', 'JSON path.')
+
+
+def _figures(run, prefix):
+  k = run.config.eval.iw_samples
+  value = run.nll(run.model, 'test', k, 'test')
+  if run.smoothed:
+    return {f'{prefix}_elbo': value[0], f'{prefix}_iw': value[1]}
+  return {f'{prefix}_exact': value}
 
 
 def evaluate(workdir):
   run = experiment.Run.load(workdir)  # EMA weights when the run kept them
-  k = run.config.eval.iw_samples
   with open(os.path.join(workdir, 'metrics.json')) as f:
     recorded = json.load(f)
-  result = dict(workdir=workdir, seed=run.config.train.seed,
-                ema_decay=run.config.train.ema_decay, iw_samples=k,
+  result = dict(workdir=workdir, seed=run.config.train.seed, unit=run.task.unit,
+                ema_decay=run.config.train.ema_decay,
+                iw_samples=run.config.eval.iw_samples if run.smoothed else None,
                 entropy=recorded.get('entropy'), best_step=recorded.get('best_step'),
                 train_seconds=recorded.get('train_seconds'))
-  result['ema_elbo'], result['ema_iw'] = run.nll(run.model, 'test', k, 'test')
+  result.update(_figures(run, 'ema'))
   trainer.restore_best(run.model, workdir, ema=False)
-  result['raw_elbo'], result['raw_iw'] = run.nll(run.model, 'test', k, 'test')
-  if result['entropy'] is not None:
+  result.update(_figures(run, 'raw'))
+  if result['entropy'] is not None and run.smoothed:
     result['ema_iw_gap'] = result['ema_iw'] - result['entropy']
     result['raw_iw_gap'] = result['raw_iw'] - result['entropy']
   return {key: float(v) if hasattr(v, 'dtype') else v for key, v in result.items()}
