@@ -22,6 +22,7 @@ the paper's heuristic (App. C.1): median pairwise distance / (2 sqrt(D)) on trai
 import gzip
 import os
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -150,6 +151,8 @@ def raw_images(name, split, data_dir=None, source='auto', idx_dir=FASHION_MNIST_
   except DataUnavailableError:
     if name != 'fashion_mnist' or source == 'tfds' or not _has_idx(idx_dir):
       raise
+  logging.info('TFDS has no prepared fashion_mnist; reading split %s from the IDX files in %s.',
+               split, idx_dir)
   return tf.data.Dataset.from_tensor_slices(_idx_images(split, idx_dir))
 
 
