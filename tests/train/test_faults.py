@@ -180,9 +180,11 @@ def test_ema_equals_its_closed_form(tmp_path):
     trainer.restore_model(fresh, str(tmp_path / 'checkpoints'), ema=False)
     raw.append(_weights(fresh))
   assert result.ema
-  # ema_3 = d^3 w_0 + (1 - d) (d^2 w_1 + d w_2 + w_3)
-  expected = [decay**3 * w0 + (1 - decay) * (decay**2 * w1 + decay * w2 + w3)
-              for w0, w1, w2, w3 in zip(initial[0], *raw)]
+  # ema_t = d_t ema_{t-1} + (1 - d_t) w_t with d_t = min(d, (1 + t) / (10 + t)), ema_0 = w_0
+  expected = initial[0]
+  for t, weights in enumerate(raw, start=1):
+    d = min(decay, (1 + t) / (10 + t))
+    expected = [d * e + (1 - d) * w for e, w in zip(expected, weights)]
   _assert_equal(_weights(result.model), expected)
   fresh = tiny.model()
   trainer.restore_best(fresh, str(tmp_path))  # EMA by default

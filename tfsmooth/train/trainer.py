@@ -16,8 +16,10 @@ noise per replica as a 1-process 2-replica run. The data position is checkpointe
 iterator on one worker; under several workers or on TPU it is rebuilt as `skip(t * B)`.
 
 EMA. With `ema_decay` d > 0 the trainer keeps Polyak averages beside the raw weights,
-ema_0 = w_0 and ema_t = d ema_{t-1} + (1 - d) w_t after each step t, checkpoints both, and
-validates, selects the best checkpoint and returns the model with the EMA weights.
+ema_0 = w_0 and ema_t = d_t ema_{t-1} + (1 - d_t) w_t after each step t, with the warm-up
+d_t = min(d, (1 + t) / (10 + t)) of `tf.train.ExponentialMovingAverage` (without it the random
+initial weights keep the share d^t, still 5% after 3000 steps at d = 0.999); it checkpoints both,
+and validates, selects the best checkpoint and returns the model with the EMA weights.
 
 Faults. SIGTERM or Ctrl-C saves a checkpoint at the step reached and raises `errors.Preempted`
 (`PreemptionCheckpointHandler` under multi-worker training, so all workers agree on the step).
@@ -78,7 +80,8 @@ def _ema_checkpoint(model):
                              ema={k: v for k, v in keyed.items() if v.trainable})
 
 
-def _has_ema(path):
+def has_ema(path):
+  """Whether the checkpoint at `path` holds EMA averages."""
   return any(name.startswith('ema/') for name, _ in tf.train.list_variables(path))
 
 
@@ -157,7 +160,7 @@ def restore_model(model, directory, ema=True):
   model.build_variables()
 
   def restore(prefix):
-    use_ema = ema and _has_ema(prefix)
+    use_ema = ema and has_ema(prefix)
     checkpoint = _ema_checkpoint(model) if use_ema else model_checkpoint(model)
     checkpoint.restore(prefix).expect_partial().assert_existing_objects_matched()
 
@@ -335,7 +338,7 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
   checkpoint = model_checkpoint(model, **state)
 
   def restore(prefix):
-    if ema and not _has_ema(prefix):
+    if ema and not has_ema(prefix):
       logging.warning('%s holds no EMA weights (saved without EMA): the averages start from its '
                       'weights.', prefix)
       without = {k: v for k, v in state.items() if k != 'ema'}
@@ -372,8 +375,10 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
       loss = tf.reduce_sum(per_example) / global_batch
     grads = tape.gradient(loss, model.trainable_variables)
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    t = tf.cast(step + 1, tf.float32)  # this update's number
+    decay = tf.minimum(ema_decay, (1. + t) / (10. + t))
     for average, v in zip(ema, model.trainable_variables):
-      average.assign(ema_decay * average + (1. - ema_decay) * v)
+      average.assign(decay * average + (1. - decay) * v)
     return loss
 
   jit_compile = config.get('jit_compile', False)
