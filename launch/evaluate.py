@@ -8,7 +8,8 @@
 
 Takes a run (--workdir; its best, EMA when kept, weights) or an exported version directory
 (--saved_model; its signatures only, so TensorFlow alone would do). Writes into --out_dir
-(default: the workdir; required with --saved_model):
+(default: the workdir, or <workdir>/eval_raw_weights with --weights=raw; required with
+--saved_model):
 
   eval.json                test bpd (exact for a baseline; ELBO and importance-weighted bounds
                            with K draws for a two-step model) and per sampler FID, KID (with
@@ -54,6 +55,9 @@ _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 5000, 'Samples per sampler.',
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 100, 'Samples per sampling batch (every batch '
                                    'has its own seed) and images per feature batch.',
                                    lower_bound=1)
+_WEIGHTS = flags.DEFINE_enum('weights', 'ema', ['ema', 'raw'], 'With --workdir: the best '
+                             'checkpoint\'s EMA averages (when the run kept them) or its raw '
+                             'weights (results then go to <workdir>/eval_raw_weights).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Base of the named sampling seeds.')
 _NUM_REFERENCE = flags.DEFINE_integer('num_reference', 0, 'Test images that FID / KID / IS '
                                       'compare against (0: the whole test split).', lower_bound=0)
@@ -89,9 +93,10 @@ def _sigmas(values):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  out_dir = sample_eval.out_dir_of(_WORKDIR.value, _SAVED_MODEL.value, _OUT_DIR.value)
+  ema = _WEIGHTS.value == 'ema'
+  out_dir = sample_eval.out_dir_of(_WORKDIR.value, _SAVED_MODEL.value, _OUT_DIR.value, ema)
   sigmas = _sigmas(_SIGMAS.value)
-  source = sample_eval.open_source(_WORKDIR.value, _SAVED_MODEL.value)
+  source = sample_eval.open_source(_WORKDIR.value, _SAVED_MODEL.value, ema)
   sample_eval.check(source, _NUM_SAMPLES.value, _NUM_REFERENCE.value, _SPLITS.value, sigmas)
   network = sample_eval.load_network(_FEATURE_NETWORK.value, _CLASSIFIER_DIR.value,
                                      _INCEPTION_PATH.value, source.config.data.name)

@@ -48,6 +48,16 @@ def test_load_rebuilds_the_trained_model(trained):
   assert iw == pytest.approx(metrics['validation_nll'], rel=1e-5)
 
 
+def test_load_gives_the_ema_or_the_raw_weights(tmp_path):
+  config = tiny_config()
+  config.train.ema_decay = 0.9
+  experiment.Run.create(config, str(tmp_path)).train()
+  ema, raw = experiment.Run.load(str(tmp_path)), experiment.Run.load(str(tmp_path), ema=False)
+  assert (ema.weights, raw.weights) == ('ema', 'raw') and ema.checkpoint == raw.checkpoint
+  assert not np.allclose(ema.model.trainable_variables[0].numpy(),
+                         raw.model.trainable_variables[0].numpy())
+
+
 def test_resume_with_another_model_is_refused_and_keeps_the_record(trained):
   workdir, _ = trained
   path = os.path.join(workdir, 'config.json')

@@ -203,12 +203,15 @@ class Run:
     return cls(config, workdir)
 
   @classmethod
-  def load(cls, workdir):
-    """The run of `workdir`, its model built from config.json with the best weights restored."""
+  def load(cls, workdir, ema=True):
+    """The run of `workdir`, its model built from config.json with the best checkpoint's
+    weights restored: the EMA averages if the run kept them and `ema`, else the raw weights
+    (`run.weights` says which)."""
     run = cls(read_record(workdir), workdir)
     run.model = build_model(run.config)
-    run.checkpoint = trainer.restore_best(run.model, run.workdir)
-    logging.info('Restored %s', run.checkpoint)
+    run.checkpoint = trainer.restore_best(run.model, run.workdir, ema=ema)
+    run.weights = 'ema' if ema and trainer.has_ema(run.checkpoint) else 'raw'
+    logging.info('Restored %s (%s weights)', run.checkpoint, run.weights)
     return run
 
   @property

@@ -70,8 +70,8 @@ def _row_seeds(base, salt, start, count):
 class RunSource:
   """A trained run: batched samplers of its restored (EMA) model."""
 
-  def __init__(self, workdir):
-    self.run = experiment.Run.load(workdir)
+  def __init__(self, workdir, ema=True):
+    self.run = experiment.Run.load(workdir, ema=ema)
     self.config = self.run.config
     self.task = _image_task(self.config, workdir)
     self.smoothed = self.run.smoothed
@@ -82,7 +82,8 @@ class RunSource:
                             if s != 'single_step' or model.kernel.is_gaussian)
     self.iw_samples = self.config.eval.iw_samples
     self.description = {'workdir': os.path.abspath(workdir), 'step': self.run.step,
-                        'checkpoint': os.path.relpath(self.run.checkpoint, workdir)}
+                        'checkpoint': os.path.relpath(self.run.checkpoint, workdir),
+                        'weights': self.run.weights}
     self.recorded = self.run.read_metrics()
     self.density = None if self.smoothed else model
     if self.smoothed:
@@ -171,21 +172,23 @@ class SavedModelSource:
     return {'bpd': to_bpd(log_prob)}
 
 
-def out_dir_of(workdir, saved_model, out_dir):
+def out_dir_of(workdir, saved_model, out_dir, ema=True):
   """Checks that exactly one of `workdir` and `saved_model` is given; returns where results
-  go: `out_dir`, by default the workdir (a SavedModel needs an `out_dir`)."""
+  go: `out_dir`, by default the workdir, or `workdir/eval_raw_weights` for the raw weights
+  (a SavedModel needs an `out_dir`)."""
   if bool(workdir) == bool(saved_model):
     raise errors.UserError('Pass exactly one of --workdir (a launch/train.py run) and '
                            '--saved_model (a launch/export.py version directory, '
                            f'e.g. exports/fmnist/1); got {"both" if workdir else "neither"}.')
   if saved_model and not out_dir:
     raise errors.UserError('--saved_model needs --out_dir: results do not go into an export.')
-  return out_dir or workdir
+  return out_dir or (workdir if ema else os.path.join(workdir, 'eval_raw_weights'))
 
 
-def open_source(workdir=None, saved_model=None):
-  """The `RunSource` of `workdir` or else the `SavedModelSource` of `saved_model`."""
-  return RunSource(workdir) if workdir else SavedModelSource(saved_model)
+def open_source(workdir=None, saved_model=None, ema=True):
+  """The `RunSource` of `workdir` (EMA or raw weights) or else the `SavedModelSource` of
+  `saved_model`."""
+  return RunSource(workdir, ema) if workdir else SavedModelSource(saved_model)
 
 
 def load_network(name, classifier_dir='', inception_path='', dataset=None):
