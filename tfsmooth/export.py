@@ -12,8 +12,8 @@ result depends only on its own inputs and REST "instances" requests work):
                                                         log (1/K) sum_k w_k, and elbo beside it
   denoise:             x_tilde, seed -> x              x ~ p(x | x~)        (two-step models)
   denoise_single_step: x_tilde -> x                    x~ + sigma^2 grad log p(x~) (Gaussian q)
-  inpaint:             x, num_known_rows, seed -> x    (image models; one num_known_rows value
-                                                        per request)
+  inpaint:             x, num_known_rows, seed -> x    (image models; row i keeps its top
+                                                        num_known_rows[i] rows)
 
 Non-finite inputs fail with an error naming the input. `assets.extra/tfsmooth.json` beside the
 graph records the settled config, sigma, kernel, data set, training step, the run's metrics,
@@ -97,11 +97,9 @@ class Servable(tf.Module):
 
   def inpaint(self, x, num_known_rows, seed):
     height = self.model.event_shape[0]
-    rows = num_known_rows[0]
+    rows = num_known_rows
     checks = [
         _finite(x, 'x'),
-        tf.debugging.assert_equal(num_known_rows, rows, message=(
-            'input num_known_rows must be the same for every row of a request')),
         tf.debugging.assert_greater_equal(rows, 0, message='input num_known_rows must be >= 0'),
         tf.debugging.assert_less_equal(rows, height, message=(
             f'input num_known_rows must be <= the image height {height}'))]

@@ -44,3 +44,20 @@ def test_pixelcnn_batched_rows_equal_one_draw_per_seed():
   np.testing.assert_array_equal(
       filled.numpy(),
       base.DensityModel.complete_rows(conditional, x, 2, SEEDS[::-1], conditioning=x_tilde).numpy())
+
+
+def test_pixelcnn_rows_complete_below_their_own_known_rows():
+  """One batch with a different number of known rows per image (as TF Serving batches requests)
+  equals each image completed alone, with both samplers."""
+  model = _perturbed(pixelcnn.PixelCNN((4, 4, 1), likelihood='logistic', nr_resnet=1,
+                                       nr_filters=4, nr_logistic_mix=2, dropout=0.))
+  x = tf.random.stateless_uniform((3, 4, 4, 1), (0, 1), -1., 1.)
+  counts = tf.constant([3, 0, 1])
+  for sampler in ('cached', 'naive'):
+    model.sampler = sampler
+    filled = model.complete_rows(x, counts, SEEDS).numpy()
+    alone = base.DensityModel.complete_rows(model, x, counts, SEEDS).numpy()
+    np.testing.assert_allclose(filled, alone, rtol=1e-5, atol=1e-6)
+    for i, count in enumerate(counts.numpy()):
+      np.testing.assert_array_equal(filled[i, :count], x.numpy()[i, :count])
+      assert not np.allclose(filled[i, count:], x.numpy()[i, count:])

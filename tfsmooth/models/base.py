@@ -83,16 +83,17 @@ class DensityModel(keras.Model):
 
   def complete_rows(self, x_known, num_known_rows, seeds, conditioning=None):
     """Per-row `complete` (models that have it, e.g. PixelCNN): row i completes x_known[i]
-    below its top `num_known_rows` rows from seeds[i] [N, 2] alone."""
+    below its top num_known_rows (one count, or counts [N]) rows from seeds[i] [N, 2] alone."""
     spec = tf.TensorSpec(self.event_shape, tf.float32)
     x_known = self.check_events(x_known, 'x_known')
+    rows = tf.broadcast_to(tf.convert_to_tensor(num_known_rows, tf.int32), tf.shape(seeds)[:1])
     if conditioning is None:
-      return map_rows(lambda a: self.complete(a[0][None], num_known_rows, a[1])[0],
-                       (x_known, seeds), fn_output_signature=spec)
+      return map_rows(lambda a: self.complete(a[0][None], a[1], a[2])[0],
+                      (x_known, rows, seeds), fn_output_signature=spec)
     conditioning = self._check_conditioning(conditioning)
     return map_rows(
-        lambda a: self.complete(a[0][None], num_known_rows, a[1], conditioning=a[2][None])[0],
-        (x_known, seeds, conditioning), fn_output_signature=spec)
+        lambda a: self.complete(a[0][None], a[1], a[2], conditioning=a[3][None])[0],
+        (x_known, rows, seeds, conditioning), fn_output_signature=spec)
 
   def build_variables(self):
     """Creates the weights by scoring a dummy batch (call inside `strategy.scope()`)."""

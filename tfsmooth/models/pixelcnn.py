@@ -369,15 +369,16 @@ class PixelCNNDistribution(tfd.Distribution):
 
     x_ij = x_known_ij for i < num_known_rows; then in raster order from the first unknown
     pixel, x_ij = head_ij(x_<ij).sample_from_uniform(u_ij). x_known [..., H, W, C] has the
-    leading dims of u; its unknown rows are ignored.
+    leading dims of u; its unknown rows are ignored. num_known_rows is one count, or one per
+    image of a batch (x_known [N, H, W, C], counts [N]).
     """
     height, width, channels = self._image_shape
     u, c, leading = self._flat(tf.convert_to_tensor(u, self.dtype), self.noise_depth)
     x = tf.reshape(tf.convert_to_tensor(x_known, self.dtype), (-1, height, width, channels))
     pixel = tf.reshape(tf.range(height * width), (height, width, 1))
     rows = tf.convert_to_tensor(num_known_rows, tf.int32)
-    start = rows * width
-    x = tf.where(pixel < start, x, tf.zeros_like(x))
+    known = pixel < tf.reshape(rows * width, [-1, 1, 1, 1])  # [N or 1, H, W, 1]
+    x = tf.where(known, x, tf.zeros_like(x))
     if self._sampler == 'cached':
       sampler = pixelcnn_cached.CachedSampler(self._network, self._head, channels)
       x = (sampler.complete(x, rows, u) if c is None else
@@ -386,9 +387,10 @@ class PixelCNNDistribution(tfd.Distribution):
 
     def step(i, x):
       candidates = self.pixel_distributions(x, c, training=False).sample_from_uniform(u)
-      return i + 1, tf.where(tf.equal(pixel, i), candidates, x)
+      return i + 1, tf.where(tf.equal(pixel, i) & ~known, candidates, x)
 
-    _, x = tf.while_loop(lambda i, _: i < height * width, step, (start, x))
+    _, x = tf.while_loop(lambda i, _: i < height * width, step,
+                         (tf.reduce_min(rows) * width, x))
     return tf.reshape(x, tf.concat([leading, self._image_shape], 0))
 
   def complete(self, x_known, num_known_rows, seed):

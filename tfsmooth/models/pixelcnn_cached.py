@@ -232,13 +232,17 @@ class CachedSampler:
 
   @tf.autograph.experimental.do_not_convert
   def complete(self, x, start, u):
-    """Net input x [B, H', W, C] with rows < start known; the last H rows drawn from noise
-    u [B, H, W, K + C] in raster order. Returns those rows, [B, H, W, C]."""
+    """Net input x [B, H', W, C] with rows < start known (start a scalar or one per row, [B]);
+    the last H rows drawn from noise u [B, H, W, K + C] in raster order, a row's known pixels
+    kept. Returns those rows, [B, H, W, C]."""
     net, channels = self._net, self._channels
     height, width = u.shape[1], x.shape[2]
     offset = x.shape[1] - height
     kernels = {id(conv): conv.kernel() for conv in self._convs()}
-    state = self._start(x, start)
+    start = tf.convert_to_tensor(start, tf.int32)
+    first = tf.reduce_min(start)  # the loop starts at the first row unknown in any image
+    known_until = tf.broadcast_to(start, tf.shape(x)[:1])[:, None] * width
+    state = self._start(x, first)
     state['x'] = tf.transpose(tf.reshape(x[:, offset:], (-1, height * width, channels)), (1, 0, 2))
     ones = tf.ones_like(u[:, 0, 0, :1])
 
@@ -249,10 +253,11 @@ class CachedSampler:
       params = tf.matmul(tf.nn.elu(ul), kernels[id(net.out)][0, 0]) + net.out.b
       pixel = self._head.from_network_output(params, channels).sample_from_uniform(
           u[:, p - offset, q])
+      pixel = tf.where(i < known_until, s['x'][i - offset * width], pixel)
       s['x1'] = _put(s['x1'], q + 1, tf.concat([pixel, ones], axis=-1))
       s['x'] = tf.tensor_scatter_nd_update(s['x'], [[i - offset * width]], pixel[None])
       return i + 1, s
 
     _, state = tf.while_loop(lambda i, _: i < (offset + height) * width, step,
-                             (start * width, state))
+                             (first * width, state))
     return tf.reshape(tf.transpose(state['x'], (1, 0, 2)), (-1, height, width, channels))
