@@ -3,7 +3,8 @@
   python launch/export.py --workdir=runs/rings --export_dir=exports/rings
   saved_model_cli show --dir exports/rings/1 --all
 
-The best checkpoint of --workdir is exported with the signatures sample (= serving_default),
+The best checkpoint of --workdir (its EMA averages when the run kept them, or with
+--weights=raw its raw weights) is exported with the signatures sample (= serving_default),
 log_prob, and for two-step models denoise, denoise_single_step (Gaussian smoothing), and for
 images inpaint (see tfsmooth/export.py). Earlier versions are never touched; a failed export
 leaves none behind.
@@ -29,13 +30,15 @@ _EXPORT_DIR = flags.DEFINE_string('export_dir', None, 'Model base path: versions
 _IW_SAMPLES = flags.DEFINE_integer('iw_samples', 0, 'Importance draws K of the two-step '
                                    'log_prob signature (default: the run\'s eval.iw_samples).',
                                    lower_bound=0)
+_WEIGHTS = flags.DEFINE_enum('weights', 'ema', ['ema', 'raw'], 'The best checkpoint\'s EMA '
+                             'averages (when the run kept them) or its raw weights.')
 flags.mark_flags_as_required(['workdir', 'export_dir'])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  run = experiment.Run.load(_WORKDIR.value)
+  run = experiment.Run.load(_WORKDIR.value, ema=_WEIGHTS.value == 'ema')
   path = export.export(run, _EXPORT_DIR.value, _IW_SAMPLES.value or None)
   print(path)
   print(json.dumps(export.read_metadata(path)['signatures'], indent=2), flush=True)

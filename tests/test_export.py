@@ -118,6 +118,7 @@ def test_rings_export_layout_metadata_and_method_names(rings_export):
   meta = export.read_metadata(version_dir)
   assert meta['sigma'] == 0.3 and meta['kernel'] == 'gaussian' and meta['iw_samples'] == 8
   assert meta['step'] == run.step and meta['metrics']['nll_iw'] == run.read_metrics()['nll_iw']
+  assert meta['weights'] == run.weights
   assert set(meta['signatures']) == {'sample', 'log_prob', 'denoise', 'denoise_single_step'}
   assert meta['signatures']['log_prob']['inputs'] == {'x': [None, 2], 'seed': [None, 2]}
 

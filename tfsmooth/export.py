@@ -167,7 +167,7 @@ def export(run, export_dir, iw_samples=None):
   temporary = os.path.join(export_dir, f'{_TEMPORARY_PREFIX}{version}-{os.getpid()}')
   metadata = {
       'tfsmooth_version': tfsmooth.__version__, 'tensorflow_version': tf.__version__,
-      'version': version, 'step': run.step,
+      'version': version, 'step': run.step, 'weights': getattr(run, 'weights', None),
       'dataset': run.config.data.name, 'event_shape': list(run.model.event_shape),
       'smoothed': run.smoothed, 'kernel': run.config.smoothing.kernel if run.smoothed else None,
       'sigma': run.config.smoothing.sigma if run.smoothed else None,
