@@ -1,7 +1,7 @@
 """Latency of exported SavedModels' signatures, loaded with TensorFlow alone (as a server would).
 
   python benchmarks/export_latency.py \
-      --models=saved_models/rings/1,saved_models/fashion_mnist_smoothed/1 \
+      --models=saved_models/rings/1,saved_models/fashion_mnist_smoothed/2 \
       --out=benchmarks/results/export_latency.json
 
 For each version directory: `sample` on N seed rows (N = --points for point models, --images
