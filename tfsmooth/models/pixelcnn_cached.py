@@ -240,7 +240,8 @@ class CachedSampler:
     offset = x.shape[1] - height
     kernels = {id(conv): conv.kernel() for conv in self._convs()}
     start = tf.convert_to_tensor(start, tf.int32)
-    first = tf.reduce_min(start)  # the loop starts at the first row unknown in any image
+    static = tf.get_static_value(start)  # a constant start (0: plain sampling) stays static,
+    first = tf.reduce_min(start) if static is None else int(static.min())  # so no net pass
     known_until = tf.broadcast_to(start, tf.shape(x)[:1])[:, None] * width
     state = self._start(x, first)
     state['x'] = tf.transpose(tf.reshape(x[:, offset:], (-1, height * width, channels)), (1, 0, 2))
