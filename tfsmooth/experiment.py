@@ -176,6 +176,7 @@ class Run:
     self.smoothed = bool(config.smoothing.enabled)
     self.model = None
     self.checkpoint = None
+    self.weights = None  # 'ema' or 'raw': what `model` holds
 
   @classmethod
   def create(cls, config, workdir):
@@ -258,6 +259,7 @@ class Run:
     result = trainer.train(self.build_model, self.task.train_examples(config.train.seed),
                            config.train, self.workdir, strategy, self._validation_fn())
     self.model = result.model
+    self.weights = 'ema' if result.ema else 'raw'
     logging.info('Evaluating on the test split (%s).', 'IW and ELBO bounds with %d draws' % (
         config.eval.iw_samples) if self.smoothed else 'exact')
     metrics = self.evaluate()

@@ -96,8 +96,7 @@ class Servable(tf.Module):
       return {'x': self.model.denoise_single_step(x_tilde)}
 
   def inpaint(self, x, num_known_rows, seed):
-    height = self.model.event_shape[0]
-    rows = num_known_rows
+    height, rows = self.model.event_shape[0], num_known_rows
     checks = [
         _finite(x, 'x'),
         tf.debugging.assert_greater_equal(rows, 0, message='input num_known_rows must be >= 0'),
@@ -167,7 +166,7 @@ def export(run, export_dir, iw_samples=None):
   temporary = os.path.join(export_dir, f'{_TEMPORARY_PREFIX}{version}-{os.getpid()}')
   metadata = {
       'tfsmooth_version': tfsmooth.__version__, 'tensorflow_version': tf.__version__,
-      'version': version, 'step': run.step, 'weights': getattr(run, 'weights', None),
+      'version': version, 'step': run.step, 'weights': run.weights,
       'dataset': run.config.data.name, 'event_shape': list(run.model.event_shape),
       'smoothed': run.smoothed, 'kernel': run.config.smoothing.kernel if run.smoothed else None,
       'sigma': run.config.smoothing.sigma if run.smoothed else None,

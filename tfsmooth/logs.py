@@ -10,7 +10,8 @@ a buffer, then writes back every line but the known start-up noise: the absl pre
 the oneDNN and CPU-instruction notices, and, on a host without CUDA drivers, the cuInit failure.
 Anything else printed meanwhile (a real error) still shows. Later on it drops TensorFlow's
 Python INFO lines, its checkpoint "Sharding callback" timings, its tf.function retracing
-warnings and the deprecation warnings that TF-GAN's metric code triggers; C++ messages keep TF_CPP_MIN_LOG_LEVEL=2 (errors only) unless the user set it.
+warnings and the deprecation warnings that TF-GAN's metric code triggers; C++ messages keep
+TF_CPP_MIN_LOG_LEVEL=2 (errors only) unless the user set it.
 """
 
 import logging

@@ -117,14 +117,13 @@ def _restore_newest_readable(directory, restore, set_aside=False):
   if `directory` has none; raises `errors.UserError` if none reads.
   """
   candidates = _candidates(directory)
-  bad, reasons = [], []
+  bad = {}  # unreadable prefix: why, newest first
   for prefix in candidates:
     try:
       restore(prefix)
     except (tf.errors.OpError, IndexError) as e:  # IndexError: a truncated data file
-      bad.append(prefix)
-      reasons.append(_describe(e))
-      logging.error('Checkpoint %s is unreadable (%s); files: %s.', prefix, reasons[-1],
+      bad[prefix] = _describe(e)
+      logging.error('Checkpoint %s is unreadable (%s); files: %s.', prefix, bad[prefix],
                     ', '.join(_files(prefix)) or 'none')
       continue
     if bad and set_aside:
@@ -141,13 +140,14 @@ def _restore_newest_readable(directory, restore, set_aside=False):
     return prefix
   if bad:
     def why(prefix, reason):
-      if not _files(prefix):
+      files = _files(prefix)
+      if not files:
         return f'{prefix}: listed in the "checkpoint" file but its files are missing'
-      return f'{prefix} ({", ".join(_files(prefix))}): {reason}'
+      return f'{prefix} ({", ".join(files)}): {reason}'
 
-    raise errors.UserError(
-        f'No checkpoint in {directory} can be read ({"; ".join(map(why, bad, reasons))}). '
-        'Restore them from a backup, or move them away to start the run over.')
+    details = '; '.join(why(p, r) for p, r in bad.items())
+    raise errors.UserError(f'No checkpoint in {directory} can be read ({details}). Restore them '
+                           'from a backup, or move them away to start the run over.')
   return None
 
 
