@@ -42,7 +42,7 @@ FORMAT = 1  # version of the settled config record
 # (EMA may be switched on when resuming: the averages start from the restored weights.)
 MUTABLE = ('train.steps', 'train.log_every', 'train.eval_every', 'train.checkpoint_every',
            'train.keep_checkpoints', 'train.strategy', 'train.tpu_address', 'train.jit_compile',
-           'train.precision', 'train.ema_decay', 'eval.', 'reference.')
+           'train.precision', 'train.ema_decay', 'train.steps_per_loop', 'eval.', 'reference.')
 
 # Salts of the named evaluation seeds; fixed, so that recorded figures reproduce.
 SEEDS = {'test': 0, 'validation': 1, 'denoise_noise': 2, 'denoise': 3, 'inpaint': 4,

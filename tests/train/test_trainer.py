@@ -58,6 +58,21 @@ def test_resumed_run_continues_where_it_stopped(tmp_path, monkeypatch):
     np.testing.assert_array_equal(a, b)
 
 
+def test_steps_per_loop_changes_only_the_round_trips(tmp_path):
+  runs = {}
+  for steps_per_loop in (1, 7):  # 7 does not divide the log / checkpoint cadence of 5
+    tf.keras.utils.set_random_seed(3)
+    runs[steps_per_loop] = trainer.train(
+        _smoothed, _dataset, _config(20, steps_per_loop=steps_per_loop, keep_checkpoints=10),
+        str(tmp_path / str(steps_per_loop)))
+  for a, b in zip(_weights(runs[1].model), _weights(runs[7].model)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  saved = [tf.train.get_checkpoint_state(str(tmp_path / str(n) / 'checkpoints'))
+           .all_model_checkpoint_paths for n in (1, 7)]
+  assert [os.path.basename(p) for p in saved[0]] == [os.path.basename(p) for p in saved[1]] == [
+      f'ckpt-{step}' for step in (5, 10, 15, 20)]
+
+
 def test_restore_without_checkpoint_names_the_fix(tmp_path):
   with pytest.raises(FileNotFoundError, match='No checkpoint in .*train first'):
     trainer.restore_model(_smoothed(), str(tmp_path))

@@ -40,7 +40,7 @@ def get_config(dataset, variant='smoothed', sigma=0.3, nr_filters=160, baseline_
       grad_clip_norm=ml_collections.config_dict.placeholder(float), seed=0,
       log_every=100, eval_every=2000, checkpoint_every=1000, keep_checkpoints=2,
       jit_compile=False, strategy='default', tpu_address='', ema_decay=0.0,
-      precision='float32'))
+      precision='float32', steps_per_loop=1))
   config.eval = ml_collections.ConfigDict(dict(
       iw_samples=4, validation_samples=2, batch_size=64, num_samples=16, seed=0))
   config.reference = ml_collections.ConfigDict(dict(paper_bpd=dict(paper_bpd or {}),

@@ -34,7 +34,7 @@ def get_config(dataset, variant='smoothed', num_mixtures=3, sigma=0.3, steps=60_
       grad_clip_norm=ml_collections.config_dict.placeholder(float), seed=0,
       log_every=1000, eval_every=2000, checkpoint_every=2000, keep_checkpoints=2,
       jit_compile=True, strategy='default', tpu_address='', ema_decay=0.0,
-      precision='float32'))
+      precision='float32', steps_per_loop=100))
   config.eval = ml_collections.ConfigDict(dict(
       iw_samples=100, validation_samples=16, num_plot_samples=5000, density_iw_samples=32,
       seed=0))

@@ -3,7 +3,10 @@ preemption-safe checkpoints.
 
 The model is anything with `build_variables()`, `trainable_variables` and a per-example
 `training_loss(x, seed)` (a `DensityModel`: -log p(x); a `SmoothedModel`: -[log p(x~) + log p(x|x~)]).
-Each step minimises the mean loss over the global batch of B examples with Adam.
+Each step minimises the mean loss over the global batch of B examples with Adam. One call of
+the compiled loop runs up to `steps_per_loop` steps (a `tf.range` loop around `strategy.run`,
+as TPUs want it), so small models do not wait on Python between steps; logs, evaluations,
+checkpoints and a requested stop fall between calls, at the same steps whatever the loop size.
 
 Input. `examples_fn()` is an infinite, seeded tf.data.Dataset of single examples. Cut it into
 chunks of B/R examples (R replicas in sync); global batch t is chunks tR .. tR+R-1, and replica
@@ -279,7 +282,8 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
     config: `config.train` ConfigDict: steps, batch_size (global), learning_rate, lr_decay or
       final_lr_fraction, grad_clip_norm, seed, log_every, eval_every, checkpoint_every,
       keep_checkpoints, jit_compile, ema_decay (0 or None: no EMA), precision ('float32' or
-      'mixed_bfloat16').
+      'mixed_bfloat16'), steps_per_loop (steps per call of the compiled loop, default 1;
+      logs, evaluations and checkpoints still fall on their own steps).
     workdir: checkpoints in `workdir/checkpoints`, the best (lowest `eval_fn` 'validation')
       in `workdir/best`, TensorBoard summaries in `workdir/summaries`.
     strategy: a `tf.distribute.Strategy` (default: the current one).
@@ -389,10 +393,15 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
   replica_step_fn = tf.function(replica_step, jit_compile=jit_compile)
 
   @tf.function
-  def train_step(iterator):
-    step = tf.cast(optimizer.iterations, tf.int32)
-    losses = strategy.run(replica_step_fn, args=(next(iterator), step))
-    return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+  def train_steps(iterator, num_steps):
+    """`num_steps` steps in one call, without a round trip to Python between them; returns
+    the last step's loss."""
+    loss = tf.constant(0.)
+    for _ in tf.range(num_steps):
+      step = tf.cast(optimizer.iterations, tf.int32)
+      losses = strategy.run(replica_step_fn, args=(next(iterator), step))
+      loss = strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+    return loss
 
   @contextlib.contextmanager
   def ema_weights():
@@ -414,6 +423,17 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
   log_every = config.get('log_every', 500)
   eval_every = config.get('eval_every', 0)
   checkpoint_every = config.get('checkpoint_every', 5000)
+  steps_per_loop = config.get('steps_per_loop', 1)
+  if not isinstance(steps_per_loop, int) or steps_per_loop < 1:
+    raise errors.UserError(f'train.steps_per_loop must be a positive integer, got '
+                           f'{steps_per_loop!r}; 1 returns to Python after every step.')
+
+  def steps_to_next_stop(step):
+    """Steps the next call may run: up to steps_per_loop, ending on any log, evaluation,
+    checkpoint or the last step, so that these happen at the same steps whatever the loop."""
+    return min([steps_per_loop, total - step] +
+               [every - step % every for every in (log_every, eval_every, checkpoint_every)
+                if every])
 
   def save(step):
     manager.save(checkpoint_number=step)
@@ -443,10 +463,11 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
   window_start, window_step = time.perf_counter(), step
   with _StopSignals((signal.SIGINT,) if preemption else (signal.SIGTERM, signal.SIGINT)) as stop:
     while step < total:
-      loss = float(train_step(iterator))
-      step += 1
+      num_steps = steps_to_next_stop(step)
+      loss = float(train_steps(iterator, tf.constant(num_steps)))
+      step += num_steps
       if not np.isfinite(loss):
-        raise FloatingPointError(f'Training loss became {loss} at step {step}. Lower '
+        raise FloatingPointError(f'Training loss became {loss} by step {step}. Lower '
                                  '--config.train.learning_rate or set grad_clip_norm; the last '
                                  f'good checkpoint is in {checkpoint_dir}.')
       if step % log_every == 0 or step == total or stop.received:
