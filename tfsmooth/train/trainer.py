@@ -225,7 +225,11 @@ def input_fn(examples_fn, global_batch, num_replicas, start_step=0):
     if pipelines > 1:
       data = (data.enumerate().filter(lambda c, _: c // local % pipelines == pipeline)
               .map(lambda _, chunk: chunk))
-    return data.prefetch(2)
+    # No autotuning (AUTOTUNE maps keep their default, one call per core): deleting the
+    # iterator waits for the autotuning thread, which held up the end of a run by 20-60 s.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return data.prefetch(2).with_options(options)
 
   return dataset_fn
 
