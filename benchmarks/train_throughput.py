@@ -8,13 +8,19 @@ gradient and an Adam update, inside one `tf.function` (`jit_compile` for XLA). E
 model), so that the process's peak resident memory belongs to that case. Reported per case:
 examples/s (batch size / median step time over --steps after --warmup steps), the first call
 (tracing and compilation) in seconds, trainable parameters, peak RSS; `ratio` = ours / TFP in
-examples/s, with and without XLA.
+examples/s, with and without XLA. With --repeats R > 1 the processes alternate (TFP, ours) R
+times per mode, each case reports the median of its R figures in examples/s (the single runs
+under `runs`), and `ratio` is the ratio of the medians: on a shared machine one pair of runs
+can be 20% off either way.
 
 With --profile, each model instead runs 3 steps (no XLA) under the TensorFlow profiler, and the
 output lists where the time goes: seconds per step by op type, summed over the host's op
 threads, with the share of the total.
 
-  python benchmarks/train_throughput.py --output=benchmarks/results/train_throughput.json
+  python benchmarks/train_throughput.py --steps=30 \
+      --output=benchmarks/results/train_throughput.json
+  python benchmarks/train_throughput.py --steps=30 --modes=no_xla --repeats=5 \
+      --output=benchmarks/results/train_throughput_no_xla_repeats.json
   python benchmarks/train_throughput.py --profile \
       --output=benchmarks/results/train_throughput_profile.json
 """
@@ -47,8 +53,12 @@ _MIXTURES = flags.DEFINE_integer('mixtures', 5, 'Logistic mixture components per
 _STEPS = flags.DEFINE_integer('steps', 10, 'Timed training steps per case.')
 _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps first (the first one traces).')
 _PROFILE = flags.DEFINE_bool('profile', False, 'Profile op types instead of timing.')
+_MODES = flags.DEFINE_list('modes', ['no_xla', 'xla'], 'Which of no_xla, xla to time.')
+_REPEATS = flags.DEFINE_integer('repeats', 1, 'Alternating runs of each case (median kept).')
 _CASE = flags.DEFINE_string('case', '', 'Internal: run one case, ours|tfp,xla|plain|profile, '
                             'and print its JSON.')
+_TIMEOUT = flags.DEFINE_integer('case_timeout', 1800, 'Seconds a case may take (XLA compiles '
+                               'included) before it is stopped and recorded as unfinished.')
 _OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/train_throughput.json', 'JSON path.')
 
 SHAPE = (28, 28, 1)
@@ -148,10 +158,25 @@ def _spawn(model, mode):
                  ('batch_size', 'filters', 'resnets', 'mixtures', 'steps', 'warmup')]
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
-  out = subprocess.run([sys.executable, os.path.abspath(__file__), *flag_values,
-                        f'--case={model},{mode}'], env=env, check=True,
-                       capture_output=True, text=True).stdout
+  try:
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), *flag_values,
+                          f'--case={model},{mode}'], env=env, check=True, capture_output=True,
+                         text=True, timeout=_TIMEOUT.value).stdout
+  except subprocess.TimeoutExpired:
+    return {'unfinished': f'stopped after --case_timeout={_TIMEOUT.value} s'}
   return json.loads(out.strip().splitlines()[-1])
+
+
+def _median_case(figures):
+  """One case over its runs: the median timings, the largest peak RSS, and the runs."""
+  finished = [f for f in figures if 'unfinished' not in f]
+  if len(figures) == 1 or not finished:
+    return figures[0]
+  out = {key: statistics.median(f[key] for f in finished)
+         for key in ('examples_per_sec', 'step_seconds', 'first_call_seconds')}
+  out.update(num_params=finished[0]['num_params'],
+             peak_rss_mb=max(f['peak_rss_mb'] for f in finished), runs=figures)
+  return out
 
 
 def main(argv):
@@ -172,17 +197,22 @@ def main(argv):
       json.dump(results, f, indent=2)
     print(json.dumps(results, indent=1))
     return
-  for xla in (False, True):
-    for model in ('tfp', 'ours'):
-      name = f'{model}_{"xla" if xla else "no_xla"}'
-      results[name] = _spawn(model, 'xla' if xla else 'plain')
-      print(name, {k: round(v, 3) for k, v in results[name].items()}, flush=True)
-  results['ratio'] = {mode: results[f'ours_{mode}']['examples_per_sec'] /
-                      results[f'tfp_{mode}']['examples_per_sec'] for mode in ('no_xla', 'xla')}
+  for mode in _MODES.value:
+    runs = {'tfp': [], 'ours': []}
+    for _ in range(_REPEATS.value):
+      for model in runs:
+        runs[model].append(_spawn(model, 'xla' if mode == 'xla' else 'plain'))
+        print(f'{model}_{mode}', runs[model][-1], flush=True)
+    for model, figures in runs.items():
+      results[f'{model}_{mode}'] = _median_case(figures)
+  speed = lambda name: results[name].get('examples_per_sec')  # noqa: E731  (None: unfinished)
+  results['ratio'] = {mode: speed(f'ours_{mode}') / speed(f'tfp_{mode}')
+                      if speed(f'ours_{mode}') and speed(f'tfp_{mode}') else None
+                      for mode in _MODES.value}
   results['settings'] = dict(batch_size=_BATCH.value, filters=_FILTERS.value,
                              resnets=_RESNETS.value, mixtures=_MIXTURES.value,
                              hierarchies=3, dropout=0., image_shape=SHAPE, steps=_STEPS.value,
-                             warmup=_WARMUP.value, cpu_count=os.cpu_count(),
+                             warmup=_WARMUP.value, repeats=_REPEATS.value, cpu_count=os.cpu_count(),
                              load_average_after=os.getloadavg())
   with open(_OUTPUT.value, 'w') as f:
     json.dump(results, f, indent=2)
