@@ -1,7 +1,8 @@
 """Training speed against `train.steps_per_loop`: the rings default config (MADE pair, XLA;
 --batch_size, default the config's) trained --steps steps with each value of --loops, in
-turn, --repeats times, in this one process. steps_per_loop = 1 returns to Python after every step (the loop before the
-option existed); larger values run that many steps per call of the compiled loop.
+turn, --repeats times, in this one process. steps_per_loop = 1 returns to Python after every
+step (the loop before the option existed); larger values run that many steps per call of the
+compiled loop.
 
 Reported per value: steps/s (steps / training seconds, tracing and XLA compilation included,
 no evaluation), the median over repeats, and `ratio` = its median steps/s / that of 1.

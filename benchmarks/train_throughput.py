@@ -212,8 +212,8 @@ def main(argv):
   results['settings'] = dict(batch_size=_BATCH.value, filters=_FILTERS.value,
                              resnets=_RESNETS.value, mixtures=_MIXTURES.value,
                              hierarchies=3, dropout=0., image_shape=SHAPE, steps=_STEPS.value,
-                             warmup=_WARMUP.value, repeats=_REPEATS.value, cpu_count=os.cpu_count(),
-                             load_average_after=os.getloadavg())
+                             warmup=_WARMUP.value, repeats=_REPEATS.value,
+                             cpu_count=os.cpu_count(), load_average_after=os.getloadavg())
   with open(_OUTPUT.value, 'w') as f:
     json.dump(results, f, indent=2)
   print('ratio (ours / TFP, examples/s):', results['ratio'])

@@ -308,6 +308,10 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
   ema_decay = float(config.get('ema_decay') or 0.)
   if not 0 <= ema_decay < 1:
     raise errors.UserError(f'train.ema_decay must be in [0, 1) (0 = no EMA), got {ema_decay}.')
+  steps_per_loop = config.get('steps_per_loop', 1)
+  if not isinstance(steps_per_loop, int) or steps_per_loop < 1:
+    raise errors.UserError(f'train.steps_per_loop must be a positive integer, got '
+                           f'{steps_per_loop!r}; 1 returns to Python after every step.')
   chief = strategy.extended.should_checkpoint
   checkpoint_dir = os.path.join(workdir, 'checkpoints')
   best_dir = os.path.join(workdir, 'best')
@@ -427,10 +431,6 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
   log_every = config.get('log_every', 500)
   eval_every = config.get('eval_every', 0)
   checkpoint_every = config.get('checkpoint_every', 5000)
-  steps_per_loop = config.get('steps_per_loop', 1)
-  if not isinstance(steps_per_loop, int) or steps_per_loop < 1:
-    raise errors.UserError(f'train.steps_per_loop must be a positive integer, got '
-                           f'{steps_per_loop!r}; 1 returns to Python after every step.')
 
   def steps_to_next_stop(step):
     """Steps the next call may run: up to steps_per_loop, ending on any log, evaluation,
