@@ -36,17 +36,24 @@ def main(argv):
   if not run.smoothed:
     raise errors.UserError(f'{_WORKDIR.value} holds a baseline run: its NLL is exact already.')
   test = run.task.split('test')
-  terms = likelihood.decompose(run.model, run.task.dataset, test, _NUM_SAMPLES.value,
-                               _SEED.value)
-  terms.update(dataset=run.config.data.name, sigma=run.config.smoothing.sigma,
-               num_samples=_NUM_SAMPLES.value, test_points=len(test))
+  terms = likelihood.decompose(run.model, run.task.dataset, test, _NUM_SAMPLES.value, _SEED.value)
+  terms.update(
+      dataset=run.config.data.name,
+      sigma=run.config.smoothing.sigma,
+      num_samples=_NUM_SAMPLES.value,
+      test_points=len(test),
+  )
   with open(os.path.join(_WORKDIR.value, 'decomposition.json'), 'w') as f:
     json.dump(terms, f, indent=2)
-  for label, model_key, true_key in (('p(x~)', 'prior_nll', 'true_prior_nll'),
-                                     ('p(x | x~)', 'conditional_nll', 'true_conditional_nll'),
-                                     ('-ELBO', 'nll_elbo', 'true_nll')):
-    print(f'{label:9s} model {terms[model_key]:.4f}  true {terms[true_key]:.4f}  '
-          f'excess {terms[model_key] - terms[true_key]:.4f} nats/point')
+  for label, model_key, true_key in (
+      ('p(x~)', 'prior_nll', 'true_prior_nll'),
+      ('p(x | x~)', 'conditional_nll', 'true_conditional_nll'),
+      ('-ELBO', 'nll_elbo', 'true_nll'),
+  ):
+    print(
+        f'{label:9s} model {terms[model_key]:.4f}  true {terms[true_key]:.4f}  '
+        f'excess {terms[model_key] - terms[true_key]:.4f} nats/point'
+    )
 
 
 if __name__ == '__main__':

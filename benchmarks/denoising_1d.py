@@ -52,8 +52,9 @@ from tfsmooth.evaluation.gaussian_mixture_1d import gap_fraction  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Root for one workdir per run.')
 _SIGMAS = flags.DEFINE_list('sigmas', ['0.3', '0.1'], 'Gaussian kernel standard deviations.')
-_MIXTURES = flags.DEFINE_list('conditional_mixtures', ['1', '2'],
-                              'Logistic components of p(x | x~).')
+_MIXTURES = flags.DEFINE_list(
+    'conditional_mixtures', ['1', '2'], 'Logistic components of p(x | x~).'
+)
 _STEPS = flags.DEFINE_integer('steps', 20_000, 'Training steps per run.')
 _NUM_POINTS = flags.DEFINE_integer('num_points', 20_000, 'Data points smoothed and denoised.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the evaluation draws.')
@@ -62,11 +63,13 @@ _PLOT_DIR = flags.DEFINE_string('plot_dir', 'benchmarks/results/denoising_1d', '
 flags.mark_flag_as_required('workdir')
 
 DATASET = 'two_gaussians_1d'
-X_TILDE_0 = 0.
-PAPER = ('Figures only: single-step denoising leaves mass in the gap between the modes at '
-         'sigma 0.3 (figure 8) and works well at sigma 0.1 (figure 9); p(x | x~) with 1 logistic '
-         'centres its one mode at x~0 and leaves the gap filled (figure 10), 2 logistics capture '
-         'the bimodal p(x | x~0) and map gap points onto the modes (figure 11).')
+X_TILDE_0 = 0.0
+PAPER = (
+    'Figures only: single-step denoising leaves mass in the gap between the modes at '
+    'sigma 0.3 (figure 8) and works well at sigma 0.1 (figure 9); p(x | x~) with 1 logistic '
+    'centres its one mode at x~0 and leaves the gap filled (figure 10), 2 logistics capture '
+    'the bimodal p(x | x~0) and map gap points onto the modes (figure 11).'
+)
 
 
 def make_config(sigma, conditional_mixtures, steps):
@@ -92,8 +95,14 @@ def restore(workdir):
 
 def _conditional_log_prob(fn, x, x_tilde):
   """log p_theta(x | x~) by `fn`, a tf.function of the conditional's log_prob, [N] float64."""
-  return fn(tf.constant(np.reshape(x, (-1, 1)), tf.float32),
-            tf.constant(np.reshape(x_tilde, (-1, 1)), tf.float32)).numpy().astype(np.float64)
+  return (
+      fn(
+          tf.constant(np.reshape(x, (-1, 1)), tf.float32),
+          tf.constant(np.reshape(x_tilde, (-1, 1)), tf.float32),
+      )
+      .numpy()
+      .astype(np.float64)
+  )
 
 
 def evaluate_sigma(sigma, runs, dataset, num_points, seed):
@@ -106,8 +115,10 @@ def evaluate_sigma(sigma, runs, dataset, num_points, seed):
   x = dataset.sample(num_points, seed=rng.integers(2**31))[:, 0].astype(np.float64)
   reference = dataset.sample(num_points, seed=rng.integers(2**31))[:, 0].astype(np.float64)
   x_tilde = (x + sigma * rng.standard_normal(num_points)).astype(np.float32)
-  denoised = {'noisy input x~': x_tilde.astype(np.float64),
-              'single-step, exact score': truth.single_step(x_tilde)}
+  denoised = {
+      'noisy input x~': x_tilde.astype(np.float64),
+      'single-step, exact score': truth.single_step(x_tilde),
+  }
   conditional_kl, posterior_curves = {}, {}
   grid = np.linspace(-0.8, 0.8, 1601)
   true_posterior = np.exp(truth.posterior_log_prob(grid, np.full(len(grid), X_TILDE_0)))
@@ -118,42 +129,79 @@ def evaluate_sigma(sigma, runs, dataset, num_points, seed):
     model = restore(workdir)
     conditional_log_prob = tf.function(model.conditional.log_prob, reduce_retracing=True)
     if k == max(runs):  # every run trains the same p(x~) (same seeds); use one
-      denoised['single-step, learned p(x~)'] = tf.function(model.denoise_single_step)(
-          tf.constant(x_tilde[:, None])).numpy()[:, 0].astype(np.float64)
+      denoised['single-step, learned p(x~)'] = (
+          tf.function(model.denoise_single_step)(tf.constant(x_tilde[:, None]))
+          .numpy()[:, 0]
+          .astype(np.float64)
+      )
     seed_k = tf.constant([seed, 100 + k], tf.int32)
-    denoised[f'p(x|x~), {k} logistic{"s" * (k > 1)}'] = tf.function(model.denoise)(
-        tf.constant(x_tilde[:, None]), seed_k).numpy()[:, 0].astype(np.float64)
-    conditional_kl[str(k)] = float(np.mean(exact_log_posterior
-                                           - _conditional_log_prob(conditional_log_prob, x,
-                                                                   x_tilde)))
-    posterior_curves[k] = np.exp(_conditional_log_prob(conditional_log_prob, grid,
-                                                       np.full(len(grid), X_TILDE_0)))
+    denoised[f'p(x|x~), {k} logistic{"s" * (k > 1)}'] = (
+        tf.function(model.denoise)(tf.constant(x_tilde[:, None]), seed_k)
+        .numpy()[:, 0]
+        .astype(np.float64)
+    )
+    conditional_kl[str(k)] = float(
+        np.mean(exact_log_posterior - _conditional_log_prob(conditional_log_prob, x, x_tilde))
+    )
+    posterior_curves[k] = np.exp(
+        _conditional_log_prob(conditional_log_prob, grid, np.full(len(grid), X_TILDE_0))
+    )
   denoised['exact posterior draw'] = truth.posterior_sample(x_tilde, rng)
   order = ('noisy', 'single-step, exact', 'single-step, learned', 'p(x|x~)', 'exact posterior')
-  denoised = dict(sorted(denoised.items(),
-                         key=lambda item: [item[0].startswith(p) for p in order].index(True)))
+  denoised = dict(
+      sorted(denoised.items(), key=lambda item: [item[0].startswith(p) for p in order].index(True))
+  )
 
   inside = true_posterior > 1e-12
-  kl_at_x0 = {str(k): float(np.sum(true_posterior[inside] * (
-      np.log(true_posterior[inside]) - np.log(np.maximum(posterior_curves[k][inside], 1e-300))))
-      * (grid[1] - grid[0])) for k in runs}
-  methods = {name: {'gap_fraction': gap_fraction(v),
-                    'wasserstein': float(stats.wasserstein_distance(v, reference))}
-             for name, v in denoised.items()}
+  kl_at_x0 = {
+      str(k): float(
+          np.sum(
+              true_posterior[inside]
+              * (
+                  np.log(true_posterior[inside])
+                  - np.log(np.maximum(posterior_curves[k][inside], 1e-300))
+              )
+          )
+          * (grid[1] - grid[0])
+      )
+      for k in runs
+  }
+  methods = {
+      name: {
+          'gap_fraction': gap_fraction(v),
+          'wasserstein': float(stats.wasserstein_distance(v, reference)),
+      }
+      for name, v in denoised.items()
+  }
   summary = {
       'sigma': sigma,
-      'runs': {str(k): {key: runs[k][2][key] for key in
-                        ('nll_elbo', 'nll_iw', 'iw_samples', 'num_params', 'best_step', 'steps',
-                         'train_seconds') if key in runs[k][2]} | {'workdir': runs[k][1]}
-               for k in sorted(runs)},
+      'runs': {
+          str(k): {
+              key: runs[k][2][key]
+              for key in (
+                  'nll_elbo',
+                  'nll_iw',
+                  'iw_samples',
+                  'num_params',
+                  'best_step',
+                  'steps',
+                  'train_seconds',
+              )
+              if key in runs[k][2]
+          }
+          | {'workdir': runs[k][1]}
+          for k in sorted(runs)
+      },
       'methods': methods,
       'data_gap_fraction_sample': gap_fraction(x),
       'wasserstein_data_vs_data': float(stats.wasserstein_distance(x, reference)),
       'conditional_kl': conditional_kl,
-      'posterior_at_x0': {'x_tilde_0': X_TILDE_0,
-                          'true_component_means': truth.posterior_means([X_TILDE_0])[0].tolist(),
-                          'true_std': float(np.sqrt(truth.variance)),
-                          'kl_true_to_model': kl_at_x0},
+      'posterior_at_x0': {
+          'x_tilde_0': X_TILDE_0,
+          'true_component_means': truth.posterior_means([X_TILDE_0])[0].tolist(),
+          'true_std': float(np.sqrt(truth.variance)),
+          'kl_true_to_model': kl_at_x0,
+      },
   }
   return summary, denoised, (grid, posterior_curves), truth
 
@@ -164,8 +212,13 @@ def denoising_plot(sigma, denoised, methods, truth, dataset, path):
   data_density = np.exp(dataset.log_prob(grid[:, None]))
   fig, axes = plt.subplots(1, len(denoised), figsize=(2.9 * len(denoised), 3.2), sharex=True)
   axes[0].plot(grid, data_density, color='black', lw=1, label='data p(x)')
-  axes[0].plot(grid, np.exp(truth.smoothed_log_prob(grid)), color='tab:red', lw=1,
-               label=f'smoothed q(x~), sigma={sigma:g}')
+  axes[0].plot(
+      grid,
+      np.exp(truth.smoothed_log_prob(grid)),
+      color='tab:red',
+      lw=1,
+      label=f'smoothed q(x~), sigma={sigma:g}',
+  )
   axes[0].axvline(X_TILDE_0, color='tab:red', ls=':', lw=1)
   axes[0].set_title('data and smoothed data', fontsize=9)
   axes[0].legend(fontsize=6, loc='upper left')
@@ -174,14 +227,19 @@ def denoising_plot(sigma, denoised, methods, truth, dataset, path):
     ax.hist(denoised[name], bins=120, range=(-1.2, 1.2), density=True, color='tab:blue', alpha=0.8)
     ax.plot(grid, data_density, color='black', lw=1)
     ax.axvspan(-GAP, GAP, color='tab:red', alpha=0.08)
-    ax.set_title(f'{name}\nin gap {methods[name]["gap_fraction"]:.3f}, '
-                 f'W1 {methods[name]["wasserstein"]:.3f}', fontsize=8)
+    ax.set_title(
+        f'{name}\nin gap {methods[name]["gap_fraction"]:.3f}, '
+        f'W1 {methods[name]["wasserstein"]:.3f}',
+        fontsize=8,
+    )
   for ax in axes:
     ax.set_xlim(-1.2, 1.2)
     ax.set_yticks([])
-  fig.suptitle(f'two_gaussians_1d, sigma = {sigma:g} (data in gap |x|<{GAP:g}: '
-               f'{methods["exact posterior draw"]["gap_fraction"]:.3f} of exact posterior draws)',
-               fontsize=9)
+  fig.suptitle(
+      f'two_gaussians_1d, sigma = {sigma:g} (data in gap |x|<{GAP:g}: '
+      f'{methods["exact posterior draw"]["gap_fraction"]:.3f} of exact posterior draws)',
+      fontsize=9,
+  )
   plots.save_figure(fig, path)
 
 
@@ -193,9 +251,14 @@ def posterior_plot(curves_by_sigma, kl_by_sigma, path):
       if k == 'ground truth':
         ax.plot(grid, curve, color='black', lw=1.4, label='ground truth p(x|x~0)')
       else:
-        ax.plot(grid, curve, ls=style, lw=1.1,
-                label=f'p_theta(x|x~0), {k} logistic{"s" * (k > 1)}: '
-                      f'KL {kl_by_sigma[sigma][str(k)]:.3f}')
+        ax.plot(
+            grid,
+            curve,
+            ls=style,
+            lw=1.1,
+            label=f'p_theta(x|x~0), {k} logistic{"s" * (k > 1)}: '
+            f'KL {kl_by_sigma[sigma][str(k)]:.3f}',
+        )
     ax.set_title(f'p(x | x~ = {X_TILDE_0:g}), sigma = {sigma:g}', fontsize=10)
     ax.set_xlabel('x')
     ax.set_ylim(0, 1.45 * max(np.max(c) for c in curves.values()))
@@ -210,17 +273,28 @@ def main(argv):
   dataset = synthetic.get_dataset(DATASET)
   entropy, _ = dataset.entropy()
   # P(|x| < GAP) under the data: sum_k w_k [Phi((GAP - mu_k) / s) - Phi((-GAP - mu_k) / s)].
-  data_gap = float(np.mean(stats.norm.cdf((GAP - dataset.means) / dataset.scale)
-                           - stats.norm.cdf((-GAP - dataset.means) / dataset.scale)))
-  results = {'dataset': DATASET, 'entropy': float(entropy), 'gap': GAP,
-             'data_gap_fraction': data_gap, 'steps': _STEPS.value,
-             'num_points': _NUM_POINTS.value, 'paper': PAPER,
-             'command': (f'python benchmarks/denoising_1d.py --workdir={_WORKDIR.value} '
-                         f'--steps={_STEPS.value}'),
-             'units': 'wasserstein: W1 to fresh data draws; conditional_kl: '
-                      'E_{x, x~} [log p(x|x~) - log p_theta(x|x~)] in nats; '
-                      'nll_*: test -ELBO / -IW bound of the pair in nats per point',
-             'sigmas': {}}
+  data_gap = float(
+      np.mean(
+          stats.norm.cdf((GAP - dataset.means) / dataset.scale)
+          - stats.norm.cdf((-GAP - dataset.means) / dataset.scale)
+      )
+  )
+  results = {
+      'dataset': DATASET,
+      'entropy': float(entropy),
+      'gap': GAP,
+      'data_gap_fraction': data_gap,
+      'steps': _STEPS.value,
+      'num_points': _NUM_POINTS.value,
+      'paper': PAPER,
+      'command': (
+          f'python benchmarks/denoising_1d.py --workdir={_WORKDIR.value} --steps={_STEPS.value}'
+      ),
+      'units': 'wasserstein: W1 to fresh data draws; conditional_kl: '
+      'E_{x, x~} [log p(x|x~) - log p_theta(x|x~)] in nats; '
+      'nll_*: test -ELBO / -IW bound of the pair in nats per point',
+      'sigmas': {},
+  }
   curves_by_sigma, kl_by_sigma = {}, {}
   for sigma in map(float, _SIGMAS.value):
     runs = {}
@@ -229,17 +303,26 @@ def main(argv):
       workdir = os.path.join(_WORKDIR.value, f's{sigma:g}_k{k}')
       runs[k] = (config, workdir, run_or_load(config, workdir))
       logging.info('sigma %g K %d: %s', sigma, k, tasks.PointsTask.summary_line(runs[k][2]))
-    summary, denoised, curves, truth = evaluate_sigma(sigma, runs, dataset, _NUM_POINTS.value,
-                                                      _SEED.value)
+    summary, denoised, curves, truth = evaluate_sigma(
+        sigma, runs, dataset, _NUM_POINTS.value, _SEED.value
+    )
     results['sigmas'][f'{sigma:g}'] = summary
     curves_by_sigma[sigma] = curves
     kl_by_sigma[sigma] = summary['posterior_at_x0']['kl_true_to_model']
-    denoising_plot(sigma, denoised, summary['methods'], truth, dataset,
-                   os.path.join(_PLOT_DIR.value, f'sigma{sigma:g}_denoised.png'))
+    denoising_plot(
+        sigma,
+        denoised,
+        summary['methods'],
+        truth,
+        dataset,
+        os.path.join(_PLOT_DIR.value, f'sigma{sigma:g}_denoised.png'),
+    )
   posterior_plot(curves_by_sigma, kl_by_sigma, os.path.join(_PLOT_DIR.value, 'posterior_x0.png'))
-  results['total_train_seconds'] = sum(run['train_seconds'] for summary in
-                                       results['sigmas'].values()
-                                       for run in summary['runs'].values())
+  results['total_train_seconds'] = sum(
+      run['train_seconds']
+      for summary in results['sigmas'].values()
+      for run in summary['runs'].values()
+  )
   results['driver_seconds_this_invocation'] = time.perf_counter() - start
   os.makedirs(os.path.dirname(_RESULTS.value) or '.', exist_ok=True)
   with open(_RESULTS.value, 'w') as f:
@@ -250,8 +333,10 @@ def main(argv):
     for name, m in summary['methods'].items():
       print(f'  {name:28s} gap {m["gap_fraction"]:.4f}  W1 {m["wasserstein"]:.4f}')
     for k, kl in summary['conditional_kl'].items():
-      print(f'  p(x|x~) K={k}: E KL {kl:.4f}, KL at x~0 '
-            f'{summary["posterior_at_x0"]["kl_true_to_model"][k]:.4f}')
+      print(
+          f'  p(x|x~) K={k}: E KL {kl:.4f}, KL at x~0 '
+          f'{summary["posterior_at_x0"]["kl_true_to_model"][k]:.4f}'
+      )
 
 
 if __name__ == '__main__':

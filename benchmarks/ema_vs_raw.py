@@ -38,11 +38,16 @@ def evaluate(workdir):
   run = experiment.Run.load(workdir)  # EMA weights when the run kept them
   with open(os.path.join(workdir, 'metrics.json')) as f:
     recorded = json.load(f)
-  result = dict(workdir=workdir, seed=run.config.train.seed, unit=run.task.unit,
-                ema_decay=run.config.train.ema_decay,
-                iw_samples=run.config.eval.iw_samples if run.smoothed else None,
-                entropy=recorded.get('entropy'), best_step=recorded.get('best_step'),
-                train_seconds=recorded.get('train_seconds'))
+  result = dict(
+      workdir=workdir,
+      seed=run.config.train.seed,
+      unit=run.task.unit,
+      ema_decay=run.config.train.ema_decay,
+      iw_samples=run.config.eval.iw_samples if run.smoothed else None,
+      entropy=recorded.get('entropy'),
+      best_step=recorded.get('best_step'),
+      train_seconds=recorded.get('train_seconds'),
+  )
   result.update(_figures(run, 'ema'))
   trainer.restore_best(run.model, workdir, ema=False)
   result.update(_figures(run, 'raw'))

@@ -51,9 +51,13 @@ def measure(version_dir, repeats):
   rows = _IMAGES.value if len(meta['event_shape']) == 3 else _POINTS.value
   seeds = tf.constant(np.stack([np.zeros(rows), np.arange(rows)], 1), tf.int32)
   first, median, out = timed(lambda: model.signatures['sample'](seed=seeds), repeats)
-  result = {'dataset': meta['dataset'], 'smoothed': meta['smoothed'], 'rows': rows,
-            'load_seconds': load_seconds,
-            'sample': {'first_call_seconds': first, 'median_seconds': median}}
+  result = {
+      'dataset': meta['dataset'],
+      'smoothed': meta['smoothed'],
+      'rows': rows,
+      'load_seconds': load_seconds,
+      'sample': {'first_call_seconds': first, 'median_seconds': median},
+  }
   args = {'x': out['x']}
   if meta['smoothed']:
     args['seed'] = seeds
@@ -65,9 +69,13 @@ def measure(version_dir, repeats):
 
 def main(argv):
   del argv
-  results = {'command': 'python benchmarks/export_latency.py --models=' + ','.join(_MODELS.value),
-             'load_average_at_start': os.getloadavg(), 'cpus': os.cpu_count(),
-             'tensorflow_version': tf.__version__, 'models': {}}
+  results = {
+      'command': 'python benchmarks/export_latency.py --models=' + ','.join(_MODELS.value),
+      'load_average_at_start': os.getloadavg(),
+      'cpus': os.cpu_count(),
+      'tensorflow_version': tf.__version__,
+      'models': {},
+  }
   for version_dir in _MODELS.value:
     results['models'][version_dir] = measure(version_dir, _REPEATS.value)
     print(version_dir, json.dumps(results['models'][version_dir]), flush=True)

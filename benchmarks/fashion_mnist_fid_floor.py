@@ -37,18 +37,26 @@ from tfsmooth.evaluation import feature_networks  # noqa: E402
 from tfsmooth.evaluation import neighbours  # noqa: E402
 from tfsmooth.evaluation import sample_quality  # noqa: E402
 
-_NUM_SAMPLES = flags.DEFINE_list('num_samples', ['5000', '10000', '50000'],
-                                 'Training images per `train` row.')
+_NUM_SAMPLES = flags.DEFINE_list(
+    'num_samples', ['5000', '10000', '50000'], 'Training images per `train` row.'
+)
 _BLUR = flags.DEFINE_list('blur', ['0.5', '1.0'], 'Gaussian blur widths (pixels).')
 _NOISE = flags.DEFINE_list('noise', ['0.1', '0.3'], 'Noise standard deviations ([-1, 1] scale).')
-_CLASSIFIER_DIR = flags.DEFINE_string('classifier_dir', feature_networks.CLASSIFIER_DIR,
-                                      'The feature network (launch/train_classifier.py export).')
+_CLASSIFIER_DIR = flags.DEFINE_string(
+    'classifier_dir',
+    feature_networks.CLASSIFIER_DIR,
+    'The feature network (launch/train_classifier.py export).',
+)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the permutation and the noise.')
-_GRID_DIR = flags.DEFINE_string('grid_dir', 'benchmarks/results/fashion_mnist_fid_floor',
-                                'Where the nearest-neighbour grids go.')
+_GRID_DIR = flags.DEFINE_string(
+    'grid_dir',
+    'benchmarks/results/fashion_mnist_fid_floor',
+    'Where the nearest-neighbour grids go.',
+)
 _GRID_ROWS = flags.DEFINE_integer('num_neighbour_rows', 8, 'Test images in the grids.')
-_OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/fashion_mnist_fid_floor.json',
-                              'JSON path.')
+_OUTPUT = flags.DEFINE_string(
+    'output', 'benchmarks/results/fashion_mnist_fid_floor.json', 'JSON path.'
+)
 
 
 @errors.reported
@@ -62,31 +70,52 @@ def main(argv):
   test = images.load_images('fashion_mnist', 'test')
   reference = sample_quality.activations(network, test)
   train_activations = sample_quality.activations(network, train)
-  grids = neighbours.neighbour_grids(test[:_GRID_ROWS.value], train, network, _GRID_DIR.value,
-                                     train_features=train_activations['features'])
+  grids = neighbours.neighbour_grids(
+      test[: _GRID_ROWS.value],
+      train,
+      network,
+      _GRID_DIR.value,
+      train_features=train_activations['features'],
+  )
   print(f'nearest-neighbour grids in {_GRID_DIR.value}', flush=True)
   sizes = sorted(int(n) for n in _NUM_SAMPLES.value)
-  largest = train[:sizes[-1]]
+  largest = train[: sizes[-1]]
   activations = lambda x: sample_quality.activations(network, x)  # noqa: E731
-  variants = [(f'train_{n}', lambda n=n: {k: v[:n] for k, v in train_activations.items()})
-              for n in sizes]
-  variants += [(f'blur_{s}', lambda s=float(s): activations(
-      ndimage.gaussian_filter(largest, (0, s, s, 0)))) for s in _BLUR.value]
-  variants += [(f'noise_{s}', lambda s=float(s): activations(np.clip(
-      largest + s * rng.standard_normal(largest.shape, np.float32), -1., 1.)))
-      for s in _NOISE.value]
+  variants = [
+      (f'train_{n}', lambda n=n: {k: v[:n] for k, v in train_activations.items()}) for n in sizes
+  ]
+  variants += [
+      (f'blur_{s}', lambda s=float(s): activations(ndimage.gaussian_filter(largest, (0, s, s, 0))))
+      for s in _BLUR.value
+  ]
+  variants += [
+      (
+          f'noise_{s}',
+          lambda s=float(s): activations(
+              np.clip(largest + s * rng.standard_normal(largest.shape, np.float32), -1.0, 1.0)
+          ),
+      )
+      for s in _NOISE.value
+  ]
   rows = {}
   for name, make in variants:
     start = time.time()
     rows[name] = sample_quality.scores(make(), reference, network.name)
-    print(f'{name}: FID {rows[name]["fid"]:.3f}  KID {rows[name]["kid"]:.5f}  '
-          f'IS {rows[name]["inception_score"]:.3f}  ({time.time() - start:.0f} s)', flush=True)
+    print(
+        f'{name}: FID {rows[name]["fid"]:.3f}  KID {rows[name]["kid"]:.5f}  '
+        f'IS {rows[name]["inception_score"]:.3f}  ({time.time() - start:.0f} s)',
+        flush=True,
+    )
   result = dict(
       command='python ' + shlex.join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
       feature_network=network.name,
-      classifier_test_accuracy=network.info.get('test_accuracy'), reference='test split',
-      rows=rows, neighbour_grids={name: os.path.join(_GRID_DIR.value, f'nearest_{name}.png')
-                                  for name in grids})
+      classifier_test_accuracy=network.info.get('test_accuracy'),
+      reference='test split',
+      rows=rows,
+      neighbour_grids={
+          name: os.path.join(_GRID_DIR.value, f'nearest_{name}.png') for name in grids
+      },
+  )
   os.makedirs(os.path.dirname(_OUTPUT.value) or '.', exist_ok=True)
   with open(_OUTPUT.value, 'w') as f:
     json.dump(result, f, indent=2)

@@ -25,12 +25,19 @@ import shutil
 from absl import app
 from absl import flags
 
-_BASELINE = flags.DEFINE_string('baseline', 'runs/fmnist_baseline', 'The baseline\'s evaluation '
-                                 'directory (launch/evaluate.py output: eval.json, grids).')
-_SMOOTHED = flags.DEFINE_string('smoothed', 'runs/fmnist_smoothed', 'The pair\'s evaluation '
-                                'directory.')
-_FLOOR = flags.DEFINE_string('floor', 'benchmarks/results/fashion_mnist_fid_floor.json',
-                             'benchmarks/fashion_mnist_fid_floor.py output.')
+_BASELINE = flags.DEFINE_string(
+    'baseline',
+    'runs/fmnist_baseline',
+    "The baseline's evaluation directory (launch/evaluate.py output: eval.json, grids).",
+)
+_SMOOTHED = flags.DEFINE_string(
+    'smoothed', 'runs/fmnist_smoothed', "The pair's evaluation directory."
+)
+_FLOOR = flags.DEFINE_string(
+    'floor',
+    'benchmarks/results/fashion_mnist_fid_floor.json',
+    'benchmarks/fashion_mnist_fid_floor.py output.',
+)
 _OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/fashion_mnist_eval.json', 'JSON path.')
 
 # Paper Table 2 (unconditional CIFAR-10, Inception-v3 features, 50k samples).
@@ -46,15 +53,25 @@ ROWS = (  # (workdir flag, sampler, label, paper row)
     ('smoothed', 'single_step', 'pair: single-step x~ + sigma^2 grad log p(x~)', 'single-step'),
     ('smoothed', 'two_step', 'pair: two-step x ~ p(x \\| x~)', 'two-step'),
 )
-SCORES = ('fid', 'kid', 'kid_std', 'inception_score', 'inception_score_std', 'num_samples',
-          'num_reference', 'feature_network')
+SCORES = (
+    'fid',
+    'kid',
+    'kid_std',
+    'inception_score',
+    'inception_score_std',
+    'num_samples',
+    'num_reference',
+    'feature_network',
+)
 
 
 def _read(directory):
   path = os.path.join(directory, 'eval.json')
   if not os.path.exists(path):
-    raise SystemExit(f'{path} is missing: run launch/train.py and launch/evaluate.py first '
-                     '(commands in this script\'s docstring).')
+    raise SystemExit(
+        f'{path} is missing: run launch/train.py and launch/evaluate.py first '
+        "(commands in this script's docstring)."
+    )
   with open(path) as f:
     return json.load(f)
 
@@ -63,18 +80,30 @@ def _bpd(evaluation):
   bpd = evaluation['bpd']
   if 'bpd' in bpd:
     return dict(bpd=bpd['bpd'], kind='exact')
-  return dict(bpd_elbo=bpd['bpd_elbo'], bpd_iw=bpd['bpd_iw'], iw_samples=bpd['iw_samples'],
-              kind='upper bounds')
+  return dict(
+      bpd_elbo=bpd['bpd_elbo'],
+      bpd_iw=bpd['bpd_iw'],
+      iw_samples=bpd['iw_samples'],
+      kind='upper bounds',
+  )
 
 
 def _model(directory):
   evaluation = _read(directory)
   metrics = evaluation['recorded_metrics']
-  return dict(eval_dir=directory, weights=evaluation['source'].get('weights'),
-              checkpoint=evaluation['source'].get('checkpoint'), steps=metrics.get('steps'),
-              num_params=metrics.get('num_params'), train_seconds=metrics.get('train_seconds'),
-              bpd=dict(_bpd(evaluation), num_examples=evaluation['bpd']['num_examples']),
-              sampling_seconds=evaluation['sampling']['seconds']), evaluation
+  return (
+      dict(
+          eval_dir=directory,
+          weights=evaluation['source'].get('weights'),
+          checkpoint=evaluation['source'].get('checkpoint'),
+          steps=metrics.get('steps'),
+          num_params=metrics.get('num_params'),
+          train_seconds=metrics.get('train_seconds'),
+          bpd=dict(_bpd(evaluation), num_examples=evaluation['bpd']['num_examples']),
+          sampling_seconds=evaluation['sampling']['seconds'],
+      ),
+      evaluation,
+  )
 
 
 def _copy_figures(evaluation, directory, sampler, figure_dir, model):
@@ -91,24 +120,41 @@ def _cell(value, digits):
 
 
 def markdown(result):
-  lines = ['| samples | params | steps | test bpd | domain FID | KID | IS | paper CIFAR-10 '
-           '(IS / FID / KID / bpd) |', '|---|---|---|---|---|---|---|---|']
+  lines = [
+      (
+          '| samples | params | steps | test bpd | domain FID | KID | IS | paper CIFAR-10 '
+          '(IS / FID / KID / bpd) |'
+      ),
+      '|---|---|---|---|---|---|---|---|',
+  ]
   for row in result['rows']:
     model = result['models'][row['model']]
     bpd = model['bpd']
-    bpd_text = (f'{bpd["bpd"]:.3f}' if 'bpd' in bpd else
-                f'<= {bpd["bpd_iw"]:.3f} (IW-{bpd["iw_samples"]}), ELBO {bpd["bpd_elbo"]:.3f}')
+    bpd_text = (
+        f'{bpd["bpd"]:.3f}'
+        if 'bpd' in bpd
+        else f'<= {bpd["bpd_iw"]:.3f} (IW-{bpd["iw_samples"]}), ELBO {bpd["bpd_elbo"]:.3f}'
+    )
     paper = result['paper_cifar10'].get(row['paper_row'] or '', {})
-    paper_text = (' / '.join(_cell(paper.get(k), 3 if k == 'kid' else 2)
-                             for k in ('inception_score', 'fid', 'kid', 'bpd')) if paper else '-')
+    paper_text = (
+        ' / '.join(
+            _cell(paper.get(k), 3 if k == 'kid' else 2)
+            for k in ('inception_score', 'fid', 'kid', 'bpd')
+        )
+        if paper
+        else '-'
+    )
     lines.append(
         f'| {row["label"]} | {model["num_params"]:,} | {model["steps"]} | {bpd_text} | '
         f'**{row["fid"]:.2f}** | {row["kid"]:.4f} ± {row["kid_std"]:.4f} | '
-        f'{row["inception_score"]:.2f} ± {row["inception_score_std"]:.2f} | {paper_text} |')
+        f'{row["inception_score"]:.2f} ± {row["inception_score_std"]:.2f} | {paper_text} |'
+    )
   floor = result['floor']
-  lines.append(f'| floor: {floor["num_samples"]} training images | - | - | - | '
-               f'{floor["fid"]:.2f} | {floor["kid"]:.4f} ± {floor["kid_std"]:.4f} | '
-               f'{floor["inception_score"]:.2f} ± {floor["inception_score_std"]:.2f} | - |')
+  lines.append(
+      f'| floor: {floor["num_samples"]} training images | - | - | - | '
+      f'{floor["fid"]:.2f} | {floor["kid"]:.4f} ± {floor["kid_std"]:.4f} | '
+      f'{floor["inception_score"]:.2f} ± {floor["inception_score_std"]:.2f} | - |'
+  )
   return '\n'.join(lines)
 
 
@@ -122,39 +168,68 @@ def main(argv):
   rows = []
   for model, sampler, label, paper_row in ROWS:
     entry = evaluations[model]['samplers'][sampler]
-    rows.append(dict(model=model, sampler=sampler, label=label, paper_row=paper_row,
-                     **{k: entry[k] for k in SCORES},
-                     figures=_copy_figures(evaluations[model], models[model]['eval_dir'], sampler,
-                                           figure_dir, model)))
+    rows.append(
+        dict(
+            model=model,
+            sampler=sampler,
+            label=label,
+            paper_row=paper_row,
+            **{k: entry[k] for k in SCORES},
+            figures=_copy_figures(
+                evaluations[model], models[model]['eval_dir'], sampler, figure_dir, model
+            ),
+        )
+    )
   ablation = []  # paper App. C.6: single-step denoising of the unsmoothed baseline
   for sampler, entry in sorted(evaluations['baseline']['samplers'].items()):
     if sampler.startswith('samples_single_step_'):
-      ablation.append(dict(sigma=entry['sigma'], **{k: entry[k] for k in SCORES},
-                           figures=_copy_figures(evaluations['baseline'], _BASELINE.value,
-                                                 sampler, figure_dir, 'baseline')))
+      ablation.append(
+          dict(
+              sigma=entry['sigma'],
+              **{k: entry[k] for k in SCORES},
+              figures=_copy_figures(
+                  evaluations['baseline'], _BASELINE.value, sampler, figure_dir, 'baseline'
+              ),
+          )
+      )
   with open(_FLOOR.value) as f:
     floor_record = json.load(f)
-  size = min(int(key.split('_')[1]) for key in floor_record['rows'] if key.startswith('train_')
-             if int(key.split('_')[1]) >= rows[0]['num_samples'])
+  size = min(
+      int(key.split('_')[1])
+      for key in floor_record['rows']
+      if key.startswith('train_')
+      if int(key.split('_')[1]) >= rows[0]['num_samples']
+  )
   floor = dict(floor_record['rows'][f'train_{size}'], source=_FLOOR.value)
   fid = {row['sampler']: row['fid'] for row in rows}
   reduction = 1 - fid['two_step'] / fid['samples']
   result = dict(
-      dataset='fashion_mnist', models=models, rows=rows, single_step_ablation=ablation,
-      floor=floor, paper_cifar10=PAPER_CIFAR10,
-      two_step_fid_reduction=reduction, paper_fid_reduction=1 - (PAPER_CIFAR10['two-step']['fid'] /
-                               PAPER_CIFAR10['PixelCNN++']['fid']),
-      target_fid_reduction=TARGET_FID_REDUCTION, target_met=reduction >= TARGET_FID_REDUCTION,
-      feature_network=evaluations['baseline']['feature_network'])
+      dataset='fashion_mnist',
+      models=models,
+      rows=rows,
+      single_step_ablation=ablation,
+      floor=floor,
+      paper_cifar10=PAPER_CIFAR10,
+      two_step_fid_reduction=reduction,
+      paper_fid_reduction=1
+      - (PAPER_CIFAR10['two-step']['fid'] / PAPER_CIFAR10['PixelCNN++']['fid']),
+      target_fid_reduction=TARGET_FID_REDUCTION,
+      target_met=reduction >= TARGET_FID_REDUCTION,
+      feature_network=evaluations['baseline']['feature_network'],
+  )
   result['markdown'] = markdown(result)
   with open(_OUTPUT.value, 'w') as f:
     json.dump(result, f, indent=2)
   print(result['markdown'])
   for entry in ablation:
-    print(f'C.6: baseline samples + single-step sigma={entry["sigma"]}: FID {entry["fid"]:.2f}, '
-          f'KID {entry["kid"]:.4f}, IS {entry["inception_score"]:.2f}')
-  print(f'two-step FID {reduction:.1%} below the baseline\'s (target '
-        f'{TARGET_FID_REDUCTION:.0%}, paper CIFAR-10 {result["paper_fid_reduction"]:.1%})')
+    print(
+        f'C.6: baseline samples + single-step sigma={entry["sigma"]}: FID {entry["fid"]:.2f}, '
+        f'KID {entry["kid"]:.4f}, IS {entry["inception_score"]:.2f}'
+    )
+  print(
+      f"two-step FID {reduction:.1%} below the baseline's (target "
+      f'{TARGET_FID_REDUCTION:.0%}, paper CIFAR-10 {result["paper_fid_reduction"]:.1%})'
+  )
 
 
 if __name__ == '__main__':

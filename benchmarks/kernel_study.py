@@ -47,32 +47,50 @@ from tfsmooth.evaluation import plots  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Root for one workdir per run.')
 _KERNELS = flags.DEFINE_list('kernels', ['gaussian', 'laplace', 'uniform'], 'Smoothing kernels.')
-_SIGMAS = flags.DEFINE_list('sigmas', ['0.1', '0.2', '0.35', '0.5', '0.75', '1.0', '1.5', '2.0'],
-                            'Kernel standard deviations.')
-_BASELINE_MIXTURES = flags.DEFINE_list('baseline_mixtures', ['2', '3', '8'],
-                                       'Components of the mixture-of-logistics baselines.')
+_SIGMAS = flags.DEFINE_list(
+    'sigmas',
+    ['0.1', '0.2', '0.35', '0.5', '0.75', '1.0', '1.5', '2.0'],
+    'Kernel standard deviations.',
+)
+_BASELINE_MIXTURES = flags.DEFINE_list(
+    'baseline_mixtures', ['2', '3', '8'], 'Components of the mixture-of-logistics baselines.'
+)
 _STEPS = flags.DEFINE_integer('steps', 20_000, 'Training steps per run.')
-_SEEDS = flags.DEFINE_list('seeds', ['0', '1'], 'Training seeds (noise, data order, Keras '
-                           'initialisation) of the smoothed runs; the first one for all sigmas.')
-_SEED_SIGMAS = flags.DEFINE_list('seed_sigmas', ['0.35', '0.5', '0.75', '1.0'],
-                                 'Sigmas at which every kernel is also trained with the other '
-                                 '--seeds (to see seed noise near the optimum).')
-_NARROW_INIT = flags.DEFINE_float('narrow_init', 0.5, 'Also rerun the baselines and the best '
-                                  'Gaussian sigma with component means initialised in U(-r, r); '
-                                  '0 skips these runs.')
+_SEEDS = flags.DEFINE_list(
+    'seeds',
+    ['0', '1'],
+    'Training seeds (noise, data order, Keras '
+    'initialisation) of the smoothed runs; the first one for all sigmas.',
+)
+_SEED_SIGMAS = flags.DEFINE_list(
+    'seed_sigmas',
+    ['0.35', '0.5', '0.75', '1.0'],
+    'Sigmas at which every kernel is also trained with the other '
+    '--seeds (to see seed noise near the optimum).',
+)
+_NARROW_INIT = flags.DEFINE_float(
+    'narrow_init',
+    0.5,
+    'Also rerun the baselines and the best '
+    'Gaussian sigma with component means initialised in U(-r, r); '
+    '0 skips these runs.',
+)
 _RESULTS = flags.DEFINE_string('results', 'benchmarks/results/kernel_study.json', 'JSON output.')
 _PLOT_DIR = flags.DEFINE_string('plot_dir', 'benchmarks/results/kernel_study', 'PNG directory.')
 flags.mark_flag_as_required('workdir')
 
 QUADRATURE_POINTS = 401
-QUADRATURE_HALF_WIDTH = 10.
-PAPER = ('Figures only: ELBO against sigma is an inverted U for the Gaussian, Laplace and '
-         'Uniform kernels, Gaussian best; MoL(8) fails to separate the six modes while the '
-         'smoothed pair with 2 logistics fits them (figure 4).')
+QUADRATURE_HALF_WIDTH = 10.0
+PAPER = (
+    'Figures only: ELBO against sigma is an inverted U for the Gaussian, Laplace and '
+    'Uniform kernels, Gaussian best; MoL(8) fails to separate the six modes while the '
+    'smoothed pair with 2 logistics fits them (figure 4).'
+)
 
 
-def make_config(kernel=None, sigma=None, baseline_mixtures=None, steps=20_000, init_range=None,
-                seed=0):
+def make_config(
+    kernel=None, sigma=None, baseline_mixtures=None, steps=20_000, init_range=None, seed=0
+):
   """The modes6_1d config of one run: smoothed (kernel, sigma) or baseline with K logistics."""
   config = modes6_1d.get_config('baseline' if baseline_mixtures else 'smoothed')
   if baseline_mixtures:
@@ -101,8 +119,9 @@ def restore(workdir):
   return experiment.Run.load(workdir).model
 
 
-def quadrature_log_prob(model, x, num_points=QUADRATURE_POINTS,
-                        half_width=QUADRATURE_HALF_WIDTH, chunk=2000):
+def quadrature_log_prob(
+    model, x, num_points=QUADRATURE_POINTS, half_width=QUADRATURE_HALF_WIDTH, chunk=2000
+):
   """log p(x) = log int p(x~) p(x | x~) dx~ of a 1-D SmoothedModel, per point of x [N, 1].
 
   Trapezoid rule on x~ = x + sigma u, u = linspace(-half_width, half_width, num_points).
@@ -110,7 +129,7 @@ def quadrature_log_prob(model, x, num_points=QUADRATURE_POINTS,
   u = np.linspace(-half_width, half_width, num_points)
   step = model.kernel.sigma * (u[1] - u[0])
   log_weights = np.log(np.full(num_points, step))
-  log_weights[[0, -1]] -= np.log(2.)
+  log_weights[[0, -1]] -= np.log(2.0)
   offsets = tf.constant(model.kernel.sigma * u, tf.float32)
 
   @tf.function
@@ -122,8 +141,10 @@ def quadrature_log_prob(model, x, num_points=QUADRATURE_POINTS,
     return tf.reshape(values, tf.shape(x_tilde))
 
   x = np.asarray(x, np.float32).reshape(-1, 1)
-  out = [log_joint(tf.constant(x[i:i + chunk])).numpy().astype(np.float64)
-         for i in range(0, len(x), chunk)]
+  out = [
+      log_joint(tf.constant(x[i : i + chunk])).numpy().astype(np.float64)
+      for i in range(0, len(x), chunk)
+  ]
   joint = np.concatenate(out) + log_weights
   top = joint.max(axis=1, keepdims=True)
   return (top + np.log(np.exp(joint - top).sum(axis=1, keepdims=True)))[:, 0]
@@ -147,8 +168,18 @@ def run_or_load(config, workdir, smoothed):
 
 
 def _row(metrics, workdir, **keys):
-  fields = ('nll', 'nll_elbo', 'nll_iw', 'nll_quadrature', 'iw_samples', 'num_params',
-            'best_step', 'steps', 'train_seconds', 'wall_seconds')
+  fields = (
+      'nll',
+      'nll_elbo',
+      'nll_iw',
+      'nll_quadrature',
+      'iw_samples',
+      'num_params',
+      'best_step',
+      'steps',
+      'train_seconds',
+      'wall_seconds',
+  )
   return dict(keys, **{k: metrics[k] for k in fields if k in metrics}, workdir=workdir)
 
 
@@ -157,8 +188,12 @@ def aggregate(rows):
   out = []
   for key in sorted({(r['kernel'], r['sigma']) for r in rows}):
     group = sorted((r for r in rows if (r['kernel'], r['sigma']) == key), key=lambda r: r['seed'])
-    entry = {'kernel': key[0], 'sigma': key[1], 'seeds': [r['seed'] for r in group],
-             'iw_samples': group[0]['iw_samples']}
+    entry = {
+        'kernel': key[0],
+        'sigma': key[1],
+        'seeds': [r['seed'] for r in group],
+        'iw_samples': group[0]['iw_samples'],
+    }
     for field in ('nll_elbo', 'nll_iw', 'nll_quadrature'):
       entry[field] = float(np.mean([r[field] for r in group]))
       entry[f'{field}_per_seed'] = [r[field] for r in group]
@@ -173,17 +208,40 @@ def elbo_plot(curves, baselines, entropy, path):
   for colour, kernel in zip(('tab:blue', 'tab:orange', 'tab:green'), kernels):
     rows = [r for r in curves if r['kernel'] == kernel]
     sigmas = [r['sigma'] for r in rows]
-    ax.plot(sigmas, [-r['nll_elbo'] for r in rows], '-', color=colour,
-            label=f'{kernel}: ELBO (seed mean)')
+    ax.plot(
+        sigmas,
+        [-r['nll_elbo'] for r in rows],
+        '-',
+        color=colour,
+        label=f'{kernel}: ELBO (seed mean)',
+    )
     for r in rows:
-      ax.plot([r['sigma']] * len(r['seeds']), [-v for v in r['nll_elbo_per_seed']], 'o',
-              color=colour, ms=3.5, alpha=0.8)
-    ax.plot(sigmas, [-r['nll_iw'] for r in rows], '--', color=colour, lw=0.9, alpha=0.7,
-            label=f'{kernel}: IW-{rows[0]["iw_samples"]}')
+      ax.plot(
+          [r['sigma']] * len(r['seeds']),
+          [-v for v in r['nll_elbo_per_seed']],
+          'o',
+          color=colour,
+          ms=3.5,
+          alpha=0.8,
+      )
+    ax.plot(
+        sigmas,
+        [-r['nll_iw'] for r in rows],
+        '--',
+        color=colour,
+        lw=0.9,
+        alpha=0.7,
+        label=f'{kernel}: IW-{rows[0]["iw_samples"]}',
+    )
   ax.axhline(-entropy, color='black', lw=1.2, label=f'true -entropy ({-entropy:.3f})')
   for style, row in zip((':', '-.', (0, (1, 4))), baselines):
-    ax.axhline(-row['nll'], color='grey', ls=style, lw=1,
-               label=f'MoL({row["num_mixtures"]}) exact ({-row["nll"]:.2f})')
+    ax.axhline(
+        -row['nll'],
+        color='grey',
+        ls=style,
+        lw=1,
+        label=f'MoL({row["num_mixtures"]}) exact ({-row["nll"]:.2f})',
+    )
   ax.set_ylim(top=-entropy + 0.08)
   ax.set_xscale('log')
   ax.set_xticks(sorted({r['sigma'] for r in curves}))
@@ -208,14 +266,25 @@ def density_plot(dataset, baselines, best, path):
   for style, row in zip((':', '--', '-'), baselines):
     model = restore(row['workdir'])
     density = np.exp(tf.function(model.log_prob)(tf.constant(grid)).numpy())
-    axes[1].plot(grid, density, ls=style, lw=1,
-                 label=f'MoL({row["num_mixtures"]}), NLL {row["nll"]:.3f}')
+    axes[1].plot(
+        grid, density, ls=style, lw=1, label=f'MoL({row["num_mixtures"]}), NLL {row["nll"]:.3f}'
+    )
   axes[1].set_title('mixture-of-logistics baselines (exact)', fontsize=10)
   model = restore(best['workdir'])
-  axes[2].plot(grid, np.exp(quadrature_log_prob(model, grid)), color='tab:red', lw=1,
-               label=f'p(x), NLL {best["nll_quadrature"]:.3f} (ELBO {best["nll_elbo"]:.3f})')
-  axes[2].plot(grid, np.exp(tf.function(model.prior.log_prob)(tf.constant(grid)).numpy()),
-               color='tab:blue', lw=1, label='p(x~)')
+  axes[2].plot(
+      grid,
+      np.exp(quadrature_log_prob(model, grid)),
+      color='tab:red',
+      lw=1,
+      label=f'p(x), NLL {best["nll_quadrature"]:.3f} (ELBO {best["nll_elbo"]:.3f})',
+  )
+  axes[2].plot(
+      grid,
+      np.exp(tf.function(model.prior.log_prob)(tf.constant(grid)).numpy()),
+      color='tab:blue',
+      lw=1,
+      label='p(x~)',
+  )
   axes[2].set_title(f'smoothed, 2 logistics, {best["kernel"]} sigma={best["sigma"]:g}', fontsize=10)
   for ax in axes:
     ax.set_xlim(grid[0, 0], grid[-1, 0])
@@ -255,8 +324,10 @@ def main(argv):
           smoothed.append(row)
   entropy, entropy_stderr = metrics['entropy'], metrics['entropy_stderr']
   curves = aggregate(smoothed)
-  best = {kernel: min((r for r in curves if r['kernel'] == kernel), key=lambda r: r['nll_elbo'])
-          for kernel in _KERNELS.value}
+  best = {
+      kernel: min((r for r in curves if r['kernel'] == kernel), key=lambda r: r['nll_elbo'])
+      for kernel in _KERNELS.value
+  }
   narrow = []
   if _NARROW_INIT.value > 0:
     r = _NARROW_INIT.value
@@ -264,34 +335,47 @@ def main(argv):
       _, row = run(baseline_mixtures=k, init_range=r)
       narrow.append(dict(row, num_mixtures=row.pop('baseline_mixtures'), init_range=r))
     if 'gaussian' in best:
-      _, row = run(kernel='gaussian', sigma=best['gaussian']['sigma'], init_range=r,
-                   seed=seeds[0])
+      _, row = run(kernel='gaussian', sigma=best['gaussian']['sigma'], init_range=r, seed=seeds[0])
       narrow.append(dict(row, init_range=r))
 
   elbo_plot(curves, baselines, entropy, os.path.join(_PLOT_DIR.value, 'elbo_vs_sigma.png'))
   if 'gaussian' in best:
-    first_seed = next(r for r in smoothed if (r['kernel'], r['sigma'], r['seed']) == (
-        'gaussian', best['gaussian']['sigma'], seeds[0]))
-    density_plot(synthetic.get_dataset('modes6_1d'), baselines, first_seed,
-                 os.path.join(_PLOT_DIR.value, 'density.png'))
+    first_seed = next(
+        r
+        for r in smoothed
+        if (r['kernel'], r['sigma'], r['seed']) == ('gaussian', best['gaussian']['sigma'], seeds[0])
+    )
+    density_plot(
+        synthetic.get_dataset('modes6_1d'),
+        baselines,
+        first_seed,
+        os.path.join(_PLOT_DIR.value, 'density.png'),
+    )
 
   def public(rows):
     return [{k: v for k, v in row.items() if k != 'config'} for row in rows]
 
   results = {
-      'dataset': 'modes6_1d', 'entropy': entropy, 'entropy_stderr': entropy_stderr,
-      'steps': steps, 'units': 'nats per test point (5000 points); nll_elbo = -ELBO, '
+      'dataset': 'modes6_1d',
+      'entropy': entropy,
+      'entropy_stderr': entropy_stderr,
+      'steps': steps,
+      'units': 'nats per test point (5000 points); nll_elbo = -ELBO, '
       'nll_iw = -IW bound (upper bounds on NLL), nll_quadrature = NLL of the smoothed model by '
       f'quadrature ({QUADRATURE_POINTS} points over x~ in x +- {QUADRATURE_HALF_WIDTH:g} sigma), '
       'nll = exact NLL of a baseline',
       'command': f'python benchmarks/kernel_study.py --workdir={root} --steps={steps}',
-      'seeds': seeds, 'seed_sigmas': sorted(seed_sigmas),
-      'baselines': public(baselines), 'smoothed_runs': public(smoothed),
+      'seeds': seeds,
+      'seed_sigmas': sorted(seed_sigmas),
+      'baselines': public(baselines),
+      'smoothed_runs': public(smoothed),
       'smoothed_seed_means': curves,
-      'best_sigma_by_mean_elbo': {k: {f: v[f] for f in ('sigma', 'seeds', 'nll_elbo', 'nll_iw',
-                                                        'nll_quadrature')}
-                                  for k, v in best.items()},
-      'narrow_init': public(narrow), 'paper': PAPER,
+      'best_sigma_by_mean_elbo': {
+          k: {f: v[f] for f in ('sigma', 'seeds', 'nll_elbo', 'nll_iw', 'nll_quadrature')}
+          for k, v in best.items()
+      },
+      'narrow_init': public(narrow),
+      'paper': PAPER,
       'total_train_seconds': sum(r['train_seconds'] for r in baselines + smoothed + narrow),
       'driver_seconds_this_invocation': time.perf_counter() - start,
   }
@@ -303,9 +387,11 @@ def main(argv):
     if 'nll' in row:
       print(f'  MoL({row["num_mixtures"]}) init {row.get("init_range", 5):g}: NLL {row["nll"]:.3f}')
   for row in smoothed + [r for r in narrow if 'nll_elbo' in r]:
-    print(f'  {row["kernel"]:8s} sigma {row["sigma"]:<5g} seed {row["seed"]} '
-          f'init {row.get("init_range", 5):g}: -ELBO {row["nll_elbo"]:.3f}  '
-          f'-IW {row["nll_iw"]:.3f}  quadrature {row["nll_quadrature"]:.3f}')
+    print(
+        f'  {row["kernel"]:8s} sigma {row["sigma"]:<5g} seed {row["seed"]} '
+        f'init {row.get("init_range", 5):g}: -ELBO {row["nll_elbo"]:.3f}  '
+        f'-IW {row["nll_iw"]:.3f}  quadrature {row["nll_quadrature"]:.3f}'
+    )
 
 
 if __name__ == '__main__':

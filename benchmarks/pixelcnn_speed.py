@@ -44,9 +44,15 @@ SHAPE = (28, 28, 1)
 
 def _tfp_pixelcnn():
   """The peer: (loss_fn(x_in_[-1, 1]), sample_fn(n, seed), variables)."""
-  dist = tfd.PixelCNN(image_shape=SHAPE, num_resnet=1, num_hierarchies=3, num_filters=32,
-                      num_logistic_mix=5, dropout_p=0.)
-  loss = lambda x: -tf.reduce_mean(dist.log_prob(tf.round((x + 1.) * 127.5)))  # noqa: E731
+  dist = tfd.PixelCNN(
+      image_shape=SHAPE,
+      num_resnet=1,
+      num_hierarchies=3,
+      num_filters=32,
+      num_logistic_mix=5,
+      dropout_p=0.0,
+  )
+  loss = lambda x: -tf.reduce_mean(dist.log_prob(tf.round((x + 1.0) * 127.5)))  # noqa: E731
   # tfd.PixelCNN takes only stateful int seeds.
   sample = lambda n, seed: dist.sample(n, seed=7)  # noqa: E731
   return loss, sample, dist.trainable_variables
@@ -62,8 +68,9 @@ def _ours(model):
 def _models():
   fashion = {variant: fashion_mnist.get_config(variant) for variant in ('baseline', 'smoothed')}
   yield 'tfp_pixelcnn', _tfp_pixelcnn
-  yield 'ours_32', lambda: _ours(pixelcnn.PixelCNN(SHAPE, nr_resnet=1, nr_filters=32,
-                                                   nr_logistic_mix=10, dropout=0.))
+  yield 'ours_32', lambda: _ours(
+      pixelcnn.PixelCNN(SHAPE, nr_resnet=1, nr_filters=32, nr_logistic_mix=10, dropout=0.0)
+  )
   build = lambda variant: experiment.build_model(experiment.settle(fashion[variant]))  # noqa: E731
   yield 'baseline', lambda: _ours(build('baseline'))
   yield 'smoothed_pair', lambda: _ours(build('smoothed'))
@@ -101,7 +108,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   n_samples = _NUM_SAMPLES.value
   rng = np.random.default_rng(0)
-  x = tf.constant(rng.integers(0, 256, (_BATCH.value,) + SHAPE) / 127.5 - 1., tf.float32)
+  x = tf.constant(rng.integers(0, 256, (_BATCH.value,) + SHAPE) / 127.5 - 1.0, tf.float32)
   results = {}
   for name, build in _models():
     results[name] = measure(build, x)
@@ -110,16 +117,22 @@ def main(argv):
   for r in results.values():
     r['step_ratio_to_tfp'] = r['step_seconds'] / peer['step_seconds']
     r['sample_ratio_to_tfp'] = r['sample_seconds'] / peer['sample_seconds']
-  results['settings'] = dict(batch_size=_BATCH.value, steps=_STEPS.value,
-                             num_samples=n_samples,
-                             cpu_count=os.cpu_count(), load_average=os.getloadavg())
+  results['settings'] = dict(
+      batch_size=_BATCH.value,
+      steps=_STEPS.value,
+      num_samples=n_samples,
+      cpu_count=os.cpu_count(),
+      load_average=os.getloadavg(),
+  )
   with open(_OUTPUT.value, 'w') as f:
     json.dump(results, f, indent=2)
   for name, r in results.items():
     if name != 'settings':
-      print(f'{name:14s} step {r["step_seconds"]:.3f} s ({r["step_ratio_to_tfp"]:.2f}x TFP), '
-            f'sample {n_samples} in {r["sample_seconds"]:.1f} s '
-            f'({r["sample_ratio_to_tfp"]:.2f}x TFP), {r["num_params"]:,} params')
+      print(
+          f'{name:14s} step {r["step_seconds"]:.3f} s ({r["step_ratio_to_tfp"]:.2f}x TFP), '
+          f'sample {n_samples} in {r["sample_seconds"]:.1f} s '
+          f'({r["sample_ratio_to_tfp"]:.2f}x TFP), {r["num_params"]:,} params'
+      )
 
 
 if __name__ == '__main__':

@@ -33,21 +33,25 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 _BATCH = flags.DEFINE_integer('batch_size', 16, 'Images per batch.')
 _PIXELS = flags.DEFINE_integer('pixels', 3, 'Timed loop steps when extrapolating.')
-_EXTRAPOLATE = flags.DEFINE_list('extrapolate', ['paper'], 'Models whose naive and TFP '
-                                 'samplers are timed on --pixels steps and extrapolated.')
+_EXTRAPOLATE = flags.DEFINE_list(
+    'extrapolate',
+    ['paper'],
+    'Models whose naive and TFP samplers are timed on --pixels steps and extrapolated.',
+)
 _MODELS = flags.DEFINE_list('models', ['cpu', 'paper'], 'Network sizes to run.')
 _SHAPES = flags.DEFINE_list('shapes', ['28x28x1', '32x32x3'], 'Image shapes HxWxC.')
 _XLA = flags.DEFINE_bool('xla', True, 'Also time the cached sampler under XLA.')
 _CASE = flags.DEFINE_string('case', '', 'Internal: time TFP on one shape,model and print JSON.')
 _OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/sampling_speed.json', 'JSON path.')
 
-MODELS = {'paper': dict(filters=160, resnets=5, mixtures=10),
-          'cpu': dict(filters=32, resnets=1, mixtures=10)}
+MODELS = {
+    'paper': dict(filters=160, resnets=5, mixtures=10),
+    'cpu': dict(filters=32, resnets=1, mixtures=10),
+}
 
 
 def _shape(name):
@@ -69,20 +73,26 @@ def _per_step(step, *args):
 def time_tfp(shape, model):
   """Seconds per batch of tfd.PixelCNN (this process must run with TF_USE_LEGACY_KERAS=1)."""
   import tensorflow_probability as tfp  # pylint: disable=g-import-not-at-top
+
   size = MODELS[model]
   dist = tfp.distributions.PixelCNN(
-      image_shape=shape, num_resnet=size['resnets'], num_hierarchies=3,
-      num_filters=size['filters'], num_logistic_mix=size['mixtures'], dropout_p=0.)
+      image_shape=shape,
+      num_resnet=size['resnets'],
+      num_hierarchies=3,
+      num_filters=size['filters'],
+      num_logistic_mix=size['mixtures'],
+      dropout_p=0.0,
+  )
   n, pixels = _BATCH.value, shape[0] * shape[1]
   if model in _EXTRAPOLATE.value:
     # TFP's sampling loop body: the network on the whole batch, then every pixel drawn.
-    x = tf.random.uniform((n,) + shape, -1., 1., seed=1)
+    x = tf.random.uniform((n,) + shape, -1.0, 1.0, seed=1)
     dist.network(x[:1], training=False)  # builds the network outside the tf.function
     sample_channels = dist._sample_channels  # pylint: disable=protected-access
-    step = tf.function(lambda x: sample_channels(*dist.network(x, training=False)),
-                       autograph=False)
-    return dict(tfp_seconds=_per_step(step, x) * (pixels + 1),
-                tfp_extrapolated_from_pixels=_PIXELS.value)
+    step = tf.function(lambda x: sample_channels(*dist.network(x, training=False)), autograph=False)
+    return dict(
+        tfp_seconds=_per_step(step, x) * (pixels + 1), tfp_extrapolated_from_pixels=_PIXELS.value
+    )
   sample = tf.function(lambda: dist.sample(n, seed=7))  # tfd.PixelCNN takes int seeds only
   _timed(sample)  # its first call takes much longer than the second
   return dict(tfp_seconds=_timed(sample), tfp_extrapolated_from_pixels=None)
@@ -93,19 +103,31 @@ def _spawn_tfp(shape_name, model):
   env = dict(os.environ, TF_USE_LEGACY_KERAS='1')
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
-  flag_values = [f'--{name}={",".join(v) if isinstance(v, list) else v}' for name, v in
-                 ((n, flags.FLAGS[n].value) for n in ('batch_size', 'pixels', 'extrapolate'))]
-  out = subprocess.run([sys.executable, os.path.abspath(__file__), *flag_values,
-                        f'--case={shape_name},{model}'], env=env, check=True,
-                       capture_output=True, text=True).stdout
+  flag_values = [
+      f'--{name}={",".join(v) if isinstance(v, list) else v}'
+      for name, v in ((n, flags.FLAGS[n].value) for n in ('batch_size', 'pixels', 'extrapolate'))
+  ]
+  out = subprocess.run(
+      [sys.executable, os.path.abspath(__file__), *flag_values, f'--case={shape_name},{model}'],
+      env=env,
+      check=True,
+      capture_output=True,
+      text=True,
+  ).stdout
   return json.loads(out.strip().splitlines()[-1])
 
 
 def _ours(shape, model):
   from tfsmooth.models import pixelcnn  # pylint: disable=g-import-not-at-top
+
   size = MODELS[model]
-  net = pixelcnn.PixelCNN(shape, nr_resnet=size['resnets'], nr_filters=size['filters'],
-                          nr_logistic_mix=size['mixtures'], dropout=0.)
+  net = pixelcnn.PixelCNN(
+      shape,
+      nr_resnet=size['resnets'],
+      nr_filters=size['filters'],
+      nr_logistic_mix=size['mixtures'],
+      dropout=0.0,
+  )
   net.build_variables()
   return net
 
@@ -113,27 +135,35 @@ def _ours(shape, model):
 def time_ours(shape, model):
   """Seconds per batch of tfsmooth's cached and naive samplers on one set of weights."""
   from tfsmooth.models import pixelcnn  # pylint: disable=g-import-not-at-top
+
   size, net = MODELS[model], _ours(shape, model)
   n, pixels = _BATCH.value, shape[0] * shape[1]
   sample = tf.function(lambda seed: net.sample(n, seed=seed))
-  out = dict(num_params=net.num_params,
-             cached_first_call_seconds=_timed(sample, tf.constant([0, 0])),
-             cached_seconds=_timed(sample, tf.constant([0, 1])))
-  naive = pixelcnn.PixelCNNDistribution(net.network, pixelcnn.HEADS[net.likelihood], shape,
-                                        size['mixtures'], sampler='naive')
+  out = dict(
+      num_params=net.num_params,
+      cached_first_call_seconds=_timed(sample, tf.constant([0, 0])),
+      cached_seconds=_timed(sample, tf.constant([0, 1])),
+  )
+  naive = pixelcnn.PixelCNNDistribution(
+      net.network, pixelcnn.HEADS[net.likelihood], shape, size['mixtures'], sampler='naive'
+  )
   if model in _EXTRAPOLATE.value:
     # The naive sampler's loop body: the network on the whole batch, every pixel's draw.
-    step = tf.function(lambda x, u: naive.pixel_distributions(x, training=False)
-                       .sample_from_uniform(u), autograph=False)  # autograph mistakes the method
-    x = tf.random.stateless_uniform((n,) + shape, [1, 2], -1., 1.)
+    step = tf.function(
+        lambda x, u: naive.pixel_distributions(x, training=False).sample_from_uniform(u),
+        autograph=False,
+    )  # autograph mistakes the method
+    x = tf.random.stateless_uniform((n,) + shape, [1, 2], -1.0, 1.0)
     u = tf.random.stateless_uniform((n,) + shape[:2] + (naive.noise_depth,), [1, 3])
-    out.update(naive_seconds=_per_step(step, x, u) * pixels,
-               naive_extrapolated_from_pixels=_PIXELS.value)
+    out.update(
+        naive_seconds=_per_step(step, x, u) * pixels, naive_extrapolated_from_pixels=_PIXELS.value
+    )
   else:
     naive_sample = tf.function(lambda seed: naive.sample(n, seed=seed))
     naive_sample.get_concrete_function(tf.TensorSpec([2], tf.int32))
-    out.update(naive_seconds=_timed(naive_sample, tf.constant([0, 1])),
-               naive_extrapolated_from_pixels=None)
+    out.update(
+        naive_seconds=_timed(naive_sample, tf.constant([0, 1])), naive_extrapolated_from_pixels=None
+    )
   return out
 
 
@@ -141,8 +171,10 @@ def time_ours_xla(shape, model):
   """Seconds per batch of the cached sampler compiled with XLA."""
   net, n = _ours(shape, model), _BATCH.value
   xla = tf.function(lambda seed: net.sample(n, seed=seed), jit_compile=True)
-  return dict(cached_xla_first_call_seconds=_timed(xla, tf.constant([0, 0])),
-              cached_xla_seconds=_timed(xla, tf.constant([0, 1])))
+  return dict(
+      cached_xla_first_call_seconds=_timed(xla, tf.constant([0, 0])),
+      cached_xla_seconds=_timed(xla, tf.constant([0, 1])),
+  )
 
 
 def _ratios(r):
@@ -161,14 +193,22 @@ def main(argv):
     shape_name, model = _CASE.value.split(',')
     print(json.dumps(time_tfp(_shape(shape_name), model)))
     return
-  results = dict(command='python ' + ' '.join(sys.argv),
-                 settings=dict(batch_size=_BATCH.value, pixels=_PIXELS.value,
-                               extrapolate=_EXTRAPOLATE.value, head='discretized_logistic',
-                               hierarchies=3, dropout=0., models=MODELS,
-                               cpu_count=os.cpu_count(), load_average_start=os.getloadavg()))
+  results = dict(
+      command='python ' + ' '.join(sys.argv),
+      settings=dict(
+          batch_size=_BATCH.value,
+          pixels=_PIXELS.value,
+          extrapolate=_EXTRAPOLATE.value,
+          head='discretized_logistic',
+          hierarchies=3,
+          dropout=0.0,
+          models=MODELS,
+          cpu_count=os.cpu_count(),
+          load_average_start=os.getloadavg(),
+      ),
+  )
   cases = [(shape, model) for shape in _SHAPES.value for model in _MODELS.value]
-  timings = [(case, lambda s, m: {**_spawn_tfp(s, m), **time_ours(_shape(s), m)})
-             for case in cases]
+  timings = [(case, lambda s, m: {**_spawn_tfp(s, m), **time_ours(_shape(s), m)}) for case in cases]
   if _XLA.value:  # after the rest: compiling the paper-sized sampler takes long
     timings += [(case, lambda s, m: time_ours_xla(_shape(s), m)) for case in cases]
   for (shape_name, model), timing in timings:
@@ -178,8 +218,12 @@ def main(argv):
     results['settings']['load_average_end'] = os.getloadavg()
     with open(_OUTPUT.value, 'w') as f:
       json.dump(results, f, indent=2)
-    print(shape_name, model, {k: round(v, 2) if isinstance(v, float) else v
-                              for k, v in r.items()}, flush=True)
+    print(
+        shape_name,
+        model,
+        {k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()},
+        flush=True,
+    )
 
 
 if __name__ == '__main__':

@@ -31,7 +31,7 @@ from tfsmooth.train import trainer  # noqa: E402
 _STEPS = flags.DEFINE_integer('steps', 6000, 'Training steps per measurement.')
 _LOOPS = flags.DEFINE_list('loops', ['1', '10', '100', '1000'], 'steps_per_loop values.')
 _REPEATS = flags.DEFINE_integer('repeats', 2, 'Measurements per value.')
-_BATCH = flags.DEFINE_integer('batch_size', 0, 'Global batch size (0: the config\'s).')
+_BATCH = flags.DEFINE_integer('batch_size', 0, "Global batch size (0: the config's).")
 _OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/steps_per_loop.json', 'JSON path.')
 
 
@@ -42,8 +42,9 @@ def steps_per_second(steps_per_loop):
     config.train.batch_size = _BATCH.value
   with tempfile.TemporaryDirectory() as workdir:
     run = experiment.Run.create(config, workdir)
-    result = trainer.train(run.build_model, run.task.train_examples(config.train.seed),
-                           run.config.train, workdir)
+    result = trainer.train(
+        run.build_model, run.task.train_examples(config.train.seed), run.config.train, workdir
+    )
   return _STEPS.value / result.train_seconds
 
 
@@ -57,13 +58,22 @@ def main(argv):
       measured[n].append(steps_per_second(n))
       print(f'steps_per_loop {n}: {measured[n][-1]:.1f} steps/s', flush=True)
   base = statistics.median(measured[loops[0]])
-  results = {str(n): {'steps_per_sec': values, 'median': statistics.median(values),
-                      'ratio': statistics.median(values) / base}
-             for n, values in measured.items()}
-  results['settings'] = dict(config='tfsmooth/configs/rings.py', steps=_STEPS.value,
-                             batch_size=_BATCH.value or rings.get_config().train.batch_size,
-                             repeats=_REPEATS.value, cpu_count=os.cpu_count(),
-                             load_average_after=os.getloadavg())
+  results = {
+      str(n): {
+          'steps_per_sec': values,
+          'median': statistics.median(values),
+          'ratio': statistics.median(values) / base,
+      }
+      for n, values in measured.items()
+  }
+  results['settings'] = dict(
+      config='tfsmooth/configs/rings.py',
+      steps=_STEPS.value,
+      batch_size=_BATCH.value or rings.get_config().train.batch_size,
+      repeats=_REPEATS.value,
+      cpu_count=os.cpu_count(),
+      load_average_after=os.getloadavg(),
+  )
   with open(_OUTPUT.value, 'w') as f:
     json.dump(results, f, indent=2)
   print(json.dumps({n: round(r['ratio'], 2) for n, r in results.items() if n != 'settings'}))

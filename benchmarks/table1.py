@@ -35,15 +35,24 @@ from tfsmooth.evaluation import plots  # noqa: E402
 EXPERIMENTS = {
     'table1': [('baseline', 3), ('baseline', 6), ('smoothed', 3)],
     # Runs shared with table1 last, so that finished table1 workdirs can be copied in.
-    'figure12': [('baseline', 5), ('baseline', 7), ('smoothed', 2), ('smoothed', 4),
-                 ('baseline', 6), ('smoothed', 3)],
+    'figure12': [
+        ('baseline', 5),
+        ('baseline', 7),
+        ('smoothed', 2),
+        ('smoothed', 4),
+        ('baseline', 6),
+        ('smoothed', 3),
+    ],
 }
 _EXPERIMENT = flags.DEFINE_enum('experiment', 'table1', list(EXPERIMENTS), 'Which set of runs.')
 _DATASETS = flags.DEFINE_list('datasets', ['rings', 'olympics'], 'Data sets (config names).')
-_WORKDIR = flags.DEFINE_string('workdir', 'runs/table1', 'Root of the runs\' workdirs.')
+_WORKDIR = flags.DEFINE_string('workdir', 'runs/table1', "Root of the runs' workdirs.")
 _OUT = flags.DEFINE_string('out', 'benchmarks/results', 'Where the JSON, table and PNGs go.')
-_OVERRIDES = flags.DEFINE_string('overrides', '{}', 'JSON dict of flattened config overrides '
-                                 'applied to every run, e.g. {"train.steps": 20000}.')
+_OVERRIDES = flags.DEFINE_string(
+    'overrides',
+    '{}',
+    'JSON dict of flattened config overrides applied to every run, e.g. {"train.steps": 20000}.',
+)
 
 
 def run_config(dataset, variant, num_mixtures, overrides):
@@ -64,8 +73,10 @@ def samples_of(workdir, n=3000):
 
 
 def markdown(rows, runs):
-  header = ('| data set | model | test NLL (nats) | bound | paper | true entropy | params | steps '
-            '| train s |\n|---|---|---|---|---|---|---|---|---|')
+  header = (
+      '| data set | model | test NLL (nats) | bound | paper | true entropy | params | steps '
+      '| train s |\n|---|---|---|---|---|---|---|---|---|'
+  )
   lines = [header]
   for (dataset, variant, k), m in zip(runs, rows):
     if m['smoothed']:
@@ -73,9 +84,11 @@ def markdown(rows, runs):
     else:
       nll, bound = f'{m["nll"]:.3f}', 'exact'
     paper = '-' if m.get('paper_nll') is None else f'{m["paper_nll"]:.2f}'
-    lines.append(f'| {dataset} | {label(variant, k)} | {nll} | {bound} | {paper} | '
-                 f'{m["entropy"]:.3f} | {m["num_params"]:,} | {m["steps"]:,} | '
-                 f'{m["train_seconds"]:.0f} |')
+    lines.append(
+        f'| {dataset} | {label(variant, k)} | {nll} | {bound} | {paper} | '
+        f'{m["entropy"]:.3f} | {m["num_params"]:,} | {m["steps"]:,} | '
+        f'{m["train_seconds"]:.0f} |'
+    )
   return '\n'.join(lines) + '\n'
 
 
@@ -101,8 +114,9 @@ def main(argv):
     f.write(markdown(rows, runs))
   for dataset in _DATASETS.value:
     data = synthetic.load_splits(dataset)['test'][:3000]
-    panels = [('data', data)] + [(label(v, k), samples[(d, v, k)])
-                                 for d, v, k in runs if d == dataset]
+    panels = [('data', data)] + [
+        (label(v, k), samples[(d, v, k)]) for d, v, k in runs if d == dataset
+    ]
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.8))
     limits = (np.min(data) - 0.3, np.max(data) + 0.3)
     for ax, (title, points) in zip(axes, panels):

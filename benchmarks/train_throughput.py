@@ -55,10 +55,15 @@ _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps first (the first one 
 _PROFILE = flags.DEFINE_bool('profile', False, 'Profile op types instead of timing.')
 _MODES = flags.DEFINE_list('modes', ['no_xla', 'xla'], 'Which of no_xla, xla to time.')
 _REPEATS = flags.DEFINE_integer('repeats', 1, 'Alternating runs of each case (median kept).')
-_CASE = flags.DEFINE_string('case', '', 'Internal: run one case, ours|tfp,xla|plain|profile, '
-                            'and print its JSON.')
-_TIMEOUT = flags.DEFINE_integer('case_timeout', 1800, 'Seconds a case may take (XLA compiles '
-                               'included) before it is stopped and recorded as unfinished.')
+_CASE = flags.DEFINE_string(
+    'case', '', 'Internal: run one case, ours|tfp,xla|plain|profile, and print its JSON.'
+)
+_TIMEOUT = flags.DEFINE_integer(
+    'case_timeout',
+    1800,
+    'Seconds a case may take (XLA compiles '
+    'included) before it is stopped and recorded as unfinished.',
+)
 _OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/train_throughput.json', 'JSON path.')
 
 SHAPE = (28, 28, 1)
@@ -67,8 +72,14 @@ SHAPE = (28, 28, 1)
 def _ours():
   """(-mean log p(x) in nats for x in [-1, 1], variables) of tfsmooth's PixelCNN++."""
   from tfsmooth.models import pixelcnn  # pylint: disable=g-import-not-at-top
-  model = pixelcnn.PixelCNN(SHAPE, nr_resnet=_RESNETS.value, nr_filters=_FILTERS.value,
-                            nr_logistic_mix=_MIXTURES.value, dropout=0.)
+
+  model = pixelcnn.PixelCNN(
+      SHAPE,
+      nr_resnet=_RESNETS.value,
+      nr_filters=_FILTERS.value,
+      nr_logistic_mix=_MIXTURES.value,
+      dropout=0.0,
+  )
   model.build_variables()
   return lambda x: -tf.reduce_mean(model.log_prob(x)), model.trainable_variables
 
@@ -76,10 +87,16 @@ def _ours():
 def _tfp():
   """The same for tfd.PixelCNN (which reads 8-bit integer values)."""
   import tensorflow_probability as tfp  # pylint: disable=g-import-not-at-top
+
   dist = tfp.distributions.PixelCNN(
-      image_shape=SHAPE, num_resnet=_RESNETS.value, num_hierarchies=3,
-      num_filters=_FILTERS.value, num_logistic_mix=_MIXTURES.value, dropout_p=0.)
-  loss = lambda x: -tf.reduce_mean(dist.log_prob(tf.round((x + 1.) * 127.5)))  # noqa: E731
+      image_shape=SHAPE,
+      num_resnet=_RESNETS.value,
+      num_hierarchies=3,
+      num_filters=_FILTERS.value,
+      num_logistic_mix=_MIXTURES.value,
+      dropout_p=0.0,
+  )
+  loss = lambda x: -tf.reduce_mean(dist.log_prob(tf.round((x + 1.0) * 127.5)))  # noqa: E731
   loss(tf.zeros((1,) + SHAPE))  # builds the network
   return loss, dist.trainable_variables
 
@@ -107,8 +124,10 @@ def _profile(step, steps=3):
           if op != 'Process':  # the executor's wrapper around the ops below it
             seconds[op] += event.duration_ps * 1e-12 / steps
   total = sum(seconds.values())
-  return {'op_seconds_per_step': total,
-          'by_op': {op: [s, s / total] for op, s in seconds.most_common(15)}}
+  return {
+      'op_seconds_per_step': total,
+      'by_op': {op: [s, s / total] for op, s in seconds.most_common(15)},
+  }
 
 
 def run_case(model, xla, profile=False):
@@ -116,22 +135,22 @@ def run_case(model, xla, profile=False):
   loss_fn, variables = (_ours if model == 'ours' else _tfp)()
   learning_rate, beta1, beta2, eps = 1e-4, 0.9, 0.999, 1e-8
   moments = [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in variables]
-  step = tf.Variable(0.)
+  step = tf.Variable(0.0)
 
   @tf.function(jit_compile=xla)
   def train_step(x):  # Adam written out, so that both models get the very same update
     with tf.GradientTape() as tape:
       loss = loss_fn(x)
-    step.assign_add(1.)
+    step.assign_add(1.0)
     for v, g, (m, s) in zip(variables, tape.gradient(loss, variables), moments):
       m.assign(beta1 * m + (1 - beta1) * g)
       s.assign(beta2 * s + (1 - beta2) * tf.square(g))
-      v.assign_sub(learning_rate * (m / (1 - beta1**step)) /
-                   (tf.sqrt(s / (1 - beta2**step)) + eps))
+      v.assign_sub(learning_rate * (m / (1 - beta1**step)) / (tf.sqrt(s / (1 - beta2**step)) + eps))
     return loss
 
-  x = tf.constant(np.random.default_rng(0).integers(0, 256, (_BATCH.value,) + SHAPE) / 127.5
-                  - 1., tf.float32)
+  x = tf.constant(
+      np.random.default_rng(0).integers(0, 256, (_BATCH.value,) + SHAPE) / 127.5 - 1.0, tf.float32
+  )
 
   def timed():
     start = time.perf_counter()
@@ -144,24 +163,34 @@ def run_case(model, xla, profile=False):
   for _ in range(_WARMUP.value - 1):
     timed()
   seconds = statistics.median(timed() for _ in range(_STEPS.value))
-  return dict(examples_per_sec=_BATCH.value / seconds, step_seconds=seconds,
-              first_call_seconds=first,
-              num_params=int(sum(np.prod(v.shape) for v in variables)),
-              peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+  return dict(
+      examples_per_sec=_BATCH.value / seconds,
+      step_seconds=seconds,
+      first_call_seconds=first,
+      num_params=int(sum(np.prod(v.shape) for v in variables)),
+      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+  )
 
 
 def _spawn(model, mode):
   env = dict(os.environ)
   if model == 'tfp':
     env['TF_USE_LEGACY_KERAS'] = '1'
-  flag_values = [f'--{name}={flags.FLAGS[name].value}' for name in
-                 ('batch_size', 'filters', 'resnets', 'mixtures', 'steps', 'warmup')]
+  flag_values = [
+      f'--{name}={flags.FLAGS[name].value}'
+      for name in ('batch_size', 'filters', 'resnets', 'mixtures', 'steps', 'warmup')
+  ]
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
   try:
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), *flag_values,
-                          f'--case={model},{mode}'], env=env, check=True, capture_output=True,
-                         text=True, timeout=_TIMEOUT.value).stdout
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), *flag_values, f'--case={model},{mode}'],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT.value,
+    ).stdout
   except subprocess.TimeoutExpired:
     return {'unfinished': f'stopped after --case_timeout={_TIMEOUT.value} s'}
   return json.loads(out.strip().splitlines()[-1])
@@ -172,10 +201,15 @@ def _median_case(figures):
   finished = [f for f in figures if 'unfinished' not in f]
   if len(figures) == 1 or not finished:
     return figures[0]
-  out = {key: statistics.median(f[key] for f in finished)
-         for key in ('examples_per_sec', 'step_seconds', 'first_call_seconds')}
-  out.update(num_params=finished[0]['num_params'],
-             peak_rss_mb=max(f['peak_rss_mb'] for f in finished), runs=figures)
+  out = {
+      key: statistics.median(f[key] for f in finished)
+      for key in ('examples_per_sec', 'step_seconds', 'first_call_seconds')
+  }
+  out.update(
+      num_params=finished[0]['num_params'],
+      peak_rss_mb=max(f['peak_rss_mb'] for f in finished),
+      runs=figures,
+  )
   return out
 
 
@@ -190,8 +224,9 @@ def main(argv):
   if _PROFILE.value:
     for model in ('tfp', 'ours'):
       results[model] = _spawn(model, 'profile')
-    results['op_seconds_ratio'] = (results['tfp']['op_seconds_per_step'] /
-                                   results['ours']['op_seconds_per_step'])
+    results['op_seconds_ratio'] = (
+        results['tfp']['op_seconds_per_step'] / results['ours']['op_seconds_per_step']
+    )
     results['load_average_after'] = os.getloadavg()
     with open(_OUTPUT.value, 'w') as f:
       json.dump(results, f, indent=2)
@@ -206,14 +241,26 @@ def main(argv):
     for model, figures in runs.items():
       results[f'{model}_{mode}'] = _median_case(figures)
   speed = lambda name: results[name].get('examples_per_sec')  # noqa: E731  (None: unfinished)
-  results['ratio'] = {mode: speed(f'ours_{mode}') / speed(f'tfp_{mode}')
-                      if speed(f'ours_{mode}') and speed(f'tfp_{mode}') else None
-                      for mode in _MODES.value}
-  results['settings'] = dict(batch_size=_BATCH.value, filters=_FILTERS.value,
-                             resnets=_RESNETS.value, mixtures=_MIXTURES.value,
-                             hierarchies=3, dropout=0., image_shape=SHAPE, steps=_STEPS.value,
-                             warmup=_WARMUP.value, repeats=_REPEATS.value,
-                             cpu_count=os.cpu_count(), load_average_after=os.getloadavg())
+  results['ratio'] = {
+      mode: speed(f'ours_{mode}') / speed(f'tfp_{mode}')
+      if speed(f'ours_{mode}') and speed(f'tfp_{mode}')
+      else None
+      for mode in _MODES.value
+  }
+  results['settings'] = dict(
+      batch_size=_BATCH.value,
+      filters=_FILTERS.value,
+      resnets=_RESNETS.value,
+      mixtures=_MIXTURES.value,
+      hierarchies=3,
+      dropout=0.0,
+      image_shape=SHAPE,
+      steps=_STEPS.value,
+      warmup=_WARMUP.value,
+      repeats=_REPEATS.value,
+      cpu_count=os.cpu_count(),
+      load_average_after=os.getloadavg(),
+  )
   with open(_OUTPUT.value, 'w') as f:
     json.dump(results, f, indent=2)
   print('ratio (ours / TFP, examples/s):', results['ratio'])

@@ -47,46 +47,90 @@ from tfsmooth.evaluation import sample_eval  # noqa: E402
 from tfsmooth.evaluation import sample_quality  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', '', 'A trained image run (launch/train.py --workdir).')
-_SAVED_MODEL = flags.DEFINE_string('saved_model', '', 'An exported version directory '
-                                   '(launch/export.py), e.g. exports/fmnist/1.')
-_OUT_DIR = flags.DEFINE_string('out_dir', '', 'Where eval.json, the PNGs and the samples go '
-                               '(default: --workdir; required with --saved_model).')
+_SAVED_MODEL = flags.DEFINE_string(
+    'saved_model', '', 'An exported version directory (launch/export.py), e.g. exports/fmnist/1.'
+)
+_OUT_DIR = flags.DEFINE_string(
+    'out_dir',
+    '',
+    'Where eval.json, the PNGs and the samples go '
+    '(default: --workdir; required with --saved_model).',
+)
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 5000, 'Samples per sampler.', lower_bound=1)
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 100, 'Samples per sampling batch (every batch '
-                                   'has its own seed) and images per feature batch.',
-                                   lower_bound=1)
-_WEIGHTS = flags.DEFINE_enum('weights', 'ema', ['ema', 'raw'], 'With --workdir: the best '
-                             'checkpoint\'s EMA averages (when the run kept them) or its raw '
-                             'weights (results then go to <workdir>/eval_raw_weights).')
+_BATCH_SIZE = flags.DEFINE_integer(
+    'batch_size',
+    100,
+    'Samples per sampling batch (every batch has its own seed) and images per feature batch.',
+    lower_bound=1,
+)
+_WEIGHTS = flags.DEFINE_enum(
+    'weights',
+    'ema',
+    ['ema', 'raw'],
+    'With --workdir: the best '
+    "checkpoint's EMA averages (when the run kept them) or its raw "
+    'weights (results then go to <workdir>/eval_raw_weights).',
+)
 _SEED = flags.DEFINE_integer('seed', 0, 'Base of the named sampling seeds.')
-_NUM_REFERENCE = flags.DEFINE_integer('num_reference', 0, 'Test images that FID / KID / IS '
-                                      'compare against (0: the whole test split).', lower_bound=0)
-_BPD_EXAMPLES = flags.DEFINE_integer('bpd_examples', 0, 'Test images for bpd (0: the run\'s '
-                                     'test set, config.data.test_examples).', lower_bound=0)
-_IW_SAMPLES = flags.DEFINE_integer('iw_samples', 0, 'Draws K per image of the bpd bounds of a '
-                                   'smoothed model (0: the run\'s eval.iw_samples; a '
-                                   'SavedModel\'s K is fixed at export).', lower_bound=0)
-_FEATURE_NETWORK = flags.DEFINE_enum('feature_network', 'classifier', ['classifier', 'inception'],
-                                     'Network of FID / KID / IS and feature neighbours.')
-_CLASSIFIER_DIR = flags.DEFINE_string('classifier_dir', '', 'Classifier export directory '
-                                      '(default: the shipped Fashion-MNIST classifier).')
-_INCEPTION_PATH = flags.DEFINE_string('inception_path', '', 'Local Inception-v3 TF-Hub module '
-                                      'or SavedModel directory.')
-_SIGMAS = flags.DEFINE_list('single_step_sigmas', [], 'Paper App. C.6 (baseline runs): sigmas '
-                            'of single-step denoising x + sigma^2 grad log p(x) applied to the '
-                            'baseline\'s samples, e.g. 0.1,0.3.')
-_NUM_NEIGHBOURS = flags.DEFINE_integer('num_neighbours', 8, 'Samples per sampler shown with '
-                                       'their nearest training images.', lower_bound=1)
-_SPLITS = flags.DEFINE_integer('splits', sample_quality.SPLITS, 'Splits of the Inception score.',
-                               lower_bound=1)
+_NUM_REFERENCE = flags.DEFINE_integer(
+    'num_reference',
+    0,
+    'Test images that FID / KID / IS compare against (0: the whole test split).',
+    lower_bound=0,
+)
+_BPD_EXAMPLES = flags.DEFINE_integer(
+    'bpd_examples',
+    0,
+    "Test images for bpd (0: the run's test set, config.data.test_examples).",
+    lower_bound=0,
+)
+_IW_SAMPLES = flags.DEFINE_integer(
+    'iw_samples',
+    0,
+    'Draws K per image of the bpd bounds of a '
+    "smoothed model (0: the run's eval.iw_samples; a "
+    "SavedModel's K is fixed at export).",
+    lower_bound=0,
+)
+_FEATURE_NETWORK = flags.DEFINE_enum(
+    'feature_network',
+    'classifier',
+    ['classifier', 'inception'],
+    'Network of FID / KID / IS and feature neighbours.',
+)
+_CLASSIFIER_DIR = flags.DEFINE_string(
+    'classifier_dir',
+    '',
+    'Classifier export directory (default: the shipped Fashion-MNIST classifier).',
+)
+_INCEPTION_PATH = flags.DEFINE_string(
+    'inception_path', '', 'Local Inception-v3 TF-Hub module or SavedModel directory.'
+)
+_SIGMAS = flags.DEFINE_list(
+    'single_step_sigmas',
+    [],
+    'Paper App. C.6 (baseline runs): sigmas '
+    'of single-step denoising x + sigma^2 grad log p(x) applied to the '
+    "baseline's samples, e.g. 0.1,0.3.",
+)
+_NUM_NEIGHBOURS = flags.DEFINE_integer(
+    'num_neighbours',
+    8,
+    'Samples per sampler shown with their nearest training images.',
+    lower_bound=1,
+)
+_SPLITS = flags.DEFINE_integer(
+    'splits', sample_quality.SPLITS, 'Splits of the Inception score.', lower_bound=1
+)
 
 
 def _sigmas(values):
   try:
     return [float(v) for v in values]
   except ValueError as e:
-    raise errors.UserError(f'--single_step_sigmas takes numbers, e.g. 0.1,0.3; got '
-                           f'{",".join(values)}.') from e
+    raise errors.UserError(
+        f'--single_step_sigmas takes numbers, e.g. 0.1,0.3; got {",".join(values)}.'
+    ) from e
 
 
 @errors.reported
@@ -98,14 +142,24 @@ def main(argv):
   sigmas = _sigmas(_SIGMAS.value)
   source = sample_eval.open_source(_WORKDIR.value, _SAVED_MODEL.value, ema)
   sample_eval.check(source, _NUM_SAMPLES.value, _NUM_REFERENCE.value, _SPLITS.value, sigmas)
-  network = sample_eval.load_network(_FEATURE_NETWORK.value, _CLASSIFIER_DIR.value,
-                                     _INCEPTION_PATH.value, source.config.data.name)
+  network = sample_eval.load_network(
+      _FEATURE_NETWORK.value, _CLASSIFIER_DIR.value, _INCEPTION_PATH.value, source.config.data.name
+  )
   sample_eval.evaluate(
-      source, network, out_dir, num_samples=_NUM_SAMPLES.value, batch_size=_BATCH_SIZE.value,
-      seed=_SEED.value, num_reference=_NUM_REFERENCE.value, bpd_examples=_BPD_EXAMPLES.value,
-      iw_samples=_IW_SAMPLES.value or None, single_step_sigmas=sigmas,
-      num_neighbours=_NUM_NEIGHBOURS.value, splits=_SPLITS.value,
-      log=lambda line: print(line, flush=True))
+      source,
+      network,
+      out_dir,
+      num_samples=_NUM_SAMPLES.value,
+      batch_size=_BATCH_SIZE.value,
+      seed=_SEED.value,
+      num_reference=_NUM_REFERENCE.value,
+      bpd_examples=_BPD_EXAMPLES.value,
+      iw_samples=_IW_SAMPLES.value or None,
+      single_step_sigmas=sigmas,
+      num_neighbours=_NUM_NEIGHBOURS.value,
+      splits=_SPLITS.value,
+      log=lambda line: print(line, flush=True),
+  )
   print(f'wrote {os.path.join(out_dir, sample_eval.EVAL_FILE)}', flush=True)
 
 

@@ -25,13 +25,22 @@ from tfsmooth import experiment  # noqa: E402
 from tfsmooth import export  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A trained run (launch/train.py --workdir).')
-_EXPORT_DIR = flags.DEFINE_string('export_dir', None, 'Model base path: versions go in '
-                                  '<export_dir>/1, 2, ...')
-_IW_SAMPLES = flags.DEFINE_integer('iw_samples', 0, 'Importance draws K of the two-step '
-                                   'log_prob signature (default: the run\'s eval.iw_samples).',
-                                   lower_bound=0)
-_WEIGHTS = flags.DEFINE_enum('weights', 'ema', ['ema', 'raw'], 'The best checkpoint\'s EMA '
-                             'averages (when the run kept them) or its raw weights.')
+_EXPORT_DIR = flags.DEFINE_string(
+    'export_dir', None, 'Model base path: versions go in <export_dir>/1, 2, ...'
+)
+_IW_SAMPLES = flags.DEFINE_integer(
+    'iw_samples',
+    0,
+    'Importance draws K of the two-step '
+    "log_prob signature (default: the run's eval.iw_samples).",
+    lower_bound=0,
+)
+_WEIGHTS = flags.DEFINE_enum(
+    'weights',
+    'ema',
+    ['ema', 'raw'],
+    "The best checkpoint's EMA averages (when the run kept them) or its raw weights.",
+)
 flags.mark_flags_as_required(['workdir', 'export_dir'])
 
 

@@ -27,14 +27,26 @@ from tfsmooth.evaluation import image_grids  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A trained image run (launch/train.py --workdir).')
 _OUT_DIR = flags.DEFINE_string('out_dir', '', 'Where the PNGs go (default: --workdir).')
-_NUM_SAMPLES = flags.DEFINE_integer('num_samples', 16, 'Samples per grid (sample modes), or '
-                                   'test images (columns) for denoise and inpaint.', lower_bound=1)
+_NUM_SAMPLES = flags.DEFINE_integer(
+    'num_samples',
+    16,
+    'Samples per grid (sample modes), or test images (columns) for denoise and inpaint.',
+    lower_bound=1,
+)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of every draw.')
-_MODES = flags.DEFINE_list('modes', [], f'Subset of {",".join(image_grids.SMOOTHED_MODES)} '
-                           f'(smoothed runs) or {",".join(image_grids.BASELINE_MODES)} (baseline '
-                           'runs); default: all.')
-_KNOWN_ROWS = flags.DEFINE_integer('num_known_rows', 0, 'Inpainting: rows kept from the top '
-                                   '(default: half the image height).', lower_bound=0)
+_MODES = flags.DEFINE_list(
+    'modes',
+    [],
+    f'Subset of {",".join(image_grids.SMOOTHED_MODES)} '
+    f'(smoothed runs) or {",".join(image_grids.BASELINE_MODES)} (baseline '
+    'runs); default: all.',
+)
+_KNOWN_ROWS = flags.DEFINE_integer(
+    'num_known_rows',
+    0,
+    'Inpainting: rows kept from the top (default: half the image height).',
+    lower_bound=0,
+)
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -43,13 +55,16 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   run = experiment.Run.load(_WORKDIR.value)
   if not isinstance(run.task, tasks.ImageTask):
-    raise errors.UserError(f'{_WORKDIR.value} holds a {run.config.data.name!r} run; '
-                           'launch/sample.py draws image grids (its density and sample plots '
-                           'are in the workdir already).')
+    raise errors.UserError(
+        f'{_WORKDIR.value} holds a {run.config.data.name!r} run; '
+        'launch/sample.py draws image grids (its density and sample plots '
+        'are in the workdir already).'
+    )
   image_grids.modes_of(run, _MODES.value)
   out_dir = _OUT_DIR.value or _WORKDIR.value
-  grids = image_grids.make_grids(run, _MODES.value, _NUM_SAMPLES.value, _SEED.value, out_dir,
-                                 _KNOWN_ROWS.value)
+  grids = image_grids.make_grids(
+      run, _MODES.value, _NUM_SAMPLES.value, _SEED.value, out_dir, _KNOWN_ROWS.value
+  )
   for mode in grids:
     print(os.path.join(out_dir, f'sample_{mode}.png'), flush=True)
 

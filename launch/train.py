@@ -23,10 +23,14 @@ from ml_collections import config_flags  # noqa: E402
 from tfsmooth import errors  # noqa: E402
 from tfsmooth import experiment  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, summaries, plots '
-                               'and metrics.json; rerunning with it resumes.')
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config file.', lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+    'workdir',
+    None,
+    'Directory for checkpoints, summaries, plots and metrics.json; rerunning with it resumes.',
+)
 flags.mark_flags_as_required(['config', 'workdir'])
 
 

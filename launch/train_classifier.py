@@ -27,12 +27,17 @@ from tfsmooth import errors  # noqa: E402
 from tfsmooth.evaluation import classifier  # noqa: E402
 from tfsmooth.evaluation import feature_networks  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Classifier config file.',
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for config.json, metrics.json and '
-                               'the trained weights.')
-_EXPORT_DIR = flags.DEFINE_string('export_dir', None, 'SavedModel base directory; the model '
-                                  'goes into its version directory 1/.')
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Classifier config file.', lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Directory for config.json, metrics.json and the trained weights.'
+)
+_EXPORT_DIR = flags.DEFINE_string(
+    'export_dir',
+    None,
+    'SavedModel base directory; the model goes into its version directory 1/.',
+)
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace an existing export.')
 flags.mark_flags_as_required(['config', 'workdir', 'export_dir'])
 
@@ -49,8 +54,10 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   version_dir = os.path.join(_EXPORT_DIR.value, feature_networks.CLASSIFIER_VERSION)
   if os.path.exists(version_dir) and not _OVERWRITE.value:
-    raise errors.UserError(f'{version_dir} already exists; pass --overwrite to replace it, or '
-                           'choose another --export_dir.')
+    raise errors.UserError(
+        f'{version_dir} already exists; pass --overwrite to replace it, or '
+        'choose another --export_dir.'
+    )
   os.makedirs(_WORKDIR.value, exist_ok=True)
   with open(os.path.join(_WORKDIR.value, 'config.json'), 'w') as f:
     f.write(_CONFIG.value.to_json_best_effort(indent=2))
@@ -58,8 +65,12 @@ def main(argv):
   network.save_weights(os.path.join(_WORKDIR.value, 'classifier.weights.h5'))
   _write_json(os.path.join(_WORKDIR.value, 'metrics.json'), metrics)
   command = 'python ' + shlex.join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
-  info = dict(name=feature_networks.CLASSIFIER_NAME, **metrics, command=command,
-              config=_CONFIG.value.to_dict())
+  info = dict(
+      name=feature_networks.CLASSIFIER_NAME,
+      **metrics,
+      command=command,
+      config=_CONFIG.value.to_dict(),
+  )
   if os.path.exists(version_dir):
     shutil.rmtree(version_dir)
   path = classifier.export(network, _EXPORT_DIR.value, info)

@@ -10,7 +10,8 @@ import tensorflow as tf  # noqa: E402
 NUM_LOGICAL_CPUS = 2
 _cpus = tf.config.list_physical_devices('CPU')
 tf.config.set_logical_device_configuration(
-    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * NUM_LOGICAL_CPUS)
+    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * NUM_LOGICAL_CPUS
+)
 
 
 @pytest.fixture

@@ -18,21 +18,39 @@ from tfsmooth.evaluation import sample_eval
 from tfsmooth.train import trainer
 
 needs_idx = pytest.mark.skipif(
-    not all(os.path.exists(os.path.join(image_data.FASHION_MNIST_IDX_DIR, f))
-            for f in image_data.IDX_FILES.values()),
-    reason='Fashion-MNIST IDX files missing (apt-get install dataset-fashion-mnist)')
+    not all(
+        os.path.exists(os.path.join(image_data.FASHION_MNIST_IDX_DIR, f))
+        for f in image_data.IDX_FILES.values()
+    ),
+    reason='Fashion-MNIST IDX files missing (apt-get install dataset-fashion-mnist)',
+)
 BINARY = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'launch', 'evaluate.py')
-TINY = dict(num_samples=4, batch_size=2, num_reference=16, bpd_examples=2, num_neighbours=2,
-            splits=2)
-SCORES = ('fid', 'kid', 'kid_std', 'inception_score', 'inception_score_std', 'feature_network',
-          'num_samples', 'num_reference', 'figures')
+TINY = dict(
+    num_samples=4, batch_size=2, num_reference=16, bpd_examples=2, num_neighbours=2, splits=2
+)
+SCORES = (
+    'fid',
+    'kid',
+    'kid_std',
+    'inception_score',
+    'inception_score_std',
+    'feature_network',
+    'num_samples',
+    'num_reference',
+    'figures',
+)
 
 
 def _workdir(tmp_path_factory, variant):
   """An untrained tiny run with its weights saved as the best checkpoint."""
   config = fashion_mnist.get_config(variant)
-  config.data.update(source='idx', train_split='train[:32]', validation_split='train[32:40]',
-                     test_split='test[:16]', test_examples=0)
+  config.data.update(
+      source='idx',
+      train_split='train[:32]',
+      validation_split='train[32:40]',
+      test_split='test[:16]',
+      test_examples=0,
+  )
   for model in (config.model, config.conditional_model):
     model.update(nr_filters=4, nr_logistic_mix=2)
   config.eval.update(batch_size=4, iw_samples=2)
@@ -60,8 +78,10 @@ def _read(out_dir):
 
 
 def _figures(result):
-  return {name: {k: v for k, v in entry.items() if k != 'figures'}
-          for name, entry in result['samplers'].items()}
+  return {
+      name: {k: v for k, v in entry.items() if k != 'figures'}
+      for name, entry in result['samplers'].items()
+  }
 
 
 @needs_idx
@@ -73,8 +93,11 @@ def test_baseline_eval_with_c6_entries_and_reuse_of_stored_samples(baseline, net
   assert result['bpd']['kind'] == 'exact' and result['bpd']['bpd'] > 0
   assert result['bpd']['num_examples'] == 2 and result['source']['step'] == 1
   assert result['feature_network']['name'] == 'fashion_mnist_classifier'
-  assert set(result['samplers']) == {'samples', 'samples_single_step_0.1',
-                                     'samples_single_step_0.3'}
+  assert set(result['samplers']) == {
+      'samples',
+      'samples_single_step_0.1',
+      'samples_single_step_0.3',
+  }
   assert result['samplers']['samples_single_step_0.3']['sigma'] == 0.3
   for entry in result['samplers'].values():
     assert set(SCORES) <= set(entry) and entry['num_samples'] == 4
@@ -123,10 +146,13 @@ def test_flag_mistakes_get_one_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_binary_reports_flag_mistakes_as_one_paragraph(tmp_path):
-  for flags, start in ((['--workdir=a', '--saved_model=b'], 'Error: Pass exactly one'),
-                       ([f'--saved_model={tmp_path}'], 'Error: --saved_model needs')):
-    done = subprocess.run([sys.executable, BINARY, *flags], capture_output=True, text=True,
-                          timeout=300)
+  for flags, start in (
+      (['--workdir=a', '--saved_model=b'], 'Error: Pass exactly one'),
+      ([f'--saved_model={tmp_path}'], 'Error: --saved_model needs'),
+  ):
+    done = subprocess.run(
+        [sys.executable, BINARY, *flags], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 2 and done.stderr.strip().startswith(start)
     assert 'Traceback' not in done.stderr
 
@@ -143,8 +169,13 @@ def test_smoothed_eval_scores_three_samplers_and_both_bounds(tmp_path_factory, n
   for entry in result['samplers'].values():
     assert set(SCORES) <= set(entry)
   with pytest.raises(errors.UserError, match='App. C.6'):
-    sample_eval.evaluate(sample_eval.open_source(workdir=workdir), network, str(tmp_path),
-                         single_step_sigmas=(0.1,), **TINY)
+    sample_eval.evaluate(
+        sample_eval.open_source(workdir=workdir),
+        network,
+        str(tmp_path),
+        single_step_sigmas=(0.1,),
+        **TINY,
+    )
 
 
 @pytest.mark.slow

@@ -14,10 +14,8 @@ from tfsmooth.configs import rings
 def tiny_config(steps=4, **data):
   config = rings.get_config('paper')
   config.model.hidden_sizes = config.conditional_model.hidden_sizes = (8,)
-  config.train.update(steps=steps, jit_compile=False, log_every=2, eval_every=2,
-                      checkpoint_every=2)
-  config.eval.update(iw_samples=4, validation_samples=2, num_plot_samples=200,
-                     density_iw_samples=2)
+  config.train.update(steps=steps, jit_compile=False, log_every=2, eval_every=2, checkpoint_every=2)
+  config.eval.update(iw_samples=4, validation_samples=2, num_plot_samples=200, density_iw_samples=2)
   config.data.update(data)
   return config
 
@@ -54,8 +52,9 @@ def test_load_gives_the_ema_or_the_raw_weights(tmp_path):
   experiment.Run.create(config, str(tmp_path)).train()
   ema, raw = experiment.Run.load(str(tmp_path)), experiment.Run.load(str(tmp_path), ema=False)
   assert (ema.weights, raw.weights) == ('ema', 'raw') and ema.checkpoint == raw.checkpoint
-  assert not np.allclose(ema.model.trainable_variables[0].numpy(),
-                         raw.model.trainable_variables[0].numpy())
+  assert not np.allclose(
+      ema.model.trainable_variables[0].numpy(), raw.model.trainable_variables[0].numpy()
+  )
 
 
 def test_resume_with_another_model_is_refused_and_keeps_the_record(trained):
@@ -74,7 +73,7 @@ def test_resume_with_another_model_is_refused_and_keeps_the_record(trained):
   assert open(path).read() == before
   # A bad value is refused before anything is written, too.
   zero_sigma = tiny_config()
-  zero_sigma.smoothing.sigma = 0.
+  zero_sigma.smoothing.sigma = 0.0
   with pytest.raises(errors.UserError, match='sigma'):
     experiment.Run.create(zero_sigma, workdir)
   assert open(path).read() == before
@@ -88,11 +87,14 @@ def test_more_steps_and_other_evaluation_settings_resume(trained, tmp_path):
   assert run.config.train.steps == 6
 
 
-@pytest.mark.parametrize('key,value,match', [
-    ('steps', -5, 'train.steps must be a positive integer'),
-    ('steps', 0, 'train.steps must be a positive integer'),
-    ('batch_size', 0, 'train.batch_size must be a positive integer'),
-])
+@pytest.mark.parametrize(
+    'key,value,match',
+    [
+        ('steps', -5, 'train.steps must be a positive integer'),
+        ('steps', 0, 'train.steps must be a positive integer'),
+        ('batch_size', 0, 'train.batch_size must be a positive integer'),
+    ],
+)
 def test_bad_training_settings_are_refused(tmp_path, key, value, match):
   config = tiny_config()
   config.train[key] = value
@@ -116,13 +118,15 @@ def test_user_points_of_any_dimension(tmp_path):
   points = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
   np.save(tmp_path / 'mine.npy', points)
   workdir = tmp_path / 'mine'
-  metrics = experiment.Run.create(tiny_config(name='file', path=str(tmp_path / 'mine.npy')),
-                                  workdir).train()
+  metrics = experiment.Run.create(
+      tiny_config(name='file', path=str(tmp_path / 'mine.npy')), workdir
+  ).train()
   assert 'paper_nll' not in metrics and 'entropy' not in metrics
   assert np.isfinite(metrics['nll_iw'])
   assert os.path.exists(workdir / 'samples.png') and not os.path.exists(workdir / 'density.png')
   assert 'paper' not in experiment.Run(experiment.read_record(workdir), workdir).summary_line(
-      metrics)
+      metrics
+  )
 
 
 def test_workdir_from_before_settling_still_loads(trained, tmp_path):

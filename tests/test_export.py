@@ -22,7 +22,7 @@ CLI = os.path.join(os.path.dirname(sys.executable), 'saved_model_cli')
 
 # Runs in a fresh interpreter that imports TensorFlow only: calls every signature given inputs
 # in <dir>/inputs.npz (keys '<signature>.<input>') and saves the outputs.
-FRESH_PROCESS = r'''
+FRESH_PROCESS = r"""
 import sys
 import numpy as np
 import tensorflow as tf
@@ -38,7 +38,7 @@ for name in model.signatures:
     out[f'{name}.{key}'] = value.numpy()
 assert 'tfsmooth' not in sys.modules and 'tensorflow_probability' not in sys.modules
 np.savez(sys.argv[3], **out)
-'''
+"""
 
 
 def _env():
@@ -47,8 +47,19 @@ def _env():
 
 def _fresh_outputs(version_dir, inputs, tmp_path):
   np.savez(tmp_path / 'inputs.npz', **inputs)
-  subprocess.run([sys.executable, '-c', FRESH_PROCESS, version_dir, str(tmp_path / 'inputs.npz'),
-                  str(tmp_path / 'outputs.npz')], check=True, env=_env(), timeout=600)
+  subprocess.run(
+      [
+          sys.executable,
+          '-c',
+          FRESH_PROCESS,
+          version_dir,
+          str(tmp_path / 'inputs.npz'),
+          str(tmp_path / 'outputs.npz'),
+      ],
+      check=True,
+      env=_env(),
+      timeout=600,
+  )
   return dict(np.load(tmp_path / 'outputs.npz'))
 
 
@@ -59,9 +70,26 @@ def _cli_run(version_dir, signature, inputs, tmp_path):
   for key, value in inputs.items():
     np.save(folder / f'{key}.npy', value)
   given = ';'.join(f'{key}={folder / key}.npy' for key in inputs)
-  subprocess.run([CLI, 'run', '--dir', version_dir, '--tag_set', 'serve', '--signature_def',
-                  signature, '--inputs', given, '--outdir', str(folder / 'out')], check=True,
-                 env=_env(), capture_output=True, timeout=600)
+  subprocess.run(
+      [
+          CLI,
+          'run',
+          '--dir',
+          version_dir,
+          '--tag_set',
+          'serve',
+          '--signature_def',
+          signature,
+          '--inputs',
+          given,
+          '--outdir',
+          str(folder / 'out'),
+      ],
+      check=True,
+      env=_env(),
+      capture_output=True,
+      timeout=600,
+  )
   return {f[:-4]: np.load(folder / 'out' / f) for f in os.listdir(folder / 'out')}
 
 
@@ -69,8 +97,11 @@ def _method_names(version_dir):
   proto = saved_model_pb2.SavedModel()
   with open(os.path.join(version_dir, 'saved_model.pb'), 'rb') as f:
     proto.ParseFromString(f.read())
-  return {k: v.method_name for k, v in proto.meta_graphs[0].signature_def.items()
-          if not k.startswith('__')}  # __saved_model_init_op is not a serving signature
+  return {
+      k: v.method_name
+      for k, v in proto.meta_graphs[0].signature_def.items()
+      if not k.startswith('__')
+  }  # __saved_model_init_op is not a serving signature
 
 
 @pytest.fixture(scope='module')
@@ -79,8 +110,7 @@ def rings_export(tmp_path_factory):
   config = rings.get_config()
   config.model.hidden_sizes = config.conditional_model.hidden_sizes = (8,)
   config.train.update(steps=4, jit_compile=False, log_every=2, eval_every=2, checkpoint_every=2)
-  config.eval.update(iw_samples=8, validation_samples=2, num_plot_samples=200,
-                     density_iw_samples=2)
+  config.eval.update(iw_samples=8, validation_samples=2, num_plot_samples=200, density_iw_samples=2)
   experiment.Run.create(config, workdir).train()
   run = experiment.Run.load(workdir)
   export_dir = str(tmp_path_factory.mktemp('exports'))
@@ -89,8 +119,12 @@ def rings_export(tmp_path_factory):
 
 def rings_inputs():
   x = synthetic.get_dataset('rings').sample(3, seed=11).astype(np.float32)
-  return {'sample': {'seed': SEEDS}, 'log_prob': {'x': x, 'seed': SEEDS},
-          'denoise': {'x_tilde': x, 'seed': SEEDS}, 'denoise_single_step': {'x_tilde': x}}
+  return {
+      'sample': {'seed': SEEDS},
+      'log_prob': {'x': x, 'seed': SEEDS},
+      'denoise': {'x_tilde': x, 'seed': SEEDS},
+      'denoise_single_step': {'x_tilde': x},
+  }
 
 
 def rings_expected(model):
@@ -98,17 +132,20 @@ def rings_expected(model):
   x = tf.constant(inputs['log_prob']['x'])
   samples, x_tilde = tf.function(model.sample_rows)(SEEDS)
   elbo, iw = tf.function(lambda x, s: model.bounds(x, 8, s))(x, SEEDS)
-  return {'sample.x': samples, 'sample.x_tilde': x_tilde, 'log_prob.log_prob': iw,
-          'log_prob.elbo': elbo,
-          'denoise.x': tf.function(model.denoise_rows)(x, SEEDS),
-          'denoise_single_step.x': tf.function(model.denoise_single_step)(x)}
+  return {
+      'sample.x': samples,
+      'sample.x_tilde': x_tilde,
+      'log_prob.log_prob': iw,
+      'log_prob.elbo': elbo,
+      'denoise.x': tf.function(model.denoise_rows)(x, SEEDS),
+      'denoise_single_step.x': tf.function(model.denoise_single_step)(x),
+  }
 
 
 def _assert_outputs_equal(outputs, expected, signatures):
   for key, value in expected.items():
     if key.split('.')[0] in signatures:
-      np.testing.assert_allclose(outputs[key], np.asarray(value), rtol=1e-4, atol=1e-5,
-                                 err_msg=key)
+      np.testing.assert_allclose(outputs[key], np.asarray(value), rtol=1e-4, atol=1e-5, err_msg=key)
 
 
 def test_rings_export_layout_metadata_and_method_names(rings_export):
@@ -125,8 +162,11 @@ def test_rings_export_layout_metadata_and_method_names(rings_export):
 
 def test_rings_signatures_in_a_fresh_tf_only_process(rings_export, tmp_path):
   run, version_dir, _ = rings_export
-  inputs = {f'{name}.{key}': value for name, given in rings_inputs().items()
-            for key, value in given.items()}
+  inputs = {
+      f'{name}.{key}': value
+      for name, given in rings_inputs().items()
+      for key, value in given.items()
+  }
   inputs['serving_default.seed'] = SEEDS
   outputs = _fresh_outputs(version_dir, inputs, tmp_path)
   expected = rings_expected(run.model)
@@ -139,8 +179,9 @@ def test_rings_signatures_through_saved_model_cli(rings_export, tmp_path):
   expected = rings_expected(run.model)
   for signature, inputs in rings_inputs().items():
     outputs = _cli_run(version_dir, signature, inputs, tmp_path)
-    _assert_outputs_equal({f'{signature}.{k}': v for k, v in outputs.items()}, expected,
-                          [signature])
+    _assert_outputs_equal(
+        {f'{signature}.{k}': v for k, v in outputs.items()}, expected, [signature]
+    )
 
 
 def test_a_row_does_not_depend_on_the_rest_of_the_request(rings_export):
@@ -166,11 +207,10 @@ def test_exported_log_prob_matches_the_in_process_bound(rings_export):
   np.testing.assert_allclose(exported['log_prob'].numpy(), iw.numpy(), rtol=1e-4, atol=1e-4)
   assert np.all(exported['log_prob'].numpy() >= exported['elbo'].numpy() - 1e-5)
   with pytest.raises(tf.errors.InvalidArgumentError, match='input x contains NaN'):
-    model.signatures['log_prob'](x=tf.constant([[np.nan, 0.]]), seed=tf.constant(SEEDS[:1]))
+    model.signatures['log_prob'](x=tf.constant([[np.nan, 0.0]]), seed=tf.constant(SEEDS[:1]))
 
 
-def test_failed_export_leaves_earlier_versions_and_no_partial_directory(rings_export,
-                                                                         monkeypatch):
+def test_failed_export_leaves_earlier_versions_and_no_partial_directory(rings_export, monkeypatch):
   run, version_dir, export_dir = rings_export
   before = sorted(os.listdir(version_dir))
   real_save = tf.saved_model.save
@@ -209,9 +249,13 @@ def image_inputs():
   x = np.round(np.random.default_rng(1).uniform(-1, 1, (2, 28, 28, 1)) * 127.5) / 127.5
   x = x.astype(np.float32)
   seeds = SEEDS[:2]
-  return {'sample': {'seed': seeds}, 'log_prob': {'x': x, 'seed': seeds},
-          'denoise': {'x_tilde': x, 'seed': seeds}, 'denoise_single_step': {'x_tilde': x},
-          'inpaint': {'x': x, 'num_known_rows': np.array([24, 20], np.int32), 'seed': seeds}}
+  return {
+      'sample': {'seed': seeds},
+      'log_prob': {'x': x, 'seed': seeds},
+      'denoise': {'x_tilde': x, 'seed': seeds},
+      'denoise_single_step': {'x_tilde': x},
+      'inpaint': {'x': x, 'num_known_rows': np.array([24, 20], np.int32), 'seed': seeds},
+  }
 
 
 def image_expected(model):
@@ -219,23 +263,32 @@ def image_expected(model):
   x, seeds = tf.constant(inputs['log_prob']['x']), SEEDS[:2]
   samples, x_tilde = tf.function(model.sample_rows)(seeds)
   elbo, iw = tf.function(lambda x, s: model.bounds(x, 2, s))(x, seeds)
-  return {'sample.x': samples, 'sample.x_tilde': x_tilde, 'log_prob.log_prob': iw,
-          'log_prob.elbo': elbo, 'denoise.x': tf.function(model.denoise_rows)(x, seeds),
-          'denoise_single_step.x': tf.function(model.denoise_single_step)(x),
-          'inpaint.x': tf.function(lambda x, s: model.inpaint_rows(x, [24, 20], s))(x, seeds)}
+  return {
+      'sample.x': samples,
+      'sample.x_tilde': x_tilde,
+      'log_prob.log_prob': iw,
+      'log_prob.elbo': elbo,
+      'denoise.x': tf.function(model.denoise_rows)(x, seeds),
+      'denoise_single_step.x': tf.function(model.denoise_single_step)(x),
+      'inpaint.x': tf.function(lambda x, s: model.inpaint_rows(x, [24, 20], s))(x, seeds),
+  }
 
 
 def test_image_signatures_in_a_fresh_process_and_saved_model_cli(image_export, tmp_path):
   run, version_dir = image_export
   assert set(_method_names(version_dir).values()) == {'tensorflow/serving/predict'}
-  inputs = {f'{name}.{key}': value for name, given in image_inputs().items()
-            for key, value in given.items()}
+  inputs = {
+      f'{name}.{key}': value
+      for name, given in image_inputs().items()
+      for key, value in given.items()
+  }
   outputs = _fresh_outputs(version_dir, inputs, tmp_path)
   expected = image_expected(run.model)
   _assert_outputs_equal(outputs, expected, image_inputs())
   for row, count in enumerate(image_inputs()['inpaint']['num_known_rows']):
-    np.testing.assert_array_equal(outputs['inpaint.x'][row, :count],
-                                  image_inputs()['inpaint']['x'][row, :count])
+    np.testing.assert_array_equal(
+        outputs['inpaint.x'][row, :count], image_inputs()['inpaint']['x'][row, :count]
+    )
   for signature in ('sample', 'inpaint'):
     cli = _cli_run(version_dir, signature, image_inputs()[signature], tmp_path)
     _assert_outputs_equal({f'{signature}.{k}': v for k, v in cli.items()}, expected, [signature])
@@ -246,9 +299,11 @@ def test_inpaint_refuses_more_known_rows_than_the_image_has(image_export):
   model = tf.saved_model.load(version_dir)
   inputs = image_inputs()['inpaint']
   with pytest.raises(tf.errors.InvalidArgumentError, match='<= the image height 28'):
-    model.signatures['inpaint'](x=tf.constant(inputs['x']),
-                                num_known_rows=tf.constant([24, 29]),
-                                seed=tf.constant(inputs['seed']))
+    model.signatures['inpaint'](
+        x=tf.constant(inputs['x']),
+        num_known_rows=tf.constant([24, 29]),
+        seed=tf.constant(inputs['seed']),
+    )
 
 
 def test_export_needs_a_restored_model(tmp_path):

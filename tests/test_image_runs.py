@@ -16,15 +16,24 @@ from tfsmooth.evaluation import image_grids
 from tfsmooth.evaluation import plots
 
 needs_idx = pytest.mark.skipif(
-    not all(os.path.exists(os.path.join(image_data.FASHION_MNIST_IDX_DIR, f))
-            for f in image_data.IDX_FILES.values()),
-    reason='Fashion-MNIST IDX files missing (apt-get install dataset-fashion-mnist)')
+    not all(
+        os.path.exists(os.path.join(image_data.FASHION_MNIST_IDX_DIR, f))
+        for f in image_data.IDX_FILES.values()
+    ),
+    reason='Fashion-MNIST IDX files missing (apt-get install dataset-fashion-mnist)',
+)
 
 
 def tiny_config(variant):
   config = fashion_mnist.get_config(variant)
-  config.data.update(source='idx', train_split='train[:64]', validation_split='train[64:72]',
-                     validation_examples=8, test_split='test[:6]', test_examples=0)
+  config.data.update(
+      source='idx',
+      train_split='train[:64]',
+      validation_split='train[64:72]',
+      validation_examples=8,
+      test_split='test[:6]',
+      test_examples=0,
+  )
   for model in (config.model, config.conditional_model):
     model.update(nr_filters=8, nr_logistic_mix=2)
   config.train.update(steps=2, batch_size=4, eval_every=0, log_every=1, checkpoint_every=2)
@@ -55,18 +64,18 @@ def test_exact_bpd_is_minus_log_prob_over_dims():
   model = run.build_model()
   model.build_variables()
   x = image_data.load_images('fashion_mnist', 'test[:3]', source='idx')
-  expected = -np.mean(model.log_prob(x).numpy()) / (28 * 28 * math.log(2.))
+  expected = -np.mean(model.log_prob(x).numpy()) / (28 * 28 * math.log(2.0))
   assert run.nll(model, 'test', 1, 'test') == pytest.approx(expected, rel=1e-5)
 
 
 def test_save_grid_lays_out_rows(tmp_path):
-  rows = [np.full((3, 4, 5, 1), -1.), np.full((2, 4, 5, 1), 1.)]
+  rows = [np.full((3, 4, 5, 1), -1.0), np.full((2, 4, 5, 1), 1.0)]
   plots.save_image_grid(rows, tmp_path / 'g.png', pad=1, min_height=4)
   grid = np.asarray(Image.open(tmp_path / 'g.png'))
   assert grid.shape == (2 * 5 + 1, 3 * 6 + 1)
   assert grid[1, 1] == 0 and grid[6, 1] == 255 and grid[6, 13] == 255  # empty cell stays white
   # 4-pixel-high images are enlarged 3x for min_height=12, each pixel a 3x3 block.
-  rows[0][0, 0, 0] = 1.
+  rows[0][0, 0, 0] = 1.0
   plots.save_image_grid(rows, tmp_path / 'big.png', pad=1, min_height=12)
   big = np.asarray(Image.open(tmp_path / 'big.png'))
   assert big.shape == (2 * 13 + 1, 3 * 16 + 1)
@@ -93,8 +102,7 @@ def test_smoothed_run_writes_metrics_and_grids(smoothed_run):
   with open(os.path.join(workdir, 'metrics.json')) as f:
     saved = json.load(f)
   assert saved['bpd_iw'] == metrics['bpd_iw']
-  for key in ('bpd_elbo', 'bpd_iw', 'iw_samples', 'num_params', 'train_seconds', 'steps',
-              'sigma'):
+  for key in ('bpd_elbo', 'bpd_iw', 'iw_samples', 'num_params', 'train_seconds', 'steps', 'sigma'):
     assert key in saved
   assert saved['steps'] == 2 and saved['sigma'] == 0.5 and saved['test_images'] == 6
   assert 0 < saved['bpd_iw'] <= saved['bpd_elbo'] + 1e-6
@@ -128,6 +136,6 @@ def test_denoise_and_inpaint_grids_are_seeded(smoothed_run, tmp_path):
   np.testing.assert_array_equal(fill_a[:, :14], original[:, :14])
   np.testing.assert_array_equal(fill_a, again['inpaint'][1])
   assert not np.array_equal(fill_a[:, 14:], other['inpaint'][1][:, 14:])
-  assert np.all(masked[:, 14:] == 0.)
+  assert np.all(masked[:, 14:] == 0.0)
   for mode in ('denoise', 'inpaint'):
     assert os.path.exists(tmp_path / f'sample_{mode}.png')

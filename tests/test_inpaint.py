@@ -9,13 +9,13 @@ from tfsmooth import smoothing
 from tfsmooth.models import pixelcnn
 
 SHAPE = (4, 8, 1)
-TINY = dict(nr_resnet=1, nr_filters=8, nr_logistic_mix=2, dropout=0.)
+TINY = dict(nr_resnet=1, nr_filters=8, nr_logistic_mix=2, dropout=0.0)
 
 
 def _images(seed, n=3):
   """8-bit images in [-1, 1]."""
   k = tf.random.stateless_uniform((n,) + SHAPE, [seed, 0], 0, 256, tf.int32)
-  return tf.cast(k, tf.float32) / 127.5 - 1.
+  return tf.cast(k, tf.float32) / 127.5 - 1.0
 
 
 @pytest.fixture(scope='module')
@@ -23,7 +23,8 @@ def smoothed():
   model = smoothing.SmoothedModel(
       pixelcnn.PixelCNN(SHAPE, likelihood='logistic', **TINY),
       pixelcnn.PixelCNN(SHAPE, conditional=True, **TINY),
-      kernels.SmoothingKernel('gaussian', 0.5, event_ndims=3))
+      kernels.SmoothingKernel('gaussian', 0.5, event_ndims=3),
+  )
   model.build_variables()
   return model
 

@@ -14,7 +14,7 @@ def test_kernel_density_integrates_to_one_with_stated_std(name):
   axis = np.linspace(-8, 8, 160_001) + 0.5
   density = np.exp(kernel(tf.constant([[0.5]])).log_prob(axis[:, None].astype(np.float32)))
   assert np.trapezoid(density, axis) == pytest.approx(1.0, abs=2e-3)
-  variance = np.trapezoid(density * (axis - 0.5)**2, axis)
+  variance = np.trapezoid(density * (axis - 0.5) ** 2, axis)
   assert math.sqrt(variance) == pytest.approx(sigma, rel=2e-3)
   draws = kernel.smooth(tf.fill([100_000, 1], 0.5), tf.constant([3, 4])).numpy()
   assert np.std(draws) == pytest.approx(sigma, rel=0.02)
@@ -51,7 +51,8 @@ def test_median_heuristic_matches_definition():
   assert kernels.median_heuristic_sigma(points) == pytest.approx(expected, rel=1e-9)
   # Standard normal data in D dims: pairwise distance ~ sqrt(2D), so sigma ~ 1/sqrt(2).
   assert kernels.median_heuristic_sigma(rng.normal(size=(2000, 50))) == pytest.approx(
-      1 / math.sqrt(2), rel=0.03)
+      1 / math.sqrt(2), rel=0.03
+  )
 
 
 def test_median_heuristic_rejects_nan():

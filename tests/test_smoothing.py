@@ -23,18 +23,21 @@ class LinearGaussian(base.DensityModel):
     self.scale, self.slope = scale, slope
 
   def distribution(self, conditioning=None):
-    loc = 0. if conditioning is None else self.slope * conditioning
+    loc = 0.0 if conditioning is None else self.slope * conditioning
     return tfd.Independent(tfd.Normal(loc + tf.zeros(self.event_shape), self.scale), 1)
 
 
 # p(x) = int N(x~; 0, 1) N(x; 0.8 x~, 0.5^2) dx~ = N(x; 0, 0.8^2 + 0.5^2).
 PRIOR_SCALE, SLOPE, NOISE_SCALE = 1.0, 0.8, 0.5
-MARGINAL_SCALE = math.sqrt((SLOPE * PRIOR_SCALE)**2 + NOISE_SCALE**2)
+MARGINAL_SCALE = math.sqrt((SLOPE * PRIOR_SCALE) ** 2 + NOISE_SCALE**2)
 
 
 def _linear_gaussian_model(sigma=0.6):
-  return smoothing.SmoothedModel(LinearGaussian(PRIOR_SCALE), LinearGaussian(NOISE_SCALE, SLOPE),
-                                 kernels.SmoothingKernel('gaussian', sigma))
+  return smoothing.SmoothedModel(
+      LinearGaussian(PRIOR_SCALE),
+      LinearGaussian(NOISE_SCALE, SLOPE),
+      kernels.SmoothingKernel('gaussian', sigma),
+  )
 
 
 def test_elbo_below_iw_bound_below_exact_log_likelihood():
@@ -56,9 +59,11 @@ def test_elbo_matches_closed_form():
   x = tf.constant([[0.3, -1.2]])
   # E_q log p(x~) + E_q log p(x|x~) - E_q log q, q = N(x, 0.6^2 I), per dimension.
   s2 = 0.36
-  e_prior = -0.5 * np.log(2 * np.pi) - 0.5 * (x.numpy()**2 + s2)
-  e_cond = (-0.5 * np.log(2 * np.pi * NOISE_SCALE**2)
-            - 0.5 * ((x.numpy() - SLOPE * x.numpy())**2 + SLOPE**2 * s2) / NOISE_SCALE**2)
+  e_prior = -0.5 * np.log(2 * np.pi) - 0.5 * (x.numpy() ** 2 + s2)
+  e_cond = (
+      -0.5 * np.log(2 * np.pi * NOISE_SCALE**2)
+      - 0.5 * ((x.numpy() - SLOPE * x.numpy()) ** 2 + SLOPE**2 * s2) / NOISE_SCALE**2
+  )
   entropy = 0.5 * np.log(2 * np.pi * np.e * s2)
   expected = np.sum(e_prior + e_cond + entropy)
   elbo, _ = model.bounds(x, 200_000, tf.constant([1, 1]))
@@ -69,9 +74,11 @@ def test_single_step_denoising_is_tweedie_on_a_gaussian():
   # With data N(0, t^2 I) and Gaussian q, p(x~) = N(0, (t^2 + sigma^2) I) and
   # E[x | x~] = x~ t^2 / (t^2 + sigma^2) = x~ + sigma^2 grad log p(x~).
   t, sigma = 0.7, 0.5
-  model = smoothing.SmoothedModel(LinearGaussian(math.sqrt(t**2 + sigma**2)),
-                                  LinearGaussian(1.0, 1.0),
-                                  kernels.SmoothingKernel('gaussian', sigma))
+  model = smoothing.SmoothedModel(
+      LinearGaussian(math.sqrt(t**2 + sigma**2)),
+      LinearGaussian(1.0, 1.0),
+      kernels.SmoothingKernel('gaussian', sigma),
+  )
   x_tilde = tf.constant(np.random.default_rng(1).normal(size=(50, 2)), tf.float32)
   expected = x_tilde * t**2 / (t**2 + sigma**2)
   np.testing.assert_allclose(model.denoise_single_step(x_tilde), expected, rtol=1e-5, atol=1e-6)
@@ -81,29 +88,37 @@ def test_single_step_uses_the_full_gradient_through_made():
   prior = made.MADE(2, hidden_sizes=(16,), num_mixtures=2)
   x = np.array([[0.4, -0.3]], np.float32)
   eps = 1e-2
-  numeric = [(prior.log_prob(x + eps * e) - prior.log_prob(x - eps * e)).numpy()[0] / (2 * eps)
-             for e in np.eye(2, dtype=np.float32)]
-  np.testing.assert_allclose(smoothing.score(prior, tf.constant(x))[0], numeric, rtol=2e-2,
-                             atol=1e-3)
+  numeric = [
+      (prior.log_prob(x + eps * e) - prior.log_prob(x - eps * e)).numpy()[0] / (2 * eps)
+      for e in np.eye(2, dtype=np.float32)
+  ]
+  np.testing.assert_allclose(
+      smoothing.score(prior, tf.constant(x))[0], numeric, rtol=2e-2, atol=1e-3
+  )
   # x_1 also moves the conditional of x_2: the score's first entry is not the own-term alone.
   own = tf.constant(x)
   with tf.GradientTape() as tape:
     tape.watch(own)
     first = tfd.Independent(prior.distribution()._distribution_fn(own).distribution, 0).log_prob(
-        own)[..., 0]
+        own
+    )[..., 0]
   assert abs(float(tape.gradient(first, own)[0, 0]) - numeric[0]) > 1e-3
 
 
 def test_single_step_needs_a_gaussian_kernel():
-  model = smoothing.SmoothedModel(LinearGaussian(1.0), LinearGaussian(1.0, 1.0),
-                                  kernels.SmoothingKernel('laplace', 0.3))
+  model = smoothing.SmoothedModel(
+      LinearGaussian(1.0), LinearGaussian(1.0, 1.0), kernels.SmoothingKernel('laplace', 0.3)
+  )
   with pytest.raises(ValueError, match='Gaussian smoothing'):
     model.denoise_single_step(tf.zeros([1, 2]))
 
 
 def test_samplers_are_seeded_and_have_the_right_shapes():
-  model = smoothing.SmoothedModel(made.MADE(2, (8,), 2), made.MADE(2, (8,), 2, conditional=True),
-                                  kernels.SmoothingKernel('gaussian', 0.3))
+  model = smoothing.SmoothedModel(
+      made.MADE(2, (8,), 2),
+      made.MADE(2, (8,), 2, conditional=True),
+      kernels.SmoothingKernel('gaussian', 0.3),
+  )
   seed = tf.constant([7, 7])
   two_step = model.sample(5, seed).numpy()
   assert two_step.shape == (5, 2)
@@ -115,28 +130,30 @@ def test_samplers_are_seeded_and_have_the_right_shapes():
 
 def test_mismatched_stages_are_rejected():
   with pytest.raises(ValueError, match='unconditional prior'):
-    smoothing.SmoothedModel(LinearGaussian(1.0, 1.0), LinearGaussian(1.0, 1.0),
-                            kernels.SmoothingKernel('gaussian', 0.3))
+    smoothing.SmoothedModel(
+        LinearGaussian(1.0, 1.0), LinearGaussian(1.0, 1.0), kernels.SmoothingKernel('gaussian', 0.3)
+    )
 
 
 @pytest.mark.parametrize('prior_scale_error', [1.0, 1.3])
-def test_decompose_finds_no_excess_in_the_true_pair_and_blames_the_wrong_stage(
-    prior_scale_error):
+def test_decompose_finds_no_excess_in_the_true_pair_and_blames_the_wrong_stage(prior_scale_error):
   # Data N(0, s^2), q = N(x, sigma^2), t^2 = s^2 + sigma^2: p(x~) = N(0, t^2) and
   # p(x | x~) = N(x~ s^2 / t^2, s^2 sigma^2 / t^2).
   s, sigma = 0.4, 0.3
   t2 = s**2 + sigma**2
-  dataset = synthetic.GaussianMixture1D('gaussian', [0.], s)
+  dataset = synthetic.GaussianMixture1D('gaussian', [0.0], s)
   model = smoothing.SmoothedModel(
       LinearGaussian(math.sqrt(t2) * prior_scale_error, dim=1),
       LinearGaussian(s * sigma / math.sqrt(t2), s**2 / t2, dim=1),
-      kernels.SmoothingKernel('gaussian', sigma))
+      kernels.SmoothingKernel('gaussian', sigma),
+  )
   points = dataset.sample(2000, seed=0)
   terms = likelihood.decompose(model, dataset, points, num_samples=4, batch_size=500)
   # Exact per sample: the true pair's terms equal the truth's, and they sum to -ELBO.
   assert terms['conditional_nll'] == pytest.approx(terms['true_conditional_nll'], abs=1e-4)
   assert terms['nll_elbo'] == pytest.approx(
-      likelihood.smoothed_nll(model, points, 4, batch_size=500)[0], abs=1e-5)
+      likelihood.smoothed_nll(model, points, 4, batch_size=500)[0], abs=1e-5
+  )
   prior_excess = terms['prior_nll'] - terms['true_prior_nll']
   if prior_scale_error == 1.0:
     assert abs(prior_excess) < 1e-4

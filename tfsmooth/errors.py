@@ -35,8 +35,11 @@ def reported(main):
       print(paragraph(str(e)), file=sys.stderr, flush=True)
       sys.exit(0)
     except KeyboardInterrupt:
-      print('Interrupted (Ctrl-C); a rerun with the same flags resumes from the last '
-            'checkpoint.', file=sys.stderr, flush=True)
+      print(
+          'Interrupted (Ctrl-C); a rerun with the same flags resumes from the last checkpoint.',
+          file=sys.stderr,
+          flush=True,
+      )
       sys.exit(130)
 
   return wrapper

@@ -40,20 +40,41 @@ FORMAT = 1  # version of the settled config record
 
 # Keys a resumed run may change: they shape neither the model, the data nor the smoothing.
 # (EMA may be switched on when resuming: the averages start from the restored weights.)
-MUTABLE = ('train.steps', 'train.log_every', 'train.eval_every', 'train.checkpoint_every',
-           'train.keep_checkpoints', 'train.strategy', 'train.tpu_address', 'train.jit_compile',
-           'train.precision', 'train.ema_decay', 'train.steps_per_loop', 'eval.', 'reference.')
+MUTABLE = (
+    'train.steps',
+    'train.log_every',
+    'train.eval_every',
+    'train.checkpoint_every',
+    'train.keep_checkpoints',
+    'train.strategy',
+    'train.tpu_address',
+    'train.jit_compile',
+    'train.precision',
+    'train.ema_decay',
+    'train.steps_per_loop',
+    'eval.',
+    'reference.',
+)
 
 # Salts of the named evaluation seeds; fixed, so that recorded figures reproduce.
-SEEDS = {'test': 0, 'validation': 1, 'denoise_noise': 2, 'denoise': 3, 'inpaint': 4,
-         'smooth_data': 10, 'prior_samples': 11, 'samples': 12}
+SEEDS = {
+    'test': 0,
+    'validation': 1,
+    'denoise_noise': 2,
+    'denoise': 3,
+    'inpaint': 4,
+    'smooth_data': 10,
+    'prior_samples': 11,
+    'samples': 12,
+}
 
 
 def _positive_int(config, key):
   value = config.get(key.split('.')[0]).get(key.split('.')[1])
   if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-    raise errors.UserError(f'{key} must be a positive integer, got {value!r}; set e.g. '
-                           f'--config.{key}=1000.')
+    raise errors.UserError(
+        f'{key} must be a positive integer, got {value!r}; set e.g. --config.{key}=1000.'
+    )
 
 
 def settle(config, sigma=None):
@@ -101,8 +122,9 @@ def frozen_differences(recorded, config):
     if key.startswith(MUTABLE) or key == 'format':
       continue
     if old.get(key, '(absent)') != new.get(key, '(absent)'):
-      lines.append(f'{key}: recorded {old.get(key, "(absent)")!r}, now '
-                   f'{new.get(key, "(absent)")!r}')
+      lines.append(
+          f'{key}: recorded {old.get(key, "(absent)")!r}, now {new.get(key, "(absent)")!r}'
+      )
   return lines
 
 
@@ -126,14 +148,17 @@ def read_record(workdir):
   """The settled config of `workdir` (records made before settling are settled on read)."""
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
-    raise FileNotFoundError(f'No {CONFIG_FILE} in {workdir}: pass the --workdir of a '
-                            'launch/train.py run.')
+    raise FileNotFoundError(
+        f'No {CONFIG_FILE} in {workdir}: pass the --workdir of a launch/train.py run.'
+    )
   try:
     with open(path) as f:
       config = ml_collections.ConfigDict(json.load(f))
   except json.JSONDecodeError as e:
-    raise errors.UserError(f'{path} is not valid JSON ({e}); it records the run\'s config: '
-                           'restore it from a backup or retrain in a new --workdir.') from e
+    raise errors.UserError(
+        f"{path} is not valid JSON ({e}); it records the run's config: "
+        'restore it from a backup or retrain in a new --workdir.'
+    ) from e
   if config.get('format') == FORMAT:
     return config
   sigma = None
@@ -160,8 +185,9 @@ def build_model(config):
   prior = registry.build(config.model, event_shape)
   if not config.smoothing.enabled:
     return prior
-  kernel = kernels.SmoothingKernel(config.smoothing.kernel, config.smoothing.sigma,
-                                   event_ndims=len(event_shape))
+  kernel = kernels.SmoothingKernel(
+      config.smoothing.kernel, config.smoothing.sigma, event_ndims=len(event_shape)
+  )
   conditional = registry.build(config.conditional_model, event_shape, conditional=True)
   return smoothing.SmoothedModel(prior, conditional, kernel)
 
@@ -188,8 +214,10 @@ class Run:
     config = settle(config)
     if _has_checkpoint(workdir):
       if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
-        raise errors.UserError(f'{workdir} holds checkpoints but no {CONFIG_FILE}, so what they '
-                               'were trained with is unknown; use a new --workdir.')
+        raise errors.UserError(
+            f'{workdir} holds checkpoints but no {CONFIG_FILE}, so what they '
+            'were trained with is unknown; use a new --workdir.'
+        )
       differences = frozen_differences(read_record(workdir), config)
       if differences:
         raise errors.UserError(
@@ -197,10 +225,10 @@ class Run:
             f'this one. Differences: {"; ".join(differences)}. Rerun with the recorded values '
             f'(see {os.path.join(workdir, CONFIG_FILE)}) or use a new --workdir; only '
             f'{", ".join(k + "*" if k.endswith(".") else k for k in MUTABLE)} may change on '
-            'resume.')
+            'resume.'
+        )
     os.makedirs(workdir, exist_ok=True)
-    _write_json_atomically(os.path.join(workdir, CONFIG_FILE),
-                           config.to_json_best_effort(indent=2))
+    _write_json_atomically(os.path.join(workdir, CONFIG_FILE), config.to_json_best_effort(indent=2))
     return cls(config, workdir)
 
   @classmethod
@@ -238,8 +266,9 @@ class Run:
     batch = self.config.eval.get('batch_size') or None
     if not self.smoothed:
       return self.task.to_unit(likelihood.exact_nll(model, points, batch or 4096))
-    elbo, iw = likelihood.smoothed_nll(model, points, num_samples, self.seed_stream(seed_name),
-                                       batch)
+    elbo, iw = likelihood.smoothed_nll(
+        model, points, num_samples, self.seed_stream(seed_name), batch
+    )
     return self.task.to_unit(elbo), self.task.to_unit(iw)
 
   def _validation_fn(self):
@@ -256,16 +285,29 @@ class Run:
     config = self.config
     keras.utils.set_random_seed(config.train.seed)  # initial weights
     strategy = strategy or strategy_lib.from_config(config.train)
-    result = trainer.train(self.build_model, self.task.train_examples(config.train.seed),
-                           config.train, self.workdir, strategy, self._validation_fn())
+    result = trainer.train(
+        self.build_model,
+        self.task.train_examples(config.train.seed),
+        config.train,
+        self.workdir,
+        strategy,
+        self._validation_fn(),
+    )
     self.model = result.model
     self.weights = 'ema' if result.ema else 'raw'
-    logging.info('Evaluating on the test split (%s).', 'IW and ELBO bounds with %d draws' % (
-        config.eval.iw_samples) if self.smoothed else 'exact')
+    logging.info(
+        'Evaluating on the test split (%s).',
+        'IW and ELBO bounds with %d draws' % (config.eval.iw_samples) if self.smoothed else 'exact',
+    )
     metrics = self.evaluate()
-    metrics.update({'train_seconds': result.train_seconds, 'steps': result.step,
-                    'best_step': result.best_step,
-                    f'validation_{self.task.unit}': result.best_metric})
+    metrics.update(
+        {
+            'train_seconds': result.train_seconds,
+            'steps': result.step,
+            'best_step': result.best_step,
+            f'validation_{self.task.unit}': result.best_metric,
+        }
+    )
     self.write_metrics(metrics)
     logging.info('Writing plots into %s.', self.workdir)
     self.task.write_plots(self, self.model)
@@ -274,15 +316,22 @@ class Run:
   def evaluate(self):
     """Test figures of `self.model` in the task's unit, beside the truth and the paper's."""
     config, unit = self.config, self.task.unit
-    metrics = {'dataset': config.data.name, 'smoothed': self.smoothed,
-               'num_params': self.model.num_params,
-               self.task.count_key: len(self.task.split('test'))}
+    metrics = {
+        'dataset': config.data.name,
+        'smoothed': self.smoothed,
+        'num_params': self.model.num_params,
+        self.task.count_key: len(self.task.split('test')),
+    }
     if self.smoothed:
       k = config.eval.iw_samples
       metrics[f'{unit}_elbo'], metrics[f'{unit}_iw'] = self.nll(self.model, 'test', k, 'test')
-      metrics.update(iw_samples=k, kernel=config.smoothing.kernel, sigma=config.smoothing.sigma,
-                     num_params_prior=self.model.prior.num_params,
-                     num_params_conditional=self.model.conditional.num_params)
+      metrics.update(
+          iw_samples=k,
+          kernel=config.smoothing.kernel,
+          sigma=config.smoothing.sigma,
+          num_params_prior=self.model.prior.num_params,
+          num_params_conditional=self.model.conditional.num_params,
+      )
     else:
       metrics[unit] = self.nll(self.model, 'test', 1, 'test')
     metrics.update(self.task.reference())
@@ -291,8 +340,9 @@ class Run:
   def write_metrics(self, metrics):
     """metrics.json (non-finite figures as null), replaced whole."""
     metrics = {k: _json_value(v) for k, v in metrics.items()}
-    _write_json_atomically(os.path.join(self.workdir, METRICS_FILE),
-                           json.dumps(metrics, indent=2, allow_nan=False))
+    _write_json_atomically(
+        os.path.join(self.workdir, METRICS_FILE), json.dumps(metrics, indent=2, allow_nan=False)
+    )
     logging.info('metrics: %s', metrics)
 
   def read_metrics(self):
@@ -300,4 +350,3 @@ class Run:
 
   def summary_line(self, metrics):
     return self.task.summary_line(metrics)
-

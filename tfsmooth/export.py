@@ -68,8 +68,13 @@ class Servable(tf.Module):
     else:
       add('log_prob', self.log_prob, points('x'))
     if images:
-      add('inpaint', self.inpaint, points('x'), tf.TensorSpec([None], tf.int32,
-                                                              name='num_known_rows'), seed)
+      add(
+          'inpaint',
+          self.inpaint,
+          points('x'),
+          tf.TensorSpec([None], tf.int32, name='num_known_rows'),
+          seed,
+      )
     self.serving_signatures = signatures  # 'signatures' is reserved by tf.saved_model
 
   def sample(self, seed):
@@ -100,8 +105,10 @@ class Servable(tf.Module):
     checks = [
         _finite(x, 'x'),
         tf.debugging.assert_greater_equal(rows, 0, message='input num_known_rows must be >= 0'),
-        tf.debugging.assert_less_equal(rows, height, message=(
-            f'input num_known_rows must be <= the image height {height}'))]
+        tf.debugging.assert_less_equal(
+            rows, height, message=(f'input num_known_rows must be <= the image height {height}')
+        ),
+    ]
     with tf.control_dependencies(checks):
       if self.smoothed:
         return {'x': self.model.inpaint_rows(x, rows, seed)}
@@ -111,28 +118,35 @@ class Servable(tf.Module):
 def describe(signatures, smoothed, iw_samples):
   """What each signature takes and returns (for the metadata and `saved_model_cli`'s reader)."""
   returns = {
-      'sample': 'x: samples' + (' (two-step), x_tilde: their smoothed draws x~ ~ p(x~)'
-                                if smoothed else ''),
-      'log_prob': (f'log_prob: importance-weighted lower bound on log p(x) with K={iw_samples} '
-                   f'draws x~ ~ q(.|x) per row, elbo: the ELBO from the same draws'
-                   if smoothed else 'log_prob: exact log p(x)'),
+      'sample': 'x: samples'
+      + (' (two-step), x_tilde: their smoothed draws x~ ~ p(x~)' if smoothed else ''),
+      'log_prob': (
+          f'log_prob: importance-weighted lower bound on log p(x) with K={iw_samples} '
+          f'draws x~ ~ q(.|x) per row, elbo: the ELBO from the same draws'
+          if smoothed
+          else 'log_prob: exact log p(x)'
+      ),
       'denoise': 'x: one draw from p(x | x~) per row',
       'denoise_single_step': 'x: x~ + sigma^2 grad log p(x~) (Tweedie)',
-      'inpaint': 'x: the top num_known_rows rows of x kept, the rest drawn'}
+      'inpaint': 'x: the top num_known_rows rows of x kept, the rest drawn',
+  }
   out = {}
   for name, fn in signatures.items():
     if name == 'serving_default':
       continue
-    inputs = {spec.name: [None if d is None else int(d) for d in spec.shape]
-              for spec in tf.nest.flatten(fn.structured_input_signature)}
+    inputs = {
+        spec.name: [None if d is None else int(d) for d in spec.shape]
+        for spec in tf.nest.flatten(fn.structured_input_signature)
+    }
     out[name] = {'inputs': inputs, 'returns': returns[name]}
   return out
 
 
 def next_version(export_dir):
   """1 + the largest numeric version directory in export_dir (1 if none)."""
-  versions = [int(n) for n in os.listdir(export_dir) if n.isdigit()] if os.path.isdir(
-      export_dir) else []
+  versions = (
+      [int(n) for n in os.listdir(export_dir) if n.isdigit()] if os.path.isdir(export_dir) else []
+  )
   return max(versions, default=0) + 1
 
 
@@ -165,22 +179,31 @@ def export(run, export_dir, iw_samples=None):
   final = os.path.join(export_dir, str(version))
   temporary = os.path.join(export_dir, f'{_TEMPORARY_PREFIX}{version}-{os.getpid()}')
   metadata = {
-      'tfsmooth_version': tfsmooth.__version__, 'tensorflow_version': tf.__version__,
-      'version': version, 'step': run.step, 'weights': run.weights,
-      'dataset': run.config.data.name, 'event_shape': list(run.model.event_shape),
-      'smoothed': run.smoothed, 'kernel': run.config.smoothing.kernel if run.smoothed else None,
+      'tfsmooth_version': tfsmooth.__version__,
+      'tensorflow_version': tf.__version__,
+      'version': version,
+      'step': run.step,
+      'weights': run.weights,
+      'dataset': run.config.data.name,
+      'event_shape': list(run.model.event_shape),
+      'smoothed': run.smoothed,
+      'kernel': run.config.smoothing.kernel if run.smoothed else None,
       'sigma': run.config.smoothing.sigma if run.smoothed else None,
       'iw_samples': iw_samples if run.smoothed else None,
       'signatures': describe(servable.serving_signatures, run.smoothed, iw_samples),
-      'metrics': run.read_metrics(), 'config': json.loads(run.config.to_json_best_effort())}
+      'metrics': run.read_metrics(),
+      'config': json.loads(run.config.to_json_best_effort()),
+  }
   try:
     tf.saved_model.save(servable, temporary, signatures=servable.serving_signatures)
     os.makedirs(os.path.join(temporary, os.path.dirname(METADATA)), exist_ok=True)
     with open(os.path.join(temporary, METADATA), 'w') as f:
       json.dump(metadata, f, indent=2)
     if os.path.exists(final):
-      raise errors.UserError(f'{final} appeared during the export (another export into '
-                             f'{export_dir}?); rerun to write the next version.')
+      raise errors.UserError(
+          f'{final} appeared during the export (another export into '
+          f'{export_dir}?); rerun to write the next version.'
+      )
     os.rename(temporary, final)
   finally:
     shutil.rmtree(temporary, ignore_errors=True)

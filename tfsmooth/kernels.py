@@ -26,8 +26,8 @@ def _elementwise(name, x, sigma):
   if name == 'gaussian':
     return tfd.Normal(x, sigma)
   if name == 'laplace':
-    return tfd.Laplace(x, sigma / math.sqrt(2.))
-  half_width = sigma * math.sqrt(3.)
+    return tfd.Laplace(x, sigma / math.sqrt(2.0))
+  half_width = sigma * math.sqrt(3.0)
   return tfd.Uniform(x - half_width, x + half_width)
 
 
@@ -40,12 +40,15 @@ class SmoothingKernel:
 
   def __init__(self, name='gaussian', sigma=0.3, event_ndims=1):
     if name not in KERNELS:
-      raise errors.UserError(f'Unknown smoothing kernel {name!r}; choose one of '
-                             f'{", ".join(KERNELS)}.')
+      raise errors.UserError(
+          f'Unknown smoothing kernel {name!r}; choose one of {", ".join(KERNELS)}.'
+      )
     sigma = float(sigma)
     if not sigma > 0 or not math.isfinite(sigma):
-      raise errors.UserError(f'Smoothing sigma must be a finite number > 0, got {sigma}. '
-                             'Set e.g. --config.smoothing.sigma=0.3, or use a baseline model.')
+      raise errors.UserError(
+          f'Smoothing sigma must be a finite number > 0, got {sigma}. '
+          'Set e.g. --config.smoothing.sigma=0.3, or use a baseline model.'
+      )
     self.name = name
     self.sigma = sigma
     self.event_ndims = int(event_ndims)
@@ -53,8 +56,9 @@ class SmoothingKernel:
   def __call__(self, x):
     x = tf.convert_to_tensor(x)
     sigma = tf.constant(self.sigma, x.dtype)
-    return tfd.Independent(_elementwise(self.name, x, sigma),
-                           reinterpreted_batch_ndims=self.event_ndims)
+    return tfd.Independent(
+        _elementwise(self.name, x, sigma), reinterpreted_batch_ndims=self.event_ndims
+    )
 
   def smooth(self, x, seed):
     """x~ = x + e, e ~ q(. | 0): one smoothed copy of every row of x."""
@@ -76,8 +80,10 @@ def median_heuristic_sigma(points, max_points=2000, seed=0):
   """
   points = np.asarray(points, np.float64)
   if points.ndim < 2 or points.shape[0] < 2:
-    raise errors.UserError(f'The sigma heuristic needs at least 2 points of shape [N, ...]; '
-                           f'got an array of shape {points.shape}.')
+    raise errors.UserError(
+        f'The sigma heuristic needs at least 2 points of shape [N, ...]; '
+        f'got an array of shape {points.shape}.'
+    )
   points = points.reshape(points.shape[0], -1)
   if not np.all(np.isfinite(points)):
     raise errors.UserError('The sigma heuristic got NaN or infinite values; clean the data first.')
@@ -85,7 +91,7 @@ def median_heuristic_sigma(points, max_points=2000, seed=0):
     rows = np.random.default_rng(seed).choice(points.shape[0], max_points, replace=False)
     points = points[rows]
   sq_norms = np.sum(points**2, axis=1)
-  sq_dists = sq_norms[:, None] + sq_norms[None, :] - 2. * points @ points.T
+  sq_dists = sq_norms[:, None] + sq_norms[None, :] - 2.0 * points @ points.T
   upper = np.triu_indices(points.shape[0], k=1)
-  distances = np.sqrt(np.maximum(sq_dists[upper], 0.))
-  return float(np.median(distances) / (2. * math.sqrt(points.shape[1])))
+  distances = np.sqrt(np.maximum(sq_dists[upper], 0.0))
+  return float(np.median(distances) / (2.0 * math.sqrt(points.shape[1])))

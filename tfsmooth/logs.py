@@ -20,12 +20,16 @@ import re
 import sys
 import tempfile
 
-_NOISE = re.compile('|'.join([
-    r'^WARNING: All log messages before absl::InitializeLog\(\) is called',
-    r'port\.cc:\d+\] oneDNN custom operations are on',
-    r'cpu_feature_guard\.cc:\d+\]',
-    r'cudart_stub\.cc:\d+\] Could not find cuda drivers',
-]))
+_NOISE = re.compile(
+    '|'.join(
+        [
+            r'^WARNING: All log messages before absl::InitializeLog\(\) is called',
+            r'port\.cc:\d+\] oneDNN custom operations are on',
+            r'cpu_feature_guard\.cc:\d+\]',
+            r'cudart_stub\.cc:\d+\] Could not find cuda drivers',
+        ]
+    )
+)
 _NO_DRIVER = re.compile(r'cudart_stub\.cc:\d+\] Could not find cuda drivers')
 _CUINIT = re.compile(r'cuda_platform\.cc:\d+\] failed call to cuInit')
 _PREFIX = re.compile(r'^([IWEF]\d{4} |WARNING: )')
@@ -37,9 +41,11 @@ class _DropNoise(logging.Filter):
 
   def filter(self, record):
     message = record.getMessage()
-    return not ('Sharding callback duration' in message
-                or 'triggered tf.function retracing' in message
-                or ('tensorflow_gan' in message and 'is deprecated' in message))
+    return not (
+        'Sharding callback duration' in message
+        or 'triggered tf.function retracing' in message
+        or ('tensorflow_gan' in message and 'is deprecated' in message)
+    )
 
 
 def keep(lines):
@@ -65,6 +71,7 @@ def quiet():
       os.dup2(buffer.fileno(), 2)
       try:
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
         tf.config.list_physical_devices()
       finally:
         sys.stderr.flush()

@@ -43,11 +43,14 @@ class SmoothedModel(keras.Model):
   def __init__(self, prior, conditional, kernel, **kwargs):
     super().__init__(**kwargs)
     if prior.conditional or not conditional.conditional:
-      raise errors.UserError('SmoothedModel needs an unconditional prior p(x~) and a conditional '
-                             'model p(x | x~).')
+      raise errors.UserError(
+          'SmoothedModel needs an unconditional prior p(x~) and a conditional model p(x | x~).'
+      )
     if prior.event_shape != conditional.event_shape:
-      raise errors.UserError(f'p(x~) models events of shape {prior.event_shape} but p(x | x~) '
-                             f'{conditional.event_shape}; they must agree.')
+      raise errors.UserError(
+          f'p(x~) models events of shape {prior.event_shape} but p(x | x~) '
+          f'{conditional.event_shape}; they must agree.'
+      )
     if not isinstance(kernel, kernels_lib.SmoothingKernel):
       raise TypeError(f'kernel must be a SmoothingKernel, got {type(kernel).__name__}.')
     self.prior = prior
@@ -89,8 +92,11 @@ class SmoothedModel(keras.Model):
     x = self.prior.check_events(x, 'x')
     q = self.kernel(x)
     if tf.convert_to_tensor(seed).shape.rank == 2:
-      draws = base.map_rows(lambda a: self.kernel(a[0]).sample(num_samples, seed=a[1]), (x, seed),
-                        fn_output_signature=tf.TensorSpec((num_samples,) + self.event_shape))
+      draws = base.map_rows(
+          lambda a: self.kernel(a[0]).sample(num_samples, seed=a[1]),
+          (x, seed),
+          fn_output_signature=tf.TensorSpec((num_samples,) + self.event_shape),
+      )
       x_tilde = tf.transpose(draws, [1, 0] + list(range(2, 2 + len(self.event_shape))))
     else:
       x_tilde = q.sample(num_samples, seed=seed)
@@ -98,8 +104,12 @@ class SmoothedModel(keras.Model):
     flat_tilde = tf.reshape(x_tilde, (-1,) + self.event_shape)
     flat_x = tf.reshape(tf.broadcast_to(x, tf.shape(x_tilde)), (-1,) + self.event_shape)
     unflatten = lambda t: tf.reshape(t, tf.shape(log_q))  # noqa: E731
-    return (x_tilde, log_q, unflatten(self.prior.log_prob(flat_tilde)),
-            unflatten(self.conditional.log_prob(flat_x, flat_tilde)))
+    return (
+        x_tilde,
+        log_q,
+        unflatten(self.prior.log_prob(flat_tilde)),
+        unflatten(self.conditional.log_prob(flat_x, flat_tilde)),
+    )
 
   def log_weights(self, x, num_samples, seed):
     """log w_k = log p(x~_k) + log p(x | x~_k) - log q(x~_k | x): shape [K, N]."""
@@ -136,11 +146,15 @@ class SmoothedModel(keras.Model):
     """`inpaint` with row i drawn from seeds[i] [N, 2] alone."""
     x = self.prior.check_events(x, 'x')
     smooth_seeds, prior_seeds, conditional_seeds = _split_rows(seeds, 3)
-    x_tilde = base.map_rows(lambda a: self.kernel.smooth(a[0], a[1]), (x, smooth_seeds),
-                        fn_output_signature=tf.TensorSpec(self.event_shape))
+    x_tilde = base.map_rows(
+        lambda a: self.kernel.smooth(a[0], a[1]),
+        (x, smooth_seeds),
+        fn_output_signature=tf.TensorSpec(self.event_shape),
+    )
     x_tilde = self.prior.complete_rows(x_tilde, num_known_rows, prior_seeds)
-    return self.conditional.complete_rows(x, num_known_rows, conditional_seeds,
-                                          conditioning=x_tilde)
+    return self.conditional.complete_rows(
+        x, num_known_rows, conditional_seeds, conditioning=x_tilde
+    )
 
   def sample_single_step(self, num_samples, seed):
     """Single-step samples: x~ ~ p(x~) denoised by x~ + sigma^2 grad log p(x~)."""
@@ -165,9 +179,11 @@ class SmoothedModel(keras.Model):
   def denoise_single_step(self, x_tilde):
     """x_bar = x~ + sigma^2 grad_x~ log p(x~) (Tweedie's formula; Gaussian q only)."""
     if not self.kernel.is_gaussian:
-      raise errors.UserError('Single-step (gradient) denoising is derived for Gaussian smoothing; '
-                             f'this model uses {self.kernel.name}. Use denoise() (p(x | x~)) '
-                             'instead.')
+      raise errors.UserError(
+          'Single-step (gradient) denoising is derived for Gaussian smoothing; '
+          f'this model uses {self.kernel.name}. Use denoise() (p(x | x~)) '
+          'instead.'
+      )
     x_tilde = self.prior.check_events(x_tilde, 'x_tilde')
     return x_tilde + self.kernel.sigma**2 * score(self.prior, x_tilde)
 
@@ -182,6 +198,9 @@ def score(model, x):
 
 def _split_rows(seeds, n):
   """Per-row `split_seed`: seeds [N, 2] -> n seed arrays [N, 2]."""
-  split = base.map_rows(lambda s: tf.stack(samplers.split_seed(s, n)), seeds,
-                    fn_output_signature=tf.TensorSpec([n, 2], tf.int32))
+  split = base.map_rows(
+      lambda s: tf.stack(samplers.split_seed(s, n)),
+      seeds,
+      fn_output_signature=tf.TensorSpec([n, 2], tf.int32),
+  )
   return tf.unstack(split, axis=1)

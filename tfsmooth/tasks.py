@@ -40,8 +40,9 @@ class PointsTask:
 
   def __init__(self, config):
     self.config = config
-    self.dataset = synthetic.get_dataset(config.data.name, config.data.get('path') or None,
-                                         config.data.get('key') or None)
+    self.dataset = synthetic.get_dataset(
+        config.data.name, config.data.get('path') or None, config.data.get('key') or None
+    )
     self._splits = None
 
   @property
@@ -89,12 +90,14 @@ class PointsTask:
       panels['p(x~) samples'] = model.sample_smoothed(n, run.seed('prior_samples')).numpy()
       if model.kernel.is_gaussian:
         panels['single-step denoised'] = tf.function(model.sample_single_step)(
-            n, run.seed('prior_samples')).numpy()
+            n, run.seed('prior_samples')
+        ).numpy()
       panels['two-step samples'] = model.sample(n, run.seed('samples')).numpy()
       densities['p(x~)'] = lambda g: tf.function(model.prior.log_prob)(g).numpy()
       k = run.config.eval.density_iw_samples
       densities[f'p(x), IW-{k} bound'] = lambda g: likelihood.smoothed_bounds(
-          model, g, k, run.config.eval.seed)[1]
+          model, g, k, run.config.eval.seed
+      )[1]
     else:
       panels['model samples'] = model.sample(n, run.seed('samples')).numpy()
       densities['model p(x)'] = lambda g: tf.function(model.log_prob)(g).numpy()
@@ -105,15 +108,22 @@ class PointsTask:
       panels = {f'{title} (x1, x2)': points[:, :2] for title, points in panels.items()}
     plots.sample_panels(panels, os.path.join(run.workdir, self.plots[0]), limits)
     if dim <= 2:
-      plots.density_panels(densities, os.path.join(run.workdir, self.plots[1]), limits, dim=dim,
-                           resolution=400 if dim == 1 else 150)
+      plots.density_panels(
+          densities,
+          os.path.join(run.workdir, self.plots[1]),
+          limits,
+          dim=dim,
+          resolution=400 if dim == 1 else 150,
+      )
 
   @staticmethod
   def summary_line(metrics):
     """Test NLL next to the data's entropy and the paper's figure."""
     if metrics['smoothed']:
-      nll = (f'test NLL <= {metrics["nll_iw"]:.3f} (IW-{metrics["iw_samples"]}), '
-             f'<= {metrics["nll_elbo"]:.3f} (ELBO)')
+      nll = (
+          f'test NLL <= {metrics["nll_iw"]:.3f} (IW-{metrics["iw_samples"]}), '
+          f'<= {metrics["nll_elbo"]:.3f} (ELBO)'
+      )
     else:
       nll = f'test NLL {metrics["nll"]:.3f} (exact)'
     parts = [f'{metrics["dataset"]}: {nll} nats/point']
@@ -135,9 +145,11 @@ class ImageTask:
 
   def __init__(self, config):
     self.config = config
-    self.source = dict(data_dir=config.data.get('data_dir') or None,
-                       source=config.data.get('source', 'auto'),
-                       idx_dir=config.data.get('idx_dir') or image_data.FASHION_MNIST_IDX_DIR)
+    self.source = dict(
+        data_dir=config.data.get('data_dir') or None,
+        source=config.data.get('source', 'auto'),
+        idx_dir=config.data.get('idx_dir') or image_data.FASHION_MNIST_IDX_DIR,
+    )
     self._splits = {}  # loaded once: validation runs every eval_every steps
 
   @property
@@ -150,16 +162,18 @@ class ImageTask:
     if name not in self._splits:
       data = self.config.data
       self._splits[name] = image_data.load_images(
-          data.name, data[f'{name}_split'], data.get(f'{name}_examples') or None, **self.source)
+          data.name, data[f'{name}_split'], data.get(f'{name}_examples') or None, **self.source
+      )
     return self._splits[name]
 
   def train_examples(self, seed):
     data = self.config.data
-    return lambda: image_data.make_dataset(data.name, data.train_split, None, shuffle=True,
-                                           repeat=True, seed=seed, **self.source)
+    return lambda: image_data.make_dataset(
+        data.name, data.train_split, None, shuffle=True, repeat=True, seed=seed, **self.source
+    )
 
   def to_unit(self, nats):
-    return nats / (math.prod(self.event_shape) * math.log(2.))
+    return nats / (math.prod(self.event_shape) * math.log(2.0))
 
   def reference(self):
     return {'paper_bpd': image_configs.reference_bpd(self.config)}
@@ -178,7 +192,8 @@ class ImageTask:
       samples = {
           'samples_smoothed.png': x_tilde.numpy(),
           'samples_single_step.png': tf.function(model.denoise_single_step)(x_tilde).numpy(),
-          'samples_two_step.png': tf.function(model.denoise)(x_tilde, run.seed('samples')).numpy()}
+          'samples_two_step.png': tf.function(model.denoise)(x_tilde, run.seed('samples')).numpy(),
+      }
     for name, x in samples.items():
       plots.save_image_grid(plots.chunks(x, 8), os.path.join(run.workdir, name))
 
@@ -186,14 +201,17 @@ class ImageTask:
   def summary_line(metrics):
     """Test bpd (exact or bounds), parameters, steps, training time."""
     if metrics['smoothed']:
-      bpd = (f'test bpd <= {metrics["bpd_iw"]:.3f} (IW-{metrics["iw_samples"]}), '
-             f'<= {metrics["bpd_elbo"]:.3f} (ELBO), sigma {metrics["sigma"]:.3f}')
+      bpd = (
+          f'test bpd <= {metrics["bpd_iw"]:.3f} (IW-{metrics["iw_samples"]}), '
+          f'<= {metrics["bpd_elbo"]:.3f} (ELBO), sigma {metrics["sigma"]:.3f}'
+      )
     else:
       bpd = f'test bpd {metrics["bpd"]:.3f} (exact)'
     parts = [f'{metrics["dataset"]}: {bpd} on {metrics["test_images"]} images']
     if metrics.get('paper_bpd') is not None:
       parts.append(f'paper {metrics["paper_bpd"]:.2f}')
-    parts.append(f'{metrics["num_params"]} params, {metrics["steps"]} steps, '
-                 f'{metrics["train_seconds"]:.0f} s training')
+    parts.append(
+        f'{metrics["num_params"]} params, {metrics["steps"]} steps, '
+        f'{metrics["train_seconds"]:.0f} s training'
+    )
     return ' | '.join(parts)
-

@@ -42,8 +42,7 @@ def test_short_smoothed_run_writes_metrics(tmp_path):
   config.model.update(num_couplings=2, hidden_sizes=(8,))
   config.conditional_model.update(num_couplings=2, hidden_sizes=(8,))
   config.train.update(steps=10, jit_compile=False, log_every=5, eval_every=5)
-  config.eval.update(iw_samples=4, validation_samples=2, num_plot_samples=200,
-                     density_iw_samples=2)
+  config.eval.update(iw_samples=4, validation_samples=2, num_plot_samples=200, density_iw_samples=2)
   metrics = experiment.Run.create(config, tmp_path).train()
   saved = json.loads((tmp_path / 'metrics.json').read_text())
   assert saved['steps'] == 10 and saved['paper_nll'] == 3.64

@@ -7,25 +7,30 @@ import tensorflow_datasets as tfds
 
 from tfsmooth.data import images
 
-HAS_FASHION_MNIST = all(os.path.exists(os.path.join(images.FASHION_MNIST_IDX_DIR, f))
-                        for f in images.IDX_FILES.values())
+HAS_FASHION_MNIST = all(
+    os.path.exists(os.path.join(images.FASHION_MNIST_IDX_DIR, f)) for f in images.IDX_FILES.values()
+)
 needs_idx = pytest.mark.skipif(
-    not HAS_FASHION_MNIST, reason=f'Fashion-MNIST IDX files not in {images.FASHION_MNIST_IDX_DIR} '
-    '(apt-get install dataset-fashion-mnist)')
+    not HAS_FASHION_MNIST,
+    reason=f'Fashion-MNIST IDX files not in {images.FASHION_MNIST_IDX_DIR} '
+    '(apt-get install dataset-fashion-mnist)',
+)
 
 
 def _on_grid(x):
-  return np.array_equal(np.round((x + 1.) * 127.5) / 127.5 - 1., x)
+  return np.array_equal(np.round((x + 1.0) * 127.5) / 127.5 - 1.0, x)
 
 
 @pytest.mark.parametrize('name', sorted(images.IMAGE_SHAPES))
 def test_tfds_pipeline_under_mock_data(name):
   with tfds.testing.mock_data(num_examples=6):
     batches = list(images.make_dataset(name, 'train', batch_size=4, shuffle=True, source='tfds'))
-  assert [b.shape for b in batches] == [(4,) + images.image_shape(name),
-                                        (2,) + images.image_shape(name)]
+  assert [b.shape for b in batches] == [
+      (4,) + images.image_shape(name),
+      (2,) + images.image_shape(name),
+  ]
   x = np.concatenate([b.numpy() for b in batches])
-  assert x.dtype == np.float32 and x.min() >= -1. and x.max() <= 1. and _on_grid(x)
+  assert x.dtype == np.float32 and x.min() >= -1.0 and x.max() <= 1.0 and _on_grid(x)
 
 
 def test_celeb_a_is_centre_cropped_then_resized():
@@ -39,8 +44,9 @@ def test_missing_tfds_data_names_the_fix(tmp_path):
   with pytest.raises(images.DataUnavailableError, match='--config.data.data_dir'):
     images.make_dataset('cifar10', 'train', 8, data_dir=str(tmp_path))
   with pytest.raises(images.DataUnavailableError, match='dataset-fashion-mnist'):
-    images.make_dataset('fashion_mnist', 'train', 8, data_dir=str(tmp_path), source='idx',
-                        idx_dir=str(tmp_path))
+    images.make_dataset(
+        'fashion_mnist', 'train', 8, data_dir=str(tmp_path), source='idx', idx_dir=str(tmp_path)
+    )
   with pytest.raises(ValueError, match='choose one of'):
     images.make_dataset('imagenet', 'train', 8)
 
@@ -48,7 +54,7 @@ def test_missing_tfds_data_names_the_fix(tmp_path):
 @needs_idx
 def test_offline_fashion_mnist_from_idx_files(tmp_path):
   test = images.load_images('fashion_mnist', 'test', source='idx')
-  assert test.shape == (10_000, 28, 28, 1) and test.min() == -1. and test.max() == 1.
+  assert test.shape == (10_000, 28, 28, 1) and test.min() == -1.0 and test.max() == 1.0
   assert _on_grid(test[:100])
   # 'auto' falls back to the IDX files when TFDS has no prepared copy; the same pipeline.
   config = ml_collections.ConfigDict(dict(name='fashion_mnist', data_dir=str(tmp_path)))

@@ -11,10 +11,10 @@ from tfsmooth.data import synthetic
 SETS = {
     'rings': (2.623, (-3.6, 3.6), 0.2, 10),
     'olympics': (0.923, (-3.5, 3.5), 0.1, 10),
-    'checkerboard': (np.log(32.), (-4., 4.), 0.5, 2),
-    'modes6_1d': (0.909, (-6., 6.), 0.04, 20),
+    'checkerboard': (np.log(32.0), (-4.0, 4.0), 0.5, 2),
+    'modes6_1d': (0.909, (-6.0, 6.0), 0.04, 20),
     'modes10_1d': (0.725, (-5.5, 5.5), 0.02, 20),
-    'two_gaussians_1d': (-0.194, (-1., 1.), 0.02, 10),
+    'two_gaussians_1d': (-0.194, (-1.0, 1.0), 0.02, 10),
 }
 NUM_DRAWS = 200_000
 
@@ -31,7 +31,7 @@ def _expected_bin_mass(dataset, box, width, sub):
   return mass.reshape(shape).sum(axis=tuple(range(1, 2 * dataset.dim, 2)))
 
 
-def _histogram_z_scores(dataset, samples, box, width, sub, density_factor=1.):
+def _histogram_z_scores(dataset, samples, box, width, sub, density_factor=1.0):
   """(observed - expected) / sqrt(expected) counts, in histogram bins expecting >= 20 draws,
   with the density exp(log_prob) scaled by `density_factor`."""
   expected = NUM_DRAWS * density_factor * _expected_bin_mass(dataset, box, width, sub)
@@ -59,12 +59,19 @@ def test_log_prob_matches_histogram_of_samples(name):
   assert not _matches(_histogram_z_scores(dataset, samples, box, width, sub, density_factor=0.95))
 
 
-@pytest.mark.parametrize('wrong', [
-    synthetic.NoisyCircles('rings', np.zeros((4, 2)), [0.75, 1.5, 2.25, 3.0], noise=0.088),
-    synthetic.NoisyCircles('olympics', [[-2.2, .5], [0, .5], [2.2, .5], [-1.1, -.5], [1.1, -.5]],
-                           1., noise=0.022),
-    synthetic.GaussianMixture1D('modes6_1d', [-5, -3, -1, 1, 3, 5], 0.11),
-])
+@pytest.mark.parametrize(
+    'wrong',
+    [
+        synthetic.NoisyCircles('rings', np.zeros((4, 2)), [0.75, 1.5, 2.25, 3.0], noise=0.088),
+        synthetic.NoisyCircles(
+            'olympics',
+            [[-2.2, 0.5], [0, 0.5], [2.2, 0.5], [-1.1, -0.5], [1.1, -0.5]],
+            1.0,
+            noise=0.022,
+        ),
+        synthetic.GaussianMixture1D('modes6_1d', [-5, -3, -1, 1, 3, 5], 0.11),
+    ],
+)
 def test_histogram_check_detects_a_noise_scale_wrong_by_10_percent(wrong):
   _, box, width, sub = SETS[wrong.name]
   samples = synthetic.get_dataset(wrong.name).sample(NUM_DRAWS, seed=7)
@@ -76,7 +83,7 @@ def test_density_integrates_to_one(name):
   dataset = synthetic.get_dataset(name)
   _, box, width, sub = SETS[name]
   box = (box[0] - 0.5, box[1] + 0.5)  # margin: the tails outside the histogram box
-  assert _expected_bin_mass(dataset, box, width, sub).sum() == pytest.approx(1., abs=1e-3)
+  assert _expected_bin_mass(dataset, box, width, sub).sum() == pytest.approx(1.0, abs=1e-3)
 
 
 @pytest.mark.parametrize('name', SETS)
@@ -85,30 +92,33 @@ def test_entropy_matches_design_table(name):
   assert abs(estimate - SETS[name][0]) < 4 * stderr + 0.005
 
 
-@pytest.mark.parametrize('name, sigma', [('olympics', 0.05), ('modes6_1d', 0.2),
-                                         ('checkerboard', 0.2)])
+@pytest.mark.parametrize(
+    'name, sigma', [('olympics', 0.05), ('modes6_1d', 0.2), ('checkerboard', 0.2)]
+)
 def test_gaussian_smoothed_density_is_the_convolution(name, sigma):
   # p(x~) = E_x N(x~; x, sigma^2 I), estimated over 1M data points at a few x~; the sigmas
   # are near the data's own noise, so forgetting it (noise sigma, not hypot) would fail.
   dataset = synthetic.get_dataset(name)
   x = dataset.sample(1_000_000, seed=5).astype(np.float64)
   x_tilde = dataset.gaussian_smoothed(sigma).sample(8, seed=6).astype(np.float64)
-  log_q = (-np.square(x_tilde[:, None, :] - x[None]).sum(-1) / (2 * sigma**2)
-           - dataset.dim * np.log(np.sqrt(2 * np.pi) * sigma))
+  log_q = -np.square(x_tilde[:, None, :] - x[None]).sum(-1) / (
+      2 * sigma**2
+  ) - dataset.dim * np.log(np.sqrt(2 * np.pi) * sigma)
   monte_carlo = np.log(np.mean(np.exp(log_q), axis=1))
-  np.testing.assert_allclose(dataset.gaussian_smoothed(sigma).log_prob(x_tilde), monte_carlo,
-                             atol=0.03)
+  np.testing.assert_allclose(
+      dataset.gaussian_smoothed(sigma).log_prob(x_tilde), monte_carlo, atol=0.03
+  )
 
 
 def test_smoothed_checkerboard_integrates_to_one_and_is_finite_far_away():
   smoothed = synthetic.get_dataset('checkerboard').gaussian_smoothed(0.3)
   grid = np.linspace(-7, 7, 561)
   points = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2)
-  mass = np.exp(smoothed.log_prob(points)).sum() * (grid[1] - grid[0])**2
-  assert mass == pytest.approx(1., abs=1e-3)
+  mass = np.exp(smoothed.log_prob(points)).sum() * (grid[1] - grid[0]) ** 2
+  assert mass == pytest.approx(1.0, abs=1e-3)
   assert smoothed.gaussian_smoothed(0.4).sigma == pytest.approx(0.5)
   # Far from the board Phi(high) - Phi(low) would cancel to 0; the density stays positive.
-  far = smoothed.log_prob([[9., 0.], [-9., 0.], [0., 9.]])
+  far = smoothed.log_prob([[9.0, 0.0], [-9.0, 0.0], [0.0, 9.0]])
   assert np.all(np.isfinite(far)) and np.all(far < -100)
 
 
@@ -122,12 +132,12 @@ def test_checkerboard_support():
   board = synthetic.get_dataset('checkerboard')
   inside = [[-3, -3], [-1, -1], [1, 1], [3, -1], [-4, -4], [3.99, 3.99]]
   outside = [[-1, 1], [1, -1], [3, 1], [4, 0], [-4.01, -3], [0, 5]]
-  np.testing.assert_allclose(board.log_prob(inside), np.log(1 / 32.))
+  np.testing.assert_allclose(board.log_prob(inside), np.log(1 / 32.0))
   assert np.all(board.log_prob(outside) == -np.inf)
 
 
 def test_float32_cast_keeps_points_below_cell_edges():
-  x = np.array([2. - 1e-12, -1e-12, 3.5])
+  x = np.array([2.0 - 1e-12, -1e-12, 3.5])
   assert np.all(synthetic._round_down_float32(x) <= x)
 
 
@@ -136,8 +146,10 @@ def test_splits_sizes_deterministic_and_distinct(name):
   splits = synthetic.load_splits(name)
   again = synthetic.load_splits(synthetic.get_dataset(name))
   assert {k: v.shape for k, v in splits.items()} == {
-      'train': (10_000, splits['train'].shape[1]), 'validation': (1_000, splits['train'].shape[1]),
-      'test': (5_000, splits['train'].shape[1])}
+      'train': (10_000, splits['train'].shape[1]),
+      'validation': (1_000, splits['train'].shape[1]),
+      'test': (5_000, splits['train'].shape[1]),
+  }
   for split, points in splits.items():
     assert points.dtype == np.float32
     np.testing.assert_array_equal(points, again[split])
@@ -157,11 +169,13 @@ def test_npy_npz_csv_files_load(tmp_path):
   np.savez(tmp_path / 'two.npz', x=points, labels=np.arange(32))
   np.savetxt(tmp_path / 'plain.csv', points, delimiter=',')
   np.savetxt(tmp_path / 'header.csv', points, delimiter=',', header='a,b,c', comments='')
-  loaded = [synthetic.get_dataset('file', tmp_path / 'p.npy', key=''),  # config default key ''
-            synthetic.get_dataset('file', str(tmp_path / 'one.npz')),
-            synthetic.get_dataset('file', tmp_path / 'two.npz', key='x'),
-            synthetic.get_dataset('file', tmp_path / 'plain.csv'),
-            synthetic.get_dataset('file', tmp_path / 'header.csv')]
+  loaded = [
+      synthetic.get_dataset('file', tmp_path / 'p.npy', key=''),  # config default key ''
+      synthetic.get_dataset('file', str(tmp_path / 'one.npz')),
+      synthetic.get_dataset('file', tmp_path / 'two.npz', key='x'),
+      synthetic.get_dataset('file', tmp_path / 'plain.csv'),
+      synthetic.get_dataset('file', tmp_path / 'header.csv'),
+  ]
   for dataset in loaded:
     assert dataset.dim == 3 and not dataset.has_density
     np.testing.assert_allclose(dataset.points, points, rtol=1e-6)
@@ -195,8 +209,15 @@ def test_file_dataset_has_no_density(tmp_path):
 def test_unknown_name_lists_valid_names_and_file_flags():
   with pytest.raises(ValueError) as error:
     synthetic.get_dataset('ringz')
-  for text in ('ringz', 'rings', 'olympics', 'checkerboard', 'two_gaussians_1d',
-               '--config.data.name=file', '--config.data.path='):
+  for text in (
+      'ringz',
+      'rings',
+      'olympics',
+      'checkerboard',
+      'two_gaussians_1d',
+      '--config.data.name=file',
+      '--config.data.path=',
+  ):
     assert text in str(error.value)
   with pytest.raises(ValueError, match='--config.data.path='):
     synthetic.get_dataset('file')

@@ -13,8 +13,10 @@ def tiny_config(monkeypatch):
 
   def fake_data(split, **source):
     del split, source
-    return (rng.uniform(-1, 1, (24, 28, 28, 1)).astype(np.float32),
-            rng.integers(0, 10, 24).astype(np.int32))
+    return (
+        rng.uniform(-1, 1, (24, 28, 28, 1)).astype(np.float32),
+        rng.integers(0, 10, 24).astype(np.int32),
+    )
 
   monkeypatch.setattr(classifier, 'load_labelled', fake_data)
   config = fashion_mnist_classifier.get_config()
@@ -24,8 +26,9 @@ def tiny_config(monkeypatch):
   return config
 
 
-def test_trained_classifier_exports_a_savedmodel_that_loads_as_a_feature_network(tiny_config,
-                                                                                  tmp_path):
+def test_trained_classifier_exports_a_savedmodel_that_loads_as_a_feature_network(
+    tiny_config, tmp_path
+):
   lines = []
   network, metrics = classifier.train(tiny_config, log=lines.append)
   assert metrics['training_steps'] == 2 and metrics['feature_dimension'] == 6

@@ -12,8 +12,10 @@ from tfsmooth.data import images
 from tfsmooth.evaluation import classifier
 from tfsmooth.evaluation import feature_networks
 
-HAS_IDX = all(os.path.exists(os.path.join(images.FASHION_MNIST_IDX_DIR, f))
-              for f in list(images.IDX_FILES.values()) + list(classifier.LABEL_FILES.values()))
+HAS_IDX = all(
+    os.path.exists(os.path.join(images.FASHION_MNIST_IDX_DIR, f))
+    for f in list(images.IDX_FILES.values()) + list(classifier.LABEL_FILES.values())
+)
 SHIPPED = os.path.join(feature_networks.CLASSIFIER_DIR, feature_networks.CLASSIFIER_VERSION)
 
 # Runs with nothing but TensorFlow (and its numpy): loads the SavedModel, reports its signature
@@ -37,8 +39,11 @@ print(json.dumps(dict(method=signature.method_name, inputs=sorted(signature.inpu
 """
 
 
-@pytest.mark.skipif(not HAS_IDX, reason='Fashion-MNIST IDX files (images and labels) not in '
-                    f'{images.FASHION_MNIST_IDX_DIR} (apt-get install dataset-fashion-mnist)')
+@pytest.mark.skipif(
+    not HAS_IDX,
+    reason='Fashion-MNIST IDX files (images and labels) not in '
+    f'{images.FASHION_MNIST_IDX_DIR} (apt-get install dataset-fashion-mnist)',
+)
 def test_shipped_classifier_loads_in_a_fresh_process_and_reaches_its_accuracy(tmp_path):
   with open(os.path.join(feature_networks.CLASSIFIER_DIR, feature_networks.CLASSIFIER_INFO)) as f:
     info = json.load(f)
@@ -47,9 +52,20 @@ def test_shipped_classifier_loads_in_a_fresh_process_and_reaches_its_accuracy(tm
   np.save(tmp_path / 'x.npy', x[:n])
   np.save(tmp_path / 'y.npy', y[:n])
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
-  result = subprocess.run([sys.executable, '-c', _FRESH_PROCESS, SHIPPED, str(tmp_path / 'x.npy'),
-                           str(tmp_path / 'y.npy')], capture_output=True, text=True, env=env,
-                          check=True)
+  result = subprocess.run(
+      [
+          sys.executable,
+          '-c',
+          _FRESH_PROCESS,
+          SHIPPED,
+          str(tmp_path / 'x.npy'),
+          str(tmp_path / 'y.npy'),
+      ],
+      capture_output=True,
+      text=True,
+      env=env,
+      check=True,
+  )
   report = json.loads(result.stdout.strip().splitlines()[-1])
   assert report['method'] == 'tensorflow/serving/predict'
   assert report['inputs'] == ['images'] and report['outputs'] == ['features', 'logits']
@@ -72,7 +88,7 @@ class _TinyInception(tf.Module):
   @tf.function(input_signature=[tf.TensorSpec([None, 299, 299, 3], tf.float32)])
   def __call__(self, x):
     means = tf.reduce_mean(x, [1, 2], keepdims=True)
-    return {'logits': 2. * means[:, 0, 0], 'pool_3': means}
+    return {'logits': 2.0 * means[:, 0, 0], 'pool_3': means}
 
 
 def test_inception_loader_resizes_grey_images_on_a_tiny_model_of_the_same_contract(tmp_path):
@@ -82,4 +98,4 @@ def test_inception_loader_resizes_grey_images_on_a_tiny_model_of_the_same_contra
   outputs = network(grey)
   assert network.name == feature_networks.INCEPTION_NAME
   np.testing.assert_allclose(outputs['features'], [[-0.5] * 3, [0.25] * 3], atol=1e-6)
-  np.testing.assert_allclose(outputs['logits'], [[-1.] * 3, [0.5] * 3], atol=1e-6)
+  np.testing.assert_allclose(outputs['logits'], [[-1.0] * 3, [0.5] * 3], atol=1e-6)

@@ -11,8 +11,9 @@ def test_nearest_neighbour_of_a_training_image_is_itself():
   found = neighbours.nearest(train[[3, 17, 41]], train, k=4, batch_size=16)
   assert found.shape == (3, 4)
   np.testing.assert_array_equal(found[:, 0], [3, 17, 41])
-  distances = [[np.sum((train[q] - train[i]) ** 2) for i in row]
-               for q, row in zip([3, 17, 41], found)]
+  distances = [
+      [np.sum((train[q] - train[i]) ** 2) for i in row] for q, row in zip([3, 17, 41], found)
+  ]
   assert np.all(np.diff(distances, axis=1) >= 0)  # nearest first
 
 
@@ -21,7 +22,8 @@ def test_neighbour_grids_have_one_row_per_sample_and_k_plus_one_columns(tmp_path
   train = rng.uniform(-1, 1, (30, 8, 8, 1)).astype(np.float32)
   samples = train[[2, 9]] + 0.01
   network = feature_networks.FeatureNetwork(
-      'flat', lambda x: {'features': tf.reshape(x, [-1, 64]), 'logits': x[:, 0, :2, 0]})
+      'flat', lambda x: {'features': tf.reshape(x, [-1, 64]), 'logits': x[:, 0, :2, 0]}
+  )
   k = 3
   found = neighbours.neighbour_grids(samples, train, network, str(tmp_path), k=k)
   for name in ('pixel', 'features'):

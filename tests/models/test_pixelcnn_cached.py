@@ -6,11 +6,13 @@ import tensorflow as tf
 
 from tfsmooth.models import pixelcnn
 
-TINY = dict(nr_resnet=2, nr_filters=8, nr_logistic_mix=2, dropout=0.)
+TINY = dict(nr_resnet=2, nr_filters=8, nr_logistic_mix=2, dropout=0.0)
 # (event shape, likelihood, conditional): together they cover 1 and 3 channels, both heads,
 # p(x) and the stacked p(x | x~), two image sizes (one of them not square).
-CASES = {'rgb_8x8_discretized': ((8, 8, 3), 'discretized_logistic', False),
-         'gray_12x8_logistic_stacked': ((12, 8, 1), 'logistic', True)}
+CASES = {
+    'rgb_8x8_discretized': ((8, 8, 3), 'discretized_logistic', False),
+    'gray_12x8_logistic_stacked': ((12, 8, 1), 'logistic', True),
+}
 
 
 def _perturbed_model(shape, likelihood, conditional):
@@ -19,16 +21,26 @@ def _perturbed_model(shape, likelihood, conditional):
   model.build_variables()
   rng = np.random.default_rng(0)
   for v in model.trainable_variables:
-    v.assign(v.numpy() + rng.normal(0., 0.2, v.shape).astype(np.float32))
+    v.assign(v.numpy() + rng.normal(0.0, 0.2, v.shape).astype(np.float32))
   return model
 
 
 def _samplers(model, conditioning):
   """Traced complete_from_uniform(x_known, num_known_rows, u) of both samplers."""
   head = pixelcnn.HEADS[model.likelihood]
-  return {name: tf.function(pixelcnn.PixelCNNDistribution(
-      model.network, head, model.event_shape, model.nr_logistic_mix, conditioning,
-      sampler=name).complete_from_uniform) for name in pixelcnn.SAMPLERS}
+  return {
+      name: tf.function(
+          pixelcnn.PixelCNNDistribution(
+              model.network,
+              head,
+              model.event_shape,
+              model.nr_logistic_mix,
+              conditioning,
+              sampler=name,
+          ).complete_from_uniform
+      )
+      for name in pixelcnn.SAMPLERS
+  }
 
 
 @pytest.fixture(scope='module', params=list(CASES))
@@ -43,15 +55,14 @@ def _assert_same(model, a, b):
   if model.likelihood == 'discretized_logistic':
     np.testing.assert_array_equal(a, b)  # identical 8-bit values
   else:
-    np.testing.assert_allclose(a, b, rtol=0., atol=1e-4)
+    np.testing.assert_allclose(a, b, rtol=0.0, atol=1e-4)
 
 
 def test_cached_equals_naive_when_sampling_and_completing(case):
   model, _, samplers = case
   shape = model.event_shape
-  u = pixelcnn._uniform((3,) + shape[:2] + (model.nr_logistic_mix + shape[-1],), [3, 4],
-                        tf.float32)
-  x_known = tf.round(tf.random.stateless_uniform((3,) + shape, [5, 5], -1., 1.) * 127.5) / 127.5
+  u = pixelcnn._uniform((3,) + shape[:2] + (model.nr_logistic_mix + shape[-1],), [3, 4], tf.float32)
+  x_known = tf.round(tf.random.stateless_uniform((3,) + shape, [5, 5], -1.0, 1.0) * 127.5) / 127.5
   draws = []
   for rows in (0, 3, 6):  # 0: sampling; 3 and 6: known rows ending mid-way at coarser levels
     cached = samplers['cached'](x_known, tf.constant(rows), u).numpy()
@@ -75,8 +86,11 @@ def test_saved_sampler_takes_any_batch_and_rows_keep_their_draws(tmp_path):
   noise_shape = shape[:2] + (model.nr_logistic_mix + shape[-1],)
 
   def sample(seeds):
-    noise = tf.map_fn(lambda s: pixelcnn._uniform(noise_shape, s, tf.float32), seeds,
-                      fn_output_signature=tf.float32)
+    noise = tf.map_fn(
+        lambda s: pixelcnn._uniform(noise_shape, s, tf.float32),
+        seeds,
+        fn_output_signature=tf.float32,
+    )
     return model.distribution().sample_from_uniform(noise)
 
   module = tf.Module()

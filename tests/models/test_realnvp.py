@@ -10,14 +10,15 @@ from tfsmooth import smoothing
 from tfsmooth.models import realnvp
 
 
-def random_flow(event_size=2, conditional=False, num_couplings=4, hidden_sizes=(16, 16),
-                stddev=0.2, seed=0):
+def random_flow(
+    event_size=2, conditional=False, num_couplings=4, hidden_sizes=(16, 16), stddev=0.2, seed=0
+):
   """A built flow with random (not identity-initialised) weights."""
   model = realnvp.RealNVP(event_size, num_couplings, hidden_sizes, conditional=conditional)
   model.build_variables()
   rng = np.random.default_rng(seed)
   for v in model.trainable_variables:
-    v.assign(rng.normal(0., stddev, v.shape).astype(np.float32))
+    v.assign(rng.normal(0.0, stddev, v.shape).astype(np.float32))
   return model
 
 
@@ -32,8 +33,9 @@ def test_log_det_matches_autodiff_jacobian(event_size, conditional):
     x = bijector.forward(z)
   jacobian = tape.batch_jacobian(x, z)
   _, expected = np.linalg.slogdet(jacobian.numpy().astype(np.float64))
-  np.testing.assert_allclose(bijector.forward_log_det_jacobian(z, event_ndims=1), expected,
-                             atol=1e-4)
+  np.testing.assert_allclose(
+      bijector.forward_log_det_jacobian(z, event_ndims=1), expected, atol=1e-4
+  )
   assert np.max(np.abs(expected)) > 0.1  # The flow is not volume-preserving.
 
 
@@ -47,20 +49,20 @@ def grid(half_width, num):
 def test_density_integrates_to_one():
   model = random_flow()
   samples = model.sample(20000, seed=[7, 8])
-  assert np.max(np.abs(samples)) < 8.  # The grid below holds all the mass.
-  points, cell = grid(10., 500)
+  assert np.max(np.abs(samples)) < 8.0  # The grid below holds all the mass.
+  points, cell = grid(10.0, 500)
   mass = np.sum(np.exp(model.log_prob(points).numpy().astype(np.float64))) * cell
-  assert mass == pytest.approx(1., abs=1e-4)
+  assert mass == pytest.approx(1.0, abs=1e-4)
 
 
 def test_conditional_density_integrates_to_one_for_each_condition():
   model = random_flow(conditional=True, seed=1)
-  c = np.array([[0., 0.], [1.5, -1.]], np.float32)
-  assert np.max(np.abs(model.sample(None, [7, 8], conditioning=np.repeat(c, 10000, 0)))) < 8.
-  points, cell = grid(10., 500)
+  c = np.array([[0.0, 0.0], [1.5, -1.0]], np.float32)
+  assert np.max(np.abs(model.sample(None, [7, 8], conditioning=np.repeat(c, 10000, 0)))) < 8.0
+  points, cell = grid(10.0, 500)
   log_p = model.distribution(c).log_prob(np.repeat(points[:, None, :], 2, axis=1))  # [G, 2]
   mass = np.sum(np.exp(log_p.numpy().astype(np.float64)), axis=0) * cell
-  np.testing.assert_allclose(mass, [1., 1.], atol=1e-4)
+  np.testing.assert_allclose(mass, [1.0, 1.0], atol=1e-4)
 
 
 @pytest.mark.parametrize('event_size', [2, 3])
@@ -69,7 +71,7 @@ def test_conditional_flow_uses_every_coordinate_of_the_condition(event_size):
   x = tf.random.stateless_normal([32, event_size], seed=[1, 1])
   c = tf.random.stateless_normal([32, event_size], seed=[2, 2])
   log_p = model.log_prob(x, c)
-  assert np.all(np.abs(model.log_prob(x, c + 1.) - log_p) > 1e-4)
+  assert np.all(np.abs(model.log_prob(x, c + 1.0) - log_p) > 1e-4)
   for j in range(event_size):
     shifted = c + 0.5 * tf.one_hot(j, event_size)
     assert np.all(np.abs(model.log_prob(x, shifted) - log_p) > 1e-4), f'ignores c[{j}]'
@@ -90,8 +92,9 @@ def test_sample_shapes_and_seeding(seed):
   sample_fn = tf.function(lambda s: cond.sample(None, s, conditioning=c))
   np.testing.assert_array_equal(sample_fn(seed), sample_fn(seed))
   np.testing.assert_allclose(sample_fn(seed), eager, atol=1e-5)
-  np.testing.assert_allclose(tf.function(lambda s: model.sample(7, s))(seed),
-                             model.sample(7, seed), atol=1e-5)
+  np.testing.assert_allclose(
+      tf.function(lambda s: model.sample(7, s))(seed), model.sample(7, seed), atol=1e-5
+  )
 
 
 def test_log_prob_in_tf_function_and_xla_matches_eager():
@@ -100,16 +103,18 @@ def test_log_prob_in_tf_function_and_xla_matches_eager():
   c = tf.random.stateless_normal([8, 2], seed=[2, 3])
   eager = model.log_prob(x, c)
   for jit in (False, True):
-    np.testing.assert_allclose(tf.function(model.log_prob, jit_compile=jit)(x, c), eager,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        tf.function(model.log_prob, jit_compile=jit)(x, c), eager, rtol=1e-5, atol=1e-5
+    )
 
 
 def test_zero_initialised_flow_is_standard_normal_and_trainable():
   model = realnvp.RealNVP(2, 2, (8,))
   model.build_variables()
-  x = tf.constant([[0., 0.], [1., -2.]])
-  np.testing.assert_allclose(model.log_prob(x), [-np.log(2 * np.pi), -np.log(2 * np.pi) - 2.5],
-                             rtol=1e-6)
+  x = tf.constant([[0.0, 0.0], [1.0, -2.0]])
+  np.testing.assert_allclose(
+      model.log_prob(x), [-np.log(2 * np.pi), -np.log(2 * np.pi) - 2.5], rtol=1e-6
+  )
   with tf.GradientTape() as tape:
     loss = -tf.reduce_mean(model.log_prob(x))
   grads = tape.gradient(loss, model.trainable_variables)
@@ -119,20 +124,24 @@ def test_zero_initialised_flow_is_standard_normal_and_trainable():
 
 def test_variables_are_created_under_a_strategy_scope():
   strategy = tf.distribute.MirroredStrategy(
-      ['/cpu:0', '/cpu:1'], cross_device_ops=tf.distribute.ReductionToOneDevice())
+      ['/cpu:0', '/cpu:1'], cross_device_ops=tf.distribute.ReductionToOneDevice()
+  )
   with strategy.scope():
     model = realnvp.RealNVP(2, 2, (8,), conditional=True)
     model.build_variables()
   assert model.trainable_variables
-  assert all(isinstance(v.value, tf.distribute.DistributedValues)
-             for v in model.trainable_variables)
+  assert all(
+      isinstance(v.value, tf.distribute.DistributedValues) for v in model.trainable_variables
+  )
   x = tf.zeros([4, 2])
   per_replica = strategy.run(tf.function(lambda: tf.reduce_sum(model.log_prob(x, x))))
   assert len(strategy.experimental_local_results(per_replica)) == 2
 
 
-@pytest.mark.parametrize('event_size,couplings,hidden,conditional',
-                         [(2, 4, (16, 16), False), (2, 3, (8,), True), (5, 2, (4, 6), True)])
+@pytest.mark.parametrize(
+    'event_size,couplings,hidden,conditional',
+    [(2, 4, (16, 16), False), (2, 3, (8,), True), (5, 2, (4, 6), True)],
+)
 def test_count_params_matches_the_model(event_size, couplings, hidden, conditional):
   model = realnvp.RealNVP(event_size, couplings, hidden, conditional=conditional)
   model.build_variables()
@@ -147,8 +156,9 @@ def test_width_for_params_matches_a_smoothed_pair():
 
 
 def test_from_config():
-  config = ml_collections.ConfigDict({'name': 'realnvp', 'num_couplings': 3,
-                                      'hidden_sizes': (8, 8), 'max_log_scale': 2.})
+  config = ml_collections.ConfigDict(
+      {'name': 'realnvp', 'num_couplings': 3, 'hidden_sizes': (8, 8), 'max_log_scale': 2.0}
+  )
   model = realnvp.from_config(config, (2,), conditional=True)
   assert model.conditional and model.event_shape == (2,) and len(model.couplings) == 3
   model.build_variables()
@@ -173,11 +183,13 @@ def test_clear_errors_for_wrong_dimensions():
 
 
 def test_flows_plug_into_the_smoothed_model(seed):
-  model = smoothing.SmoothedModel(random_flow(), random_flow(conditional=True, seed=1),
-                                  kernels.SmoothingKernel('gaussian', 0.3))
+  model = smoothing.SmoothedModel(
+      random_flow(), random_flow(conditional=True, seed=1), kernels.SmoothingKernel('gaussian', 0.3)
+  )
   x = tf.random.stateless_normal([6, 2], seed=[4, 4])
   elbo, iw = tf.function(model.bounds)(x, 8, seed)
   assert elbo.shape == iw.shape == (6,) and np.all(np.isfinite(elbo)) and np.all(iw >= elbo - 1e-5)
   assert model.sample(5, seed).shape == model.sample_single_step(5, seed).shape == (5, 2)
-  assert model.num_params == (realnvp.count_params(2, 4, (16, 16)) +
-                              realnvp.count_params(2, 4, (16, 16), conditional=True))
+  assert model.num_params == (
+      realnvp.count_params(2, 4, (16, 16)) + realnvp.count_params(2, 4, (16, 16), conditional=True)
+  )

@@ -27,8 +27,19 @@ def _driver(workdir, output, steps, strategy='default', tf_config=None):
   if tf_config:
     env['TF_CONFIG'] = json.dumps(tf_config)
   return subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, 'tests', 'train', 'train_driver.py'), str(workdir),
-       str(output), str(steps), strategy], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+      [
+          sys.executable,
+          os.path.join(ROOT, 'tests', 'train', 'train_driver.py'),
+          str(workdir),
+          str(output),
+          str(steps),
+          strategy,
+      ],
+      cwd=ROOT,
+      env=env,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
 
 
 def _saved(path):
@@ -49,8 +60,9 @@ def _assert_equal(a, b, **tolerance):
 @pytest.fixture(scope='module')
 def straight(tmp_path_factory):
   """Weights of an uninterrupted in-process run of STEPS steps."""
-  result = trainer.train(tiny.model, tiny.dataset, tiny.config(STEPS),
-                         str(tmp_path_factory.mktemp('straight')))
+  result = trainer.train(
+      tiny.model, tiny.dataset, tiny.config(STEPS), str(tmp_path_factory.mktemp('straight'))
+  )
   return _weights(result.model)
 
 
@@ -68,13 +80,20 @@ def test_worker_shards_are_disjoint_and_cover_the_global_batch():
   examples = lambda: tf.data.Dataset.range(10_000)  # noqa: E731
   global_batch, replicas = 8, 4
   single = trainer.input_fn(examples, global_batch, replicas)(
-      tf.distribute.InputContext(1, 0, replicas))
+      tf.distribute.InputContext(1, 0, replicas)
+  )
   single = [c.numpy() for c in single.take(2 * replicas)]  # chunk r of step t: replica r
   for pipelines in (2, 4):
     local = replicas // pipelines
-    shards = [[c.numpy() for c in trainer.input_fn(examples, global_batch, replicas)(
-        tf.distribute.InputContext(pipelines, i, replicas)).take(2 * local)]
-              for i in range(pipelines)]
+    shards = [
+        [
+            c.numpy()
+            for c in trainer.input_fn(examples, global_batch, replicas)(
+                tf.distribute.InputContext(pipelines, i, replicas)
+            ).take(2 * local)
+        ]
+        for i in range(pipelines)
+    ]
     for step in range(2):
       batch = np.concatenate([single[step * replicas + r] for r in range(replicas)])
       parts = [s[step * local + r] for s in shards for r in range(local)]
@@ -82,7 +101,8 @@ def test_worker_shards_are_disjoint_and_cover_the_global_batch():
       for r, part in enumerate(parts):  # global replica r gets the same chunk as in one process
         np.testing.assert_array_equal(part, single[step * replicas + r])
   resumed = trainer.input_fn(examples, global_batch, replicas, start_step=1)(
-      tf.distribute.InputContext(1, 0, replicas))
+      tf.distribute.InputContext(1, 0, replicas)
+  )
   np.testing.assert_array_equal(next(iter(resumed)).numpy(), single[replicas])
 
 
@@ -90,16 +110,24 @@ def test_two_workers_match_one_process_with_two_replicas(tmp_path):
   steps = 20
   ports = _free_ports(2)
   cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
-  workers = [_driver(tmp_path / 'multi', tmp_path / f'worker{i}.npz', steps, 'multi_worker',
-                     {'cluster': cluster, 'task': {'type': 'worker', 'index': i}})
-             for i in range(2)]
+  workers = [
+      _driver(
+          tmp_path / 'multi',
+          tmp_path / f'worker{i}.npz',
+          steps,
+          'multi_worker',
+          {'cluster': cluster, 'task': {'type': 'worker', 'index': i}},
+      )
+      for i in range(2)
+  ]
   for w in workers:
     _, err = w.communicate(timeout=240)
     assert w.returncode == 0, err[-3000:]
   mirrored = strategy_lib.get_strategy('mirrored')
   assert mirrored.num_replicas_in_sync == 2
-  result = trainer.train(tiny.model, tiny.dataset, tiny.config(steps), str(tmp_path / 'one'),
-                         mirrored)
+  result = trainer.train(
+      tiny.model, tiny.dataset, tiny.config(steps), str(tmp_path / 'one'), mirrored
+  )
   _assert_equal(_saved(tmp_path / 'worker0.npz'), _weights(result.model), rtol=1e-4, atol=1e-5)
   _assert_equal(_saved(tmp_path / 'worker1.npz'), _saved(tmp_path / 'worker0.npz'))
   assert sorted(os.listdir(tmp_path / 'multi' / 'checkpoints'))[-1].startswith(f'ckpt-{steps}')
@@ -109,9 +137,16 @@ def test_two_workers_match_one_process_with_two_replicas(tmp_path):
 def test_sigterm_to_one_worker_checkpoints_both_at_the_same_step(tmp_path):
   ports = _free_ports(2)
   cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
-  workers = [_driver(tmp_path / 'run', tmp_path / f'worker{i}.npz', 3000, 'multi_worker',
-                     {'cluster': cluster, 'task': {'type': 'worker', 'index': i}})
-             for i in range(2)]
+  workers = [
+      _driver(
+          tmp_path / 'run',
+          tmp_path / f'worker{i}.npz',
+          3000,
+          'multi_worker',
+          {'cluster': cluster, 'task': {'type': 'worker', 'index': i}},
+      )
+      for i in range(2)
+  ]
   for line in workers[1].stderr:
     if '/3000 loss' in line:
       break
@@ -174,8 +209,12 @@ def test_ema_equals_its_closed_form(tmp_path):
 
   raw = []
   for steps in (1, 2, 3):  # one step per call, so each step's raw weights are checkpointed
-    result = trainer.train(model_fn, tiny.dataset, tiny.config(steps, checkpoint_every=1,
-                                                               ema_decay=decay), str(tmp_path))
+    result = trainer.train(
+        model_fn,
+        tiny.dataset,
+        tiny.config(steps, checkpoint_every=1, ema_decay=decay),
+        str(tmp_path),
+    )
     fresh = tiny.model()
     trainer.restore_model(fresh, str(tmp_path / 'checkpoints'), ema=False)
     raw.append(_weights(fresh))
@@ -192,7 +231,7 @@ def test_ema_equals_its_closed_form(tmp_path):
 
 
 def test_workdir_without_ema_restores_and_resumes(tmp_path):
-  trainer.train(tiny.model, tiny.dataset, tiny.config(5, ema_decay=0.), str(tmp_path))
+  trainer.train(tiny.model, tiny.dataset, tiny.config(5, ema_decay=0.0), str(tmp_path))
   raw = tiny.model()
   trainer.restore_best(raw, str(tmp_path))
   resumed = trainer.train(tiny.model, tiny.dataset, tiny.config(6, ema_decay=0.5), str(tmp_path))
@@ -213,8 +252,10 @@ def test_truncated_checkpoint_is_named_set_aside_and_the_previous_one_used(tmp_p
   assert (checkpoints / 'unreadable' / 'ckpt-10.index').stat().st_size == 20
   assert not (checkpoints / 'ckpt-15_temp').exists()
   assert result.step == 10
-  _assert_equal(_weights(result.model), _weights(
-      trainer.train(tiny.model, tiny.dataset, config, str(tmp_path / 'straight')).model))
+  _assert_equal(
+      _weights(result.model),
+      _weights(trainer.train(tiny.model, tiny.dataset, config, str(tmp_path / 'straight')).model),
+  )
 
 
 def test_unreadable_only_checkpoint_gives_a_clear_error(tmp_path):
@@ -231,8 +272,9 @@ def test_tpu_without_a_tpu_fails_fast_with_the_fix():
 
 
 def _tiny_pixelcnn():
-  return pixelcnn.PixelCNN((8, 8, 1), likelihood='logistic', nr_resnet=1, nr_filters=8,
-                           nr_logistic_mix=2, dropout=0.1)
+  return pixelcnn.PixelCNN(
+      (8, 8, 1), likelihood='logistic', nr_resnet=1, nr_filters=8, nr_logistic_mix=2, dropout=0.1
+  )
 
 
 def _images():
@@ -240,9 +282,13 @@ def _images():
   return tf.data.Dataset.from_tensor_slices(images).repeat()
 
 
-@pytest.mark.parametrize('model_fn, dataset_fn, layer', [
-    (tiny.model, tiny.dataset, lambda m: m.hidden[0]),
-    (_tiny_pixelcnn, _images, lambda m: m.network.out)])
+@pytest.mark.parametrize(
+    'model_fn, dataset_fn, layer',
+    [
+        (tiny.model, tiny.dataset, lambda m: m.hidden[0]),
+        (_tiny_pixelcnn, _images, lambda m: m.network.out),
+    ],
+)
 def test_mixed_bfloat16_trains_on_cpu(tmp_path, model_fn, dataset_fn, layer):
   config = tiny.config(3, batch_size=8, precision='mixed_bfloat16')
   result = trainer.train(model_fn, dataset_fn, config, str(tmp_path))
@@ -257,6 +303,5 @@ def test_mixed_bfloat16_trains_on_cpu(tmp_path, model_fn, dataset_fn, layer):
 def test_replica_step_with_ema_compiles_with_xla(tmp_path):
   # jit_compile=True compiles the whole replica step (loss, gradients, Adam and EMA updates)
   # with XLA: static shapes and no host-side Python, as TPUStrategy needs.
-  result = trainer.train(tiny.model, tiny.dataset, tiny.config(3, jit_compile=True),
-                         str(tmp_path))
+  result = trainer.train(tiny.model, tiny.dataset, tiny.config(3, jit_compile=True), str(tmp_path))
   assert result.step == 3 and result.ema

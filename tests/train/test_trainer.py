@@ -19,13 +19,26 @@ def _dataset():
 
 
 def _config(steps, **overrides):
-  return ml_collections.ConfigDict(dict(steps=steps, batch_size=64, learning_rate=3e-3, seed=0, log_every=5,
-                                        checkpoint_every=5, jit_compile=False, **overrides))
+  return ml_collections.ConfigDict(
+      dict(
+          steps=steps,
+          batch_size=64,
+          learning_rate=3e-3,
+          seed=0,
+          log_every=5,
+          checkpoint_every=5,
+          jit_compile=False,
+          **overrides,
+      )
+  )
 
 
 def _smoothed():
-  return smoothing.SmoothedModel(made.MADE(2, (16,), 2), made.MADE(2, (16,), 2, conditional=True),
-                                 kernels.SmoothingKernel('gaussian', 0.3))
+  return smoothing.SmoothedModel(
+      made.MADE(2, (16,), 2),
+      made.MADE(2, (16,), 2, conditional=True),
+      kernels.SmoothingKernel('gaussian', 0.3),
+  )
 
 
 def _weights(model):
@@ -37,7 +50,7 @@ def test_resumed_run_continues_where_it_stopped(tmp_path, monkeypatch):
     model = _smoothed()
     model.build_variables()
     for v in model.trainable_variables:
-      v.assign(v + 1.)
+      v.assign(v + 1.0)
     return model
 
   tf.keras.utils.set_random_seed(3)
@@ -63,14 +76,24 @@ def test_steps_per_loop_changes_only_the_round_trips(tmp_path):
   for steps_per_loop in (1, 7):  # 7 does not divide the log / checkpoint cadence of 5
     tf.keras.utils.set_random_seed(3)
     runs[steps_per_loop] = trainer.train(
-        _smoothed, _dataset, _config(20, steps_per_loop=steps_per_loop, keep_checkpoints=10),
-        str(tmp_path / str(steps_per_loop)))
+        _smoothed,
+        _dataset,
+        _config(20, steps_per_loop=steps_per_loop, keep_checkpoints=10),
+        str(tmp_path / str(steps_per_loop)),
+    )
   for a, b in zip(_weights(runs[1].model), _weights(runs[7].model)):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-  saved = [tf.train.get_checkpoint_state(str(tmp_path / str(n) / 'checkpoints'))
-           .all_model_checkpoint_paths for n in (1, 7)]
-  assert [os.path.basename(p) for p in saved[0]] == [os.path.basename(p) for p in saved[1]] == [
-      f'ckpt-{step}' for step in (5, 10, 15, 20)]
+  saved = [
+      tf.train.get_checkpoint_state(
+          str(tmp_path / str(n) / 'checkpoints')
+      ).all_model_checkpoint_paths
+      for n in (1, 7)
+  ]
+  assert (
+      [os.path.basename(p) for p in saved[0]]
+      == [os.path.basename(p) for p in saved[1]]
+      == [f'ckpt-{step}' for step in (5, 10, 15, 20)]
+  )
 
 
 def test_restore_without_checkpoint_names_the_fix(tmp_path):
@@ -95,8 +118,13 @@ def test_mirrored_step_equals_single_device_step(tmp_path):
 
 def test_best_checkpoint_is_selected_on_validation(tmp_path):
   scores = iter([3.0, 1.0, 2.0])
-  result = trainer.train(_smoothed, _dataset, _config(15, eval_every=5),
-                         str(tmp_path), eval_fn=lambda model: {'validation': next(scores)})
+  result = trainer.train(
+      _smoothed,
+      _dataset,
+      _config(15, eval_every=5),
+      str(tmp_path),
+      eval_fn=lambda model: {'validation': next(scores)},
+  )
   assert result.best_step == 10 and result.best_metric == 1.0
   assert result.step == 15
 
@@ -120,4 +148,3 @@ def test_final_lr_fraction_follows_the_run_length():
 def test_unknown_strategy_lists_the_choices():
   with pytest.raises(ValueError, match='default, mirrored, multi_worker, tpu'):
     strategy_lib.get_strategy('gpu')
-

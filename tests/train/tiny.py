@@ -19,8 +19,17 @@ def model():
 
 
 def config(steps, **overrides):
-  settings = dict(steps=steps, batch_size=64, learning_rate=3e-3, seed=0, log_every=20,
-                  checkpoint_every=200, keep_checkpoints=2, jit_compile=False, ema_decay=0.9,
-                  steps_per_loop=8)  # the fault tests run the multi-step loop
+  settings = dict(
+      steps=steps,
+      batch_size=64,
+      learning_rate=3e-3,
+      seed=0,
+      log_every=20,
+      checkpoint_every=200,
+      keep_checkpoints=2,
+      jit_compile=False,
+      ema_decay=0.9,
+      steps_per_loop=8,
+  )  # the fault tests run the multi-step loop
   settings.update(overrides)
   return ml_collections.ConfigDict(settings)

@@ -14,5 +14,10 @@ from tfsmooth.configs import images
 
 def get_config(variant='smoothed'):
   return images.get_config(
-      'celeb_a', variant or 'smoothed', sigma=0.3, nr_filters=160, baseline_filters=226,
-      paper_label='the paper reports no bpd for CelebA')
+      'celeb_a',
+      variant or 'smoothed',
+      sigma=0.3,
+      nr_filters=160,
+      baseline_filters=226,
+      paper_label='the paper reports no bpd for CelebA',
+  )

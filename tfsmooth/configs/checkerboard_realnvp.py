@@ -14,6 +14,12 @@ from tfsmooth.configs import synthetic_realnvp
 
 def get_config(variant='smoothed'):
   return synthetic_realnvp.get_config(
-      'checkerboard', variant, sigma=0.3, steps=60_000, num_couplings=8, pair_hidden=(64, 64),
+      'checkerboard',
+      variant,
+      sigma=0.3,
+      steps=60_000,
+      num_couplings=8,
+      pair_hidden=(64, 64),
       paper_label='section 5, checkerboard',
-      paper_nll={'smoothed_realnvp': 3.64, 'baseline_realnvp': 3.72})
+      paper_nll={'smoothed_realnvp': 3.64, 'baseline_realnvp': 3.72},
+  )

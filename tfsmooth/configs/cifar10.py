@@ -13,6 +13,11 @@ from tfsmooth.configs import images
 
 def get_config(variant='smoothed'):
   return images.get_config(
-      'cifar10', variant or 'smoothed', sigma=0.3, nr_filters=160, baseline_filters=226,
+      'cifar10',
+      variant or 'smoothed',
+      sigma=0.3,
+      nr_filters=160,
+      baseline_filters=226,
       paper_bpd={'baseline': 2.92, 'smoothed': 3.53},
-      paper_label='Table 2: PixelCNN++ 2.92 bpd; two-step <= 3.53 bpd')
+      paper_label='Table 2: PixelCNN++ 2.92 bpd; two-step <= 3.53 bpd',
+  )

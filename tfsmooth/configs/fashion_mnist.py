@@ -19,9 +19,20 @@ from tfsmooth.configs import images
 
 def get_config(variant='smoothed'):
   config = images.get_config(
-      'fashion_mnist', variant or 'smoothed', sigma=0.5, nr_filters=32, baseline_filters=45,
-      nr_resnet=1, nr_logistic_mix=10, dropout=0.0, batch_size=32, learning_rate=1e-3,
-      lr_decay=0.99995, steps=5000, paper_label='no Fashion-MNIST figures in the paper')
+      'fashion_mnist',
+      variant or 'smoothed',
+      sigma=0.5,
+      nr_filters=32,
+      baseline_filters=45,
+      nr_resnet=1,
+      nr_logistic_mix=10,
+      dropout=0.0,
+      batch_size=32,
+      learning_rate=1e-3,
+      lr_decay=0.99995,
+      steps=5000,
+      paper_label='no Fashion-MNIST figures in the paper',
+  )
   config.train.eval_every = 1000
   config.train.log_every = 50
   config.train.checkpoint_every = 250

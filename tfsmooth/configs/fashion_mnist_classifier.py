@@ -14,9 +14,11 @@ import ml_collections
 
 def get_config():
   config = ml_collections.ConfigDict()
-  config.data = ml_collections.ConfigDict(dict(
-      name='fashion_mnist', source='auto', data_dir='', idx_dir='', validation_examples=5000))
+  config.data = ml_collections.ConfigDict(
+      dict(name='fashion_mnist', source='auto', data_dir='', idx_dir='', validation_examples=5000)
+  )
   config.model = ml_collections.ConfigDict(dict(filters=(32, 64), features=128))
-  config.train = ml_collections.ConfigDict(dict(
-      steps=3000, batch_size=128, learning_rate=1e-3, seed=0, log_every=100, eval_every=500))
+  config.train = ml_collections.ConfigDict(
+      dict(steps=3000, batch_size=128, learning_rate=1e-3, seed=0, log_every=100, eval_every=500)
+  )
   return config

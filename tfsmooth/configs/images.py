@@ -15,36 +15,81 @@ Every field can be overridden by flag, e.g. `--config.smoothing.sigma=0.4`, or
 import ml_collections
 
 
-def get_config(dataset, variant='smoothed', sigma=0.3, nr_filters=160, baseline_filters=226,
-               nr_resnet=5, nr_logistic_mix=10, dropout=0.5, batch_size=64, learning_rate=2e-4,
-               lr_decay=0.999995, steps=500_000, paper_bpd=None, paper_label=''):
+def get_config(
+    dataset,
+    variant='smoothed',
+    sigma=0.3,
+    nr_filters=160,
+    baseline_filters=226,
+    nr_resnet=5,
+    nr_logistic_mix=10,
+    dropout=0.5,
+    batch_size=64,
+    learning_rate=2e-4,
+    lr_decay=0.999995,
+    steps=500_000,
+    paper_bpd=None,
+    paper_label='',
+):
   """The ConfigDict for one image experiment."""
   if variant not in ('smoothed', 'baseline'):
     raise ValueError(f'Unknown variant {variant!r}: use :smoothed or :baseline.')
   smoothed = variant == 'smoothed'
   config = ml_collections.ConfigDict()
-  config.data = ml_collections.ConfigDict(dict(
-      name=dataset, source='auto', data_dir='', idx_dir='', train_split='train[:-1000]',
-      validation_split='train[-1000:]', validation_examples=256, test_split='test',
-      test_examples=0))  # 0: the whole test split
-  config.smoothing = ml_collections.ConfigDict(dict(
-      enabled=smoothed, kernel='gaussian', sigma=float(sigma), sigma_heuristic=False))
-  config.model = ml_collections.ConfigDict(dict(
-      name='pixelcnn', likelihood='logistic' if smoothed else 'discretized_logistic',
-      nr_resnet=nr_resnet, nr_filters=nr_filters if smoothed else baseline_filters,
-      nr_logistic_mix=nr_logistic_mix, dropout=dropout))
+  config.data = ml_collections.ConfigDict(
+      dict(
+          name=dataset,
+          source='auto',
+          data_dir='',
+          idx_dir='',
+          train_split='train[:-1000]',
+          validation_split='train[-1000:]',
+          validation_examples=256,
+          test_split='test',
+          test_examples=0,
+      )
+  )  # 0: the whole test split
+  config.smoothing = ml_collections.ConfigDict(
+      dict(enabled=smoothed, kernel='gaussian', sigma=float(sigma), sigma_heuristic=False)
+  )
+  config.model = ml_collections.ConfigDict(
+      dict(
+          name='pixelcnn',
+          likelihood='logistic' if smoothed else 'discretized_logistic',
+          nr_resnet=nr_resnet,
+          nr_filters=nr_filters if smoothed else baseline_filters,
+          nr_logistic_mix=nr_logistic_mix,
+          dropout=dropout,
+      )
+  )
   config.conditional_model = ml_collections.ConfigDict(config.model.to_dict())
   config.conditional_model.likelihood = 'discretized_logistic'
-  config.train = ml_collections.ConfigDict(dict(
-      steps=steps, batch_size=batch_size, learning_rate=learning_rate, lr_decay=lr_decay,
-      grad_clip_norm=ml_collections.config_dict.placeholder(float), seed=0,
-      log_every=100, eval_every=2000, checkpoint_every=1000, keep_checkpoints=2,
-      jit_compile=False, strategy='default', tpu_address='', ema_decay=0.0,
-      precision='float32', steps_per_loop=1))
-  config.eval = ml_collections.ConfigDict(dict(
-      iw_samples=4, validation_samples=2, batch_size=64, num_samples=16, seed=0))
-  config.reference = ml_collections.ConfigDict(dict(paper_bpd=dict(paper_bpd or {}),
-                                                    paper_label=paper_label))
+  config.train = ml_collections.ConfigDict(
+      dict(
+          steps=steps,
+          batch_size=batch_size,
+          learning_rate=learning_rate,
+          lr_decay=lr_decay,
+          grad_clip_norm=ml_collections.config_dict.placeholder(float),
+          seed=0,
+          log_every=100,
+          eval_every=2000,
+          checkpoint_every=1000,
+          keep_checkpoints=2,
+          jit_compile=False,
+          strategy='default',
+          tpu_address='',
+          ema_decay=0.0,
+          precision='float32',
+          steps_per_loop=1,
+      )
+  )
+  config.eval = ml_collections.ConfigDict(
+      dict(iw_samples=4, validation_samples=2, batch_size=64, num_samples=16, seed=0)
+  )
+  config.reference = ml_collections.ConfigDict(
+      dict(paper_bpd=dict(paper_bpd or {}), paper_label=paper_label)
+  )
   return config
 
 

@@ -12,5 +12,10 @@ from tfsmooth.configs import images
 
 def get_config(variant='smoothed'):
   return images.get_config(
-      'mnist', variant or 'smoothed', sigma=0.5, nr_filters=40, baseline_filters=57,
-      paper_label='the paper reports no bpd for MNIST')
+      'mnist',
+      variant or 'smoothed',
+      sigma=0.5,
+      nr_filters=40,
+      baseline_filters=57,
+      paper_label='the paper reports no bpd for MNIST',
+  )

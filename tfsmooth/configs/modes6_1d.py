@@ -12,5 +12,10 @@ from tfsmooth.configs import synthetic
 
 
 def get_config(variant='smoothed'):
-  return synthetic.get_1d_config('modes6_1d', variant, sigma=0.5, loc_init_range=5.0,
-                                 paper_label='Section 4.1 (figure 4; no table)')
+  return synthetic.get_1d_config(
+      'modes6_1d',
+      variant,
+      sigma=0.5,
+      loc_init_range=5.0,
+      paper_label='Section 4.1 (figure 4; no table)',
+  )

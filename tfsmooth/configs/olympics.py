@@ -12,8 +12,13 @@ from tfsmooth.configs import synthetic
 
 def get_config(variant='smoothed'):
   config = synthetic.get_config(
-      'olympics', variant or 'smoothed', num_mixtures=3, sigma=0.3,
+      'olympics',
+      variant or 'smoothed',
+      num_mixtures=3,
+      sigma=0.3,
       paper_label='Table 1, Olympics',
-      paper_nll={'smoothed_3': 0.80, 'baseline_3': 1.27, 'baseline_6': 0.80}, steps=100_000)
+      paper_nll={'smoothed_3': 0.80, 'baseline_3': 1.27, 'baseline_6': 0.80},
+      steps=100_000,
+  )
   config.train.final_lr_fraction = 0.05  # lr 1e-3 -> 5e-5 over the run, however long
   return config

@@ -15,6 +15,12 @@ from tfsmooth.configs import synthetic_realnvp
 
 def get_config(variant='smoothed'):
   return synthetic_realnvp.get_config(
-      'olympics', variant, sigma=0.3, steps=60_000, num_couplings=8, pair_hidden=(64, 64),
+      'olympics',
+      variant,
+      sigma=0.3,
+      steps=60_000,
+      num_couplings=8,
+      pair_hidden=(64, 64),
       paper_label='section 5, Olympics',
-      paper_nll={'smoothed_realnvp': 1.32, 'baseline_realnvp': 1.80})
+      paper_nll={'smoothed_realnvp': 1.32, 'baseline_realnvp': 1.80},
+  )

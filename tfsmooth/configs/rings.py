@@ -24,9 +24,14 @@ def get_config(variant='smoothed'):
   if variant not in VARIANTS:
     raise ValueError(f'Unknown variant {variant!r}: use one of :{", :".join(VARIANTS)}.')
   config = synthetic.get_config(
-      'rings', 'baseline' if variant == 'baseline' else 'smoothed', num_mixtures=3, sigma=0.3,
+      'rings',
+      'baseline' if variant == 'baseline' else 'smoothed',
+      num_mixtures=3,
+      sigma=0.3,
       paper_label='Table 1, rings',
-      paper_nll={'smoothed_3': 2.71, 'baseline_3': 3.26, 'baseline_6': 2.81}, steps=100_000)
+      paper_nll={'smoothed_3': 2.71, 'baseline_3': 3.26, 'baseline_6': 2.81},
+      steps=100_000,
+  )
   config.train.final_lr_fraction = 0.05  # lr 1e-3 -> 5e-5 over the run, however long
   if variant == 'smoothed':
     config.conditional_model.num_mixtures = 6

@@ -14,43 +14,85 @@ PAIR_HIDDEN = (256, 256)
 BASELINE_HIDDEN = (360, 360)
 
 
-def get_config(dataset, variant='smoothed', num_mixtures=3, sigma=0.3, steps=60_000,
-               paper_nll=None, paper_label=''):
+def get_config(
+    dataset,
+    variant='smoothed',
+    num_mixtures=3,
+    sigma=0.3,
+    steps=60_000,
+    paper_nll=None,
+    paper_label='',
+):
   """The ConfigDict for one low-dimensional experiment."""
   if variant not in ('smoothed', 'baseline'):
     raise ValueError(f'Unknown variant {variant!r}: use :smoothed or :baseline.')
   smoothed = variant == 'smoothed'
   config = ml_collections.ConfigDict()
   config.data = ml_collections.ConfigDict(dict(name=dataset, path='', key=''))
-  config.smoothing = ml_collections.ConfigDict(dict(enabled=smoothed, kernel='gaussian',
-                                                    sigma=sigma))
-  config.model = ml_collections.ConfigDict(dict(
-      name='made', hidden_sizes=PAIR_HIDDEN if smoothed else BASELINE_HIDDEN,
-      num_mixtures=num_mixtures, ordering='natural', loc_init_range=2.0))
+  config.smoothing = ml_collections.ConfigDict(
+      dict(enabled=smoothed, kernel='gaussian', sigma=sigma)
+  )
+  config.model = ml_collections.ConfigDict(
+      dict(
+          name='made',
+          hidden_sizes=PAIR_HIDDEN if smoothed else BASELINE_HIDDEN,
+          num_mixtures=num_mixtures,
+          ordering='natural',
+          loc_init_range=2.0,
+      )
+  )
   config.conditional_model = ml_collections.ConfigDict(config.model.to_dict())
-  config.train = ml_collections.ConfigDict(dict(
-      steps=steps, batch_size=256, learning_rate=1e-3, lr_decay=1.0,
-      final_lr_fraction=ml_collections.config_dict.placeholder(float),
-      grad_clip_norm=ml_collections.config_dict.placeholder(float), seed=0,
-      log_every=1000, eval_every=2000, checkpoint_every=2000, keep_checkpoints=2,
-      jit_compile=True, strategy='default', tpu_address='', ema_decay=0.0,
-      precision='float32', steps_per_loop=100))
-  config.eval = ml_collections.ConfigDict(dict(
-      iw_samples=100, validation_samples=16, num_plot_samples=5000, density_iw_samples=32,
-      seed=0))
+  config.train = ml_collections.ConfigDict(
+      dict(
+          steps=steps,
+          batch_size=256,
+          learning_rate=1e-3,
+          lr_decay=1.0,
+          final_lr_fraction=ml_collections.config_dict.placeholder(float),
+          grad_clip_norm=ml_collections.config_dict.placeholder(float),
+          seed=0,
+          log_every=1000,
+          eval_every=2000,
+          checkpoint_every=2000,
+          keep_checkpoints=2,
+          jit_compile=True,
+          strategy='default',
+          tpu_address='',
+          ema_decay=0.0,
+          precision='float32',
+          steps_per_loop=100,
+      )
+  )
+  config.eval = ml_collections.ConfigDict(
+      dict(
+          iw_samples=100,
+          validation_samples=16,
+          num_plot_samples=5000,
+          density_iw_samples=32,
+          seed=0,
+      )
+  )
   # The paper's test NLL, keyed '<variant>_<num_mixtures>' or, for flows, '<variant>_<model>'.
-  config.reference = ml_collections.ConfigDict(dict(paper_nll=dict(paper_nll or {}),
-                                                    paper_label=paper_label))
+  config.reference = ml_collections.ConfigDict(
+      dict(paper_nll=dict(paper_nll or {}), paper_label=paper_label)
+  )
   return config
 
 
-def get_1d_config(dataset, variant, sigma, loc_init_range, num_mixtures=2, steps=20_000,
-                  paper_label=''):
+def get_1d_config(
+    dataset, variant, sigma, loc_init_range, num_mixtures=2, steps=20_000, paper_label=''
+):
   """A 1-D experiment: p(x~) a plain logistic mixture (a MADE without hidden layers: its only
   dimension sees no inputs) and p(x | x~) a MADE over [x~, x], together the paper's single
   MADE over the stacked pair; the baseline is a plain logistic mixture."""
-  config = get_config(dataset, variant or 'smoothed', num_mixtures=num_mixtures, sigma=sigma,
-                      steps=steps, paper_label=paper_label)
+  config = get_config(
+      dataset,
+      variant or 'smoothed',
+      num_mixtures=num_mixtures,
+      sigma=sigma,
+      steps=steps,
+      paper_label=paper_label,
+  )
   for model in (config.model, config.conditional_model):
     model.loc_init_range = loc_init_range
   config.model.hidden_sizes = ()

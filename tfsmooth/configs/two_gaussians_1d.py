@@ -10,5 +10,10 @@ from tfsmooth.configs import synthetic
 
 
 def get_config(variant='smoothed'):
-  return synthetic.get_1d_config('two_gaussians_1d', variant, sigma=0.3, loc_init_range=0.5,
-                                 paper_label='App. B.1 (figures only)')
+  return synthetic.get_1d_config(
+      'two_gaussians_1d',
+      variant,
+      sigma=0.3,
+      loc_init_range=0.5,
+      paper_label='App. B.1 (figures only)',
+  )

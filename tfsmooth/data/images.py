@@ -54,7 +54,7 @@ def image_shape(name):
 
 def to_unit_range(images):
   """uint8 values k -> float32 k / 127.5 - 1 in [-1, 1]."""
-  return tf.cast(images, tf.float32) / 127.5 - 1.
+  return tf.cast(images, tf.float32) / 127.5 - 1.0
 
 
 def read_idx(path):
@@ -65,7 +65,7 @@ def read_idx(path):
   if data[:3] != b'\x00\x00\x08':
     raise errors.UserError(f'{path} is not an IDX file of unsigned bytes (magic {data[:4].hex()}).')
   ndim = data[3]
-  shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim))
+  shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], 'big') for i in range(ndim))
   return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -77,22 +77,33 @@ def _idx_length(path):
 
 def _check_name(name):
   if name not in IMAGE_SHAPES:
-    raise errors.UserError(f'Unknown image data set {name!r}; choose one of '
-                           f'{", ".join(IMAGE_SHAPES)} (--config.data.name).')
+    raise errors.UserError(
+        f'Unknown image data set {name!r}; choose one of '
+        f'{", ".join(IMAGE_SHAPES)} (--config.data.name).'
+    )
 
 
 def _unavailable(name, data_dir, cause):
   """The error for a data set that is not available offline, naming the ways to provide it."""
-  fixes = [f'prepare it with TFDS on a machine with internet access (`tfds build {name}`), copy '
-           'the resulting data directory here and pass --config.data.data_dir=/path/to/it']
+  fixes = [
+      (
+          f'prepare it with TFDS on a machine with internet access (`tfds build {name}`), copy '
+          'the resulting data directory here and pass --config.data.data_dir=/path/to/it'
+      )
+  ]
   if name == 'celeb_a':
     fixes[0] += ' (CelebA needs some files downloaded by hand; see its TFDS catalogue page)'
   if name == 'fashion_mnist':
-    fixes.insert(0, '`apt-get install dataset-fashion-mnist` (IDX files in '
-                 f'{FASHION_MNIST_IDX_DIR}), or pass --config.data.idx_dir=/dir/with/the/IDX/files')
+    fixes.insert(
+        0,
+        '`apt-get install dataset-fashion-mnist` (IDX files in '
+        f'{FASHION_MNIST_IDX_DIR}), or pass --config.data.idx_dir=/dir/with/the/IDX/files',
+    )
   where = data_dir or 'the default TFDS data_dir'
-  return DataUnavailableError(f'Data set {name!r} is not available offline ({cause}; looked in '
-                              f'{where}). To provide it: {"; or ".join(fixes)}.')
+  return DataUnavailableError(
+      f'Data set {name!r} is not available offline ({cause}; looked in '
+      f'{where}). To provide it: {"; or ".join(fixes)}.'
+  )
 
 
 def _has_idx(idx_dir):
@@ -102,18 +113,23 @@ def _has_idx(idx_dir):
 def _idx_images(split, idx_dir):
   """Fashion-MNIST images [N, 28, 28, 1] uint8 for a TFDS-style split, from IDX files."""
   if not _has_idx(idx_dir):
-    raise _unavailable('fashion_mnist', None, f'no IDX files {", ".join(IDX_FILES.values())} '
-                       f'in {idx_dir}')
+    raise _unavailable(
+        'fashion_mnist', None, f'no IDX files {", ".join(IDX_FILES.values())} in {idx_dir}'
+    )
   paths = {n: os.path.join(idx_dir, f) for n, f in IDX_FILES.items()}
-  infos = {n: tfds.core.SplitInfo(name=n, shard_lengths=[_idx_length(p)], num_bytes=0)
-           for n, p in paths.items()}
+  infos = {
+      n: tfds.core.SplitInfo(name=n, shard_lengths=[_idx_length(p)], num_bytes=0)
+      for n, p in paths.items()
+  }
   try:
     pieces = tfds.core.ReadInstruction.from_spec(split).to_absolute(infos)
   except (KeyError, ValueError) as e:
-    raise errors.UserError(f'Split {split!r} does not fit the IDX source, which has the splits '
-                           f'{", ".join(IDX_FILES)} (slices like train[:90%] are fine): {e}') from e
+    raise errors.UserError(
+        f'Split {split!r} does not fit the IDX source, which has the splits '
+        f'{", ".join(IDX_FILES)} (slices like train[:90%] are fine): {e}'
+    ) from e
   arrays = {n: read_idx(paths[n])[..., None] for n in {p.splitname for p in pieces}}
-  return np.concatenate([arrays[p.splitname][p.from_:p.to] for p in pieces])
+  return np.concatenate([arrays[p.splitname][p.from_ : p.to] for p in pieces])
 
 
 def _tfds_images(name, split, data_dir):
@@ -129,21 +145,25 @@ def _tfds_images(name, split, data_dir):
 
 def _crop_and_resize_celeb_a(image):
   height, width = tf.shape(image)[0], tf.shape(image)[1]
-  image = tf.image.crop_to_bounding_box(image, (height - CELEB_A_CROP) // 2,
-                                        (width - CELEB_A_CROP) // 2, CELEB_A_CROP, CELEB_A_CROP)
+  image = tf.image.crop_to_bounding_box(
+      image, (height - CELEB_A_CROP) // 2, (width - CELEB_A_CROP) // 2, CELEB_A_CROP, CELEB_A_CROP
+  )
   image = tf.image.resize(image, IMAGE_SHAPES['celeb_a'][:2], method='bilinear', antialias=True)
-  return tf.cast(tf.clip_by_value(tf.round(image), 0., 255.), tf.uint8)
+  return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
 def raw_images(name, split, data_dir=None, source='auto', idx_dir=FASHION_MNIST_IDX_DIR):
   """A tf.data.Dataset of uint8 [H, W, C] images (CelebA already cropped and resized)."""
   _check_name(name)
   if source not in SOURCES:
-    raise errors.UserError(f'Unknown data source {source!r}; choose one of {", ".join(SOURCES)} '
-                           '(--config.data.source).')
+    raise errors.UserError(
+        f'Unknown data source {source!r}; choose one of {", ".join(SOURCES)} '
+        '(--config.data.source).'
+    )
   if source == 'idx' and name != 'fashion_mnist':
-    raise errors.UserError(f'The IDX source holds only fashion_mnist, not {name!r}; use '
-                           'source=tfds.')
+    raise errors.UserError(
+        f'The IDX source holds only fashion_mnist, not {name!r}; use source=tfds.'
+    )
   if source == 'idx':
     return tf.data.Dataset.from_tensor_slices(_idx_images(split, idx_dir))
   try:
@@ -151,14 +171,28 @@ def raw_images(name, split, data_dir=None, source='auto', idx_dir=FASHION_MNIST_
   except DataUnavailableError:
     if name != 'fashion_mnist' or source == 'tfds' or not _has_idx(idx_dir):
       raise
-  logging.info('TFDS has no prepared fashion_mnist; reading split %s from the IDX files in %s.',
-               split, idx_dir)
+  logging.info(
+      'TFDS has no prepared fashion_mnist; reading split %s from the IDX files in %s.',
+      split,
+      idx_dir,
+  )
   return tf.data.Dataset.from_tensor_slices(_idx_images(split, idx_dir))
 
 
-def make_dataset(name, split, batch_size, data_dir=None, source='auto',
-                 idx_dir=FASHION_MNIST_IDX_DIR, shuffle=False, repeat=False, seed=0,
-                 drop_remainder=False, shuffle_buffer=10_000, cache=True):
+def make_dataset(
+    name,
+    split,
+    batch_size,
+    data_dir=None,
+    source='auto',
+    idx_dir=FASHION_MNIST_IDX_DIR,
+    shuffle=False,
+    repeat=False,
+    seed=0,
+    drop_remainder=False,
+    shuffle_buffer=10_000,
+    cache=True,
+):
   """Batches [B, H, W, C] (or with batch_size None single images) of float32 in [-1, 1].
 
   Args:
@@ -178,12 +212,12 @@ def make_dataset(name, split, batch_size, data_dir=None, source='auto',
     dataset = dataset.repeat()
   if batch_size:
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-  return dataset.map(to_unit_range, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-      tf.data.AUTOTUNE)
+  return dataset.map(to_unit_range, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def load_images(name, split, max_examples=None, data_dir=None, source='auto',
-                idx_dir=FASHION_MNIST_IDX_DIR):
+def load_images(
+    name, split, max_examples=None, data_dir=None, source='auto', idx_dir=FASHION_MNIST_IDX_DIR
+):
   """The first `max_examples` (default all) images of a split: float32 [N, H, W, C] in [-1, 1]."""
   dataset = raw_images(name, split, data_dir, source, idx_dir)
   if max_examples is not None:
@@ -194,10 +228,15 @@ def load_images(name, split, max_examples=None, data_dir=None, source='auto',
 
 def from_config(data_config, split, batch_size, **kwargs):
   """`make_dataset` from `config.data.{name, data_dir, source, idx_dir}`; kwargs pass through."""
-  return make_dataset(data_config.name, split, batch_size,
-                      data_dir=data_config.get('data_dir') or None,
-                      source=data_config.get('source', 'auto'),
-                      idx_dir=data_config.get('idx_dir') or FASHION_MNIST_IDX_DIR, **kwargs)
+  return make_dataset(
+      data_config.name,
+      split,
+      batch_size,
+      data_dir=data_config.get('data_dir') or None,
+      source=data_config.get('source', 'auto'),
+      idx_dir=data_config.get('idx_dir') or FASHION_MNIST_IDX_DIR,
+      **kwargs,
+  )
 
 
 def resolve_sigma(sigma, name, max_points=2000, seed=0, **source):

@@ -47,22 +47,30 @@ def validate_points(x, dim=None, dtype=np.float32, source='points'):
   if x.dtype.kind not in 'iuf':
     raise errors.UserError(f'{source} must be numeric, got dtype {x.dtype}.')
   if x.ndim == 1:
-    raise errors.UserError(f'{source} has shape {x.shape}: expected a 2-D array [N, D] of N '
-                           'points. For 1-D data reshape to [N, 1] (x[:, None]).')
+    raise errors.UserError(
+        f'{source} has shape {x.shape}: expected a 2-D array [N, D] of N '
+        'points. For 1-D data reshape to [N, 1] (x[:, None]).'
+    )
   if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-    raise errors.UserError(f'{source} has shape {x.shape}: expected a 2-D array [N, D] of N >= 1 '
-                           'points with D >= 1 coordinates.')
+    raise errors.UserError(
+        f'{source} has shape {x.shape}: expected a 2-D array [N, D] of N >= 1 '
+        'points with D >= 1 coordinates.'
+    )
   if dim is not None and x.shape[1] != dim:
-    raise errors.UserError(f'{source} has D={x.shape[1]} coordinates per point, but D={dim} is '
-                           f'expected. Use points of dimension {dim}, or a data set / model built '
-                           f'for D={x.shape[1]} (check --config.data.name and --config.data.path).')
+    raise errors.UserError(
+        f'{source} has D={x.shape[1]} coordinates per point, but D={dim} is '
+        f'expected. Use points of dimension {dim}, or a data set / model built '
+        f'for D={x.shape[1]} (check --config.data.name and --config.data.path).'
+    )
   with np.errstate(over='ignore'):
     x = x.astype(dtype)
   bad = ~np.isfinite(x).all(axis=1)
   if bad.any():
-    raise errors.UserError(f'{source}: {bad.sum()} of {len(x)} rows contain NaN or inf (or '
-                           f'values too large for {np.dtype(dtype).name}); the first is row '
-                           f'{np.argmax(bad)} (0-based). Drop or fix those rows.')
+    raise errors.UserError(
+        f'{source}: {bad.sum()} of {len(x)} rows contain NaN or inf (or '
+        f'values too large for {np.dtype(dtype).name}); the first is row '
+        f'{np.argmax(bad)} (0-based). Drop or fix those rows.'
+    )
   return x
 
 
@@ -93,13 +101,13 @@ class Dataset:
   def entropy(self, num_samples=2_000_000, seed=ENTROPY_SEED, chunk_size=100_000):
     """(estimate, standard error) of the entropy -E log p(x) in nats, over fresh samples."""
     rng = np.random.default_rng(seed)
-    total = total_sq = 0.
+    total = total_sq = 0.0
     for start in range(0, num_samples, chunk_size):
       nll = -self.log_prob(self._sample(rng, min(chunk_size, num_samples - start)))
       total += nll.sum()
       total_sq += np.square(nll).sum()
     mean = total / num_samples
-    return mean, np.sqrt(max(total_sq / num_samples - mean**2, 0.) / num_samples)
+    return mean, np.sqrt(max(total_sq / num_samples - mean**2, 0.0) / num_samples)
 
   def gaussian_smoothed(self, sigma):
     """The data set of x~ = x + sigma e, e ~ N(0, I), with its exact density.
@@ -107,8 +115,10 @@ class Dataset:
     Every synthetic set overrides this with its closed form; points without a density (a
     `FileDataset`) have no smoothed density either.
     """
-    raise errors.UserError(f'{self.name} has no known density, so neither has its '
-                           'Gaussian-smoothed version: use a synthetic data set.')
+    raise errors.UserError(
+        f'{self.name} has no known density, so neither has its '
+        'Gaussian-smoothed version: use a synthetic data set.'
+    )
 
   def splits(self):
     """{'train', 'validation', 'test'}: float32 arrays of `SPLIT_SIZES` draws, `SPLIT_SEEDS`."""
@@ -126,21 +136,25 @@ class NoisyCircles(Dataset):
 
   def _sample(self, rng, n):
     k = rng.integers(len(self.centres), size=n)
-    angle = rng.uniform(0., 2 * np.pi, size=n)
+    angle = rng.uniform(0.0, 2 * np.pi, size=n)
     circle = self.radii[k, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
     return self.centres[k] + circle + self.noise * rng.standard_normal((n, 2))
 
   def _log_prob(self, x):
     d = np.linalg.norm(x[:, None, :] - self.centres, axis=-1)
     s2 = self.noise**2
-    log_p = (-np.square(d - self.radii) / (2 * s2) + np.log(special.i0e(d * self.radii / s2))
-             - np.log(2 * np.pi * s2))
+    log_p = (
+        -np.square(d - self.radii) / (2 * s2)
+        + np.log(special.i0e(d * self.radii / s2))
+        - np.log(2 * np.pi * s2)
+    )
     return special.logsumexp(log_p, axis=1) - np.log(len(self.centres))
 
   def gaussian_smoothed(self, sigma):
     """Noisy circles with noise sqrt(noise^2 + sigma^2): Gaussian noise adds in variance."""
-    return NoisyCircles(f'{self.name}_smoothed', self.centres, self.radii,
-                        np.hypot(self.noise, sigma))
+    return NoisyCircles(
+        f'{self.name}_smoothed', self.centres, self.radii, np.hypot(self.noise, sigma)
+    )
 
 
 class GaussianMixture1D(Dataset):
@@ -179,7 +193,7 @@ class Checkerboard(Dataset):
   def _log_prob(self, x):
     cell = np.floor(x / 2)
     inside = np.all((cell >= -2) & (cell <= 1), axis=1) & (cell.sum(axis=1) % 2 == 0)
-    return np.where(inside, -np.log(32.), -np.inf)
+    return np.where(inside, -np.log(32.0), -np.inf)
 
   def gaussian_smoothed(self, sigma):
     return SmoothedCheckerboard(sigma, f'{self.name}_smoothed')
@@ -188,11 +202,11 @@ class Checkerboard(Dataset):
 class SmoothedCheckerboard(Checkerboard):
   """The checkerboard plus N(0, sigma^2 I) noise. With the black squares [a, a + 2) x [b, b + 2),
 
-    p(x~) = 1/32 sum_squares [Phi((a + 2 - x~1) / sigma) - Phi((a - x~1) / sigma)]
-                             [Phi((b + 2 - x~2) / sigma) - Phi((b - x~2) / sigma)].
+  p(x~) = 1/32 sum_squares [Phi((a + 2 - x~1) / sigma) - Phi((a - x~1) / sigma)]
+                           [Phi((b + 2 - x~2) / sigma) - Phi((b - x~2) / sigma)].
   """
 
-  CORNERS = 2. * np.array([(i, j) for i in range(-2, 2) for j in range(-2, 2) if (i + j) % 2 == 0])
+  CORNERS = 2.0 * np.array([(i, j) for i in range(-2, 2) for j in range(-2, 2) if (i + j) % 2 == 0])
 
   def __init__(self, sigma, name='checkerboard_smoothed'):
     super().__init__(name)
@@ -203,11 +217,12 @@ class SmoothedCheckerboard(Checkerboard):
 
   def _log_prob(self, x):
     low = (self.CORNERS - x[:, None, :]) / self.sigma  # [n, 8 squares, 2]
-    high = low + 2. / self.sigma
+    high = low + 2.0 / self.sigma
     # Phi(high) - Phi(low), taken on the side where it does not cancel to 0 in float64.
-    mass = np.where(low > 0, special.ndtr(-low) - special.ndtr(-high),
-                    special.ndtr(high) - special.ndtr(low))
-    return np.log(np.prod(mass, axis=2).sum(axis=1) / 32.)
+    mass = np.where(
+        low > 0, special.ndtr(-low) - special.ndtr(-high), special.ndtr(high) - special.ndtr(low)
+    )
+    return np.log(np.prod(mass, axis=2).sum(axis=1) / 32.0)
 
   def gaussian_smoothed(self, sigma):
     return SmoothedCheckerboard(np.hypot(self.sigma, sigma), self.name)
@@ -229,27 +244,35 @@ class FileDataset(Dataset):
     return self.points[rng.integers(len(self.points), size=n)]
 
   def log_prob(self, x):
-    raise errors.UserError(f'The points in {self.path} have no known density, so log_prob and '
-                           'entropy are unavailable (has_density=False); they exist for the '
-                           'synthetic data sets.')
+    raise errors.UserError(
+        f'The points in {self.path} have no known density, so log_prob and '
+        'entropy are unavailable (has_density=False); they exist for the '
+        'synthetic data sets.'
+    )
 
   def splits(self):
     """Shuffled rows (seed `FILE_SHUFFLE_SEED`) split 10:1:5, >= 1 row in validation and test."""
     n = len(self.points)
     if n < 3:
-      raise errors.UserError(f'{self.path} has {n} points; train/validation/test splits need at '
-                             'least 3.')
+      raise errors.UserError(
+          f'{self.path} has {n} points; train/validation/test splits need at least 3.'
+      )
     num_val, num_test = max(1, round(n / 16)), max(1, round(5 * n / 16))
     rows = self.points[np.random.default_rng(FILE_SHUFFLE_SEED).permutation(n)]
-    return {'train': rows[num_val + num_test:], 'validation': rows[:num_val],
-            'test': rows[num_val:num_val + num_test]}
+    return {
+        'train': rows[num_val + num_test :],
+        'validation': rows[:num_val],
+        'test': rows[num_val : num_val + num_test],
+    }
 
 
 def _read_array(path, key):
   ext = os.path.splitext(path)[1].lower()
   if ext not in FILE_EXTENSIONS:
-    raise errors.UserError(f'Cannot read points from {path}: unsupported extension {ext!r}; '
-                           f'supported: {", ".join(FILE_EXTENSIONS)}.')
+    raise errors.UserError(
+        f'Cannot read points from {path}: unsupported extension {ext!r}; '
+        f'supported: {", ".join(FILE_EXTENSIONS)}.'
+    )
   if not os.path.isfile(path):
     raise FileNotFoundError(f'Data file not found: {path} (set by --config.data.path).')
   if key is not None and ext != '.npz':
@@ -261,8 +284,10 @@ def _read_array(path, key):
       if key is None and len(arrays.files) == 1:
         key = arrays.files[0]
       if key not in arrays.files:
-        raise errors.UserError(f'{path} holds the arrays {arrays.files}; choose one with key=... '
-                               f'(--config.data.key){"" if key is None else f", not {key!r}"}.')
+        raise errors.UserError(
+            f'{path} holds the arrays {arrays.files}; choose one with key=... '
+            f'(--config.data.key){"" if key is None else f", not {key!r}"}.'
+        )
       return arrays[key]
   header = 1 if _csv_has_header(path) else 0
   try:
@@ -277,8 +302,10 @@ def _load_numpy(path):
   try:
     return np.load(path, allow_pickle=False)
   except (ValueError, OSError, EOFError) as e:
-    raise errors.UserError(f'Cannot read {path} as a NumPy file ({e}); save your N x D points '
-                           'with np.save (or np.savez), or use a .csv file.') from e
+    raise errors.UserError(
+        f'Cannot read {path} as a NumPy file ({e}); save your N x D points '
+        'with np.save (or np.savez), or use a .csv file.'
+    ) from e
 
 
 def _csv_has_header(path):
@@ -291,27 +318,38 @@ def _csv_has_header(path):
   return False
 
 
-DATASETS = {d.name: d for d in (
-    NoisyCircles('rings', np.zeros((4, 2)), [0.75, 1.5, 2.25, 3.0], noise=0.08),
-    NoisyCircles('olympics', [[-2.2, 0.5], [0., 0.5], [2.2, 0.5], [-1.1, -0.5], [1.1, -0.5]],
-                 1., noise=0.02),
-    Checkerboard(),
-    GaussianMixture1D('modes6_1d', [-5, -3, -1, 1, 3, 5], 0.1),
-    GaussianMixture1D('modes10_1d', np.arange(-4.5, 5), 0.05),
-    GaussianMixture1D('two_gaussians_1d', [-0.3, 0.3], 0.1),
-)}
+DATASETS = {
+    d.name: d
+    for d in (
+        NoisyCircles('rings', np.zeros((4, 2)), [0.75, 1.5, 2.25, 3.0], noise=0.08),
+        NoisyCircles(
+            'olympics',
+            [[-2.2, 0.5], [0.0, 0.5], [2.2, 0.5], [-1.1, -0.5], [1.1, -0.5]],
+            1.0,
+            noise=0.02,
+        ),
+        Checkerboard(),
+        GaussianMixture1D('modes6_1d', [-5, -3, -1, 1, 3, 5], 0.1),
+        GaussianMixture1D('modes10_1d', np.arange(-4.5, 5), 0.05),
+        GaussianMixture1D('two_gaussians_1d', [-0.3, 0.3], 0.1),
+    )
+}
 
 
 def get_dataset(name, path=None, key=None):
   """The synthetic data set `name`, or `name='file'` with `path` (and `key` for .npz)."""
   if name == 'file':
     if not path:
-      raise errors.UserError(f'Data set "file" needs the path of your points: {_FILE_FLAGS} '
-                             '(.npy, .npz or .csv holding an N x D array).')
+      raise errors.UserError(
+          f'Data set "file" needs the path of your points: {_FILE_FLAGS} '
+          '(.npy, .npz or .csv holding an N x D array).'
+      )
     return FileDataset(path, key)
   if name not in DATASETS:
-    raise errors.UserError(f'Unknown data set {name!r}; valid names: {", ".join(DATASETS)}, file. '
-                           f'For your own points use {_FILE_FLAGS} (.npy, .npz or .csv, N x D).')
+    raise errors.UserError(
+        f'Unknown data set {name!r}; valid names: {", ".join(DATASETS)}, file. '
+        f'For your own points use {_FILE_FLAGS} (.npy, .npz or .csv, N x D).'
+    )
   if path:
     raise errors.UserError(f'A path ({path}) is only read with data set "file", not {name!r}.')
   return DATASETS[name]

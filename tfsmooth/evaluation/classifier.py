@@ -30,16 +30,17 @@ def load_labelled(split, data_dir='', source='auto', idx_dir=''):
   says), the labels from the same source in the same order.
   """
   if split not in LABEL_FILES:
-    raise errors.UserError(f'Split {split!r}: the classifier reads whole splits, '
-                           f'{" or ".join(LABEL_FILES)}.')
+    raise errors.UserError(
+        f'Split {split!r}: the classifier reads whole splits, {" or ".join(LABEL_FILES)}.'
+    )
   idx_dir = idx_dir or images.FASHION_MNIST_IDX_DIR
-  x = images.load_images(DATASET, split, data_dir=data_dir or None, source=source,
-                         idx_dir=idx_dir)
+  x = images.load_images(DATASET, split, data_dir=data_dir or None, source=source, idx_dir=idx_dir)
   labels = None
   if source != 'idx':
     try:
-      labels = tfds.as_numpy(tfds.load(DATASET, split=split, data_dir=data_dir or None,
-                                       download=False, batch_size=-1))['label']
+      labels = tfds.as_numpy(
+          tfds.load(DATASET, split=split, data_dir=data_dir or None, download=False, batch_size=-1)
+      )['label']
     except AssertionError:  # TFDS has no prepared copy: load_images read the IDX files
       pass
   if labels is None:
@@ -73,57 +74,84 @@ class _Progress(keras.callbacks.Callback):
   def on_train_batch_end(self, batch, logs=None):
     step = self._step()
     if step % self.log_every == 0:
-      self.log(f'step {step}/{self.steps}  loss {logs["loss"]:.4f}  '
-               f'accuracy {logs["accuracy"]:.4f}  {time.time() - self.start:.0f} s')
+      self.log(
+          f'step {step}/{self.steps}  loss {logs["loss"]:.4f}  '
+          f'accuracy {logs["accuracy"]:.4f}  {time.time() - self.start:.0f} s'
+      )
 
   def on_epoch_end(self, epoch, logs=None):
-    self.log(f'step {self._step()}/{self.steps}  validation loss {logs["val_loss"]:.4f}  '
-             f'accuracy {logs["val_accuracy"]:.4f}')
+    self.log(
+        f'step {self._step()}/{self.steps}  validation loss {logs["val_loss"]:.4f}  '
+        f'accuracy {logs["val_accuracy"]:.4f}'
+    )
 
 
 def train(config, log=print):
   """Trains the classifier; returns (network from `build`, metrics dict)."""
   data, train_config = config.data, config.train
   if data.name != DATASET:
-    raise errors.UserError(f'The classifier is for {DATASET}, not {data.name!r} '
-                           '(--config.data.name).')
+    raise errors.UserError(
+        f'The classifier is for {DATASET}, not {data.name!r} (--config.data.name).'
+    )
   if train_config.steps % train_config.eval_every:
-    raise errors.UserError(f'--config.train.steps ({train_config.steps}) must be a multiple of '
-                           f'--config.train.eval_every ({train_config.eval_every}).')
+    raise errors.UserError(
+        f'--config.train.steps ({train_config.steps}) must be a multiple of '
+        f'--config.train.eval_every ({train_config.eval_every}).'
+    )
   source = dict(data_dir=data.data_dir, source=data.source, idx_dir=data.idx_dir)
   x, y = load_labelled('train', **source)
   held_out = data.validation_examples
   if not 0 < held_out < len(x):
-    raise errors.UserError(f'--config.data.validation_examples={held_out} must be between 1 '
-                           f'and {len(x) - 1} (the training split has {len(x)} images).')
+    raise errors.UserError(
+        f'--config.data.validation_examples={held_out} must be between 1 '
+        f'and {len(x) - 1} (the training split has {len(x)} images).'
+    )
   keras.utils.set_random_seed(train_config.seed)
   network = build(tuple(config.model.filters), config.model.features)
   classifier = keras.Model(network.input, network.output['logits'])
-  classifier.compile(optimizer=keras.optimizers.Adam(train_config.learning_rate),
-                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                     metrics=['accuracy'])
-  batches = (tf.data.Dataset.from_tensor_slices((x[:-held_out], y[:-held_out]))
-             .shuffle(len(x) - held_out, seed=train_config.seed).repeat()
-             .batch(train_config.batch_size).prefetch(tf.data.AUTOTUNE))
-  log(f'Training on {len(x) - held_out} images, validating on {held_out}; '
-      f'{classifier.count_params()} parameters.')
+  classifier.compile(
+      optimizer=keras.optimizers.Adam(train_config.learning_rate),
+      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+      metrics=['accuracy'],
+  )
+  batches = (
+      tf.data.Dataset.from_tensor_slices((x[:-held_out], y[:-held_out]))
+      .shuffle(len(x) - held_out, seed=train_config.seed)
+      .repeat()
+      .batch(train_config.batch_size)
+      .prefetch(tf.data.AUTOTUNE)
+  )
+  log(
+      f'Training on {len(x) - held_out} images, validating on {held_out}; '
+      f'{classifier.count_params()} parameters.'
+  )
   start = time.time()
   history = classifier.fit(
-      batches, steps_per_epoch=train_config.eval_every,
+      batches,
+      steps_per_epoch=train_config.eval_every,
       epochs=train_config.steps // train_config.eval_every,
-      validation_data=(x[-held_out:], y[-held_out:]), shuffle=False, verbose=0,
-      callbacks=[_Progress(train_config.steps, train_config.log_every, log)])
+      validation_data=(x[-held_out:], y[-held_out:]),
+      shuffle=False,
+      verbose=0,
+      callbacks=[_Progress(train_config.steps, train_config.log_every, log)],
+  )
   seconds = time.time() - start
   x_test, y_test = load_labelled('test', **source)
   test_loss, test_accuracy = classifier.evaluate(x_test, y_test, batch_size=1000, verbose=0)
   log(f'test accuracy {test_accuracy:.4f} ({len(x_test)} images)')
   return network, dict(
-      test_accuracy=float(test_accuracy), test_loss=float(test_loss), test_examples=len(x_test),
+      test_accuracy=float(test_accuracy),
+      test_loss=float(test_loss),
+      test_examples=len(x_test),
       validation_accuracy=float(history.history['val_accuracy'][-1]),
-      validation_examples=held_out, training_steps=int(classifier.optimizer.iterations.numpy()),
-      batch_size=train_config.batch_size, training_seconds=round(seconds, 1),
-      parameters=classifier.count_params(), feature_dimension=config.model.features,
-      num_classes=NUM_CLASSES)
+      validation_examples=held_out,
+      training_steps=int(classifier.optimizer.iterations.numpy()),
+      batch_size=train_config.batch_size,
+      training_seconds=round(seconds, 1),
+      parameters=classifier.count_params(),
+      feature_dimension=config.model.features,
+      num_classes=NUM_CLASSES,
+  )
 
 
 class _Serving(tf.Module):
@@ -133,8 +161,11 @@ class _Serving(tf.Module):
     super().__init__()
     self.network = network
 
-  @tf.function(input_signature=[
-      tf.TensorSpec((None,) + images.image_shape(DATASET), tf.float32, name='images')])
+  @tf.function(
+      input_signature=[
+          tf.TensorSpec((None,) + images.image_shape(DATASET), tf.float32, name='images')
+      ]
+  )
   def __call__(self, batch):
     outputs = self.network(batch, training=False)
     return {'logits': outputs['logits'], 'features': outputs['features']}

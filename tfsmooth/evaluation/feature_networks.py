@@ -22,8 +22,11 @@ import tensorflow as tf
 from tfsmooth import errors
 
 CLASSIFIER_NAME = 'fashion_mnist_classifier'
-CLASSIFIER_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'saved_models', CLASSIFIER_NAME)
+CLASSIFIER_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    'saved_models',
+    CLASSIFIER_NAME,
+)
 CLASSIFIER_VERSION = '1'
 CLASSIFIER_INFO = 'classifier.json'
 INCEPTION_NAME = 'inception_v3'
@@ -54,8 +57,9 @@ def _outputs(loaded, features_key, logits_key):
   else:
     signature = loaded.signatures.get('serving_default')
     if signature is None:
-      raise errors.UserError('The SavedModel is neither callable nor has a serving_default '
-                             'signature.')
+      raise errors.UserError(
+          'The SavedModel is neither callable nor has a serving_default signature.'
+      )
     (input_name,) = signature.structured_input_signature[1]
     fn = lambda images: signature(**{input_name: images})  # noqa: E731
 
@@ -63,8 +67,9 @@ def _outputs(loaded, features_key, logits_key):
     outputs = fn(images)
     missing = {features_key, logits_key} - set(outputs)
     if missing:
-      raise errors.UserError(f'The feature network returns {sorted(outputs)}, not '
-                             f'{sorted(missing)}.')
+      raise errors.UserError(
+          f'The feature network returns {sorted(outputs)}, not {sorted(missing)}.'
+      )
     flatten = lambda t: tf.reshape(t, [tf.shape(t)[0], -1])  # noqa: E731
     return {'features': flatten(outputs[features_key]), 'logits': flatten(outputs[logits_key])}
 
@@ -81,9 +86,12 @@ def _load(path, message):
 def load_classifier(base_dir=CLASSIFIER_DIR, flag='--classifier_dir'):
   """The project's Fashion-MNIST classifier from `base_dir`/1, named by its classifier.json."""
   path = os.path.join(base_dir, CLASSIFIER_VERSION)
-  loaded = _load(path, f'No classifier SavedModel at {path}: pass {flag} the --export_dir of '
-                 'launch/train_classifier.py (the project ships one in '
-                 f'saved_models/{CLASSIFIER_NAME}).')
+  loaded = _load(
+      path,
+      f'No classifier SavedModel at {path}: pass {flag} the --export_dir of '
+      'launch/train_classifier.py (the project ships one in '
+      f'saved_models/{CLASSIFIER_NAME}).',
+  )
   info = {}
   info_path = os.path.join(base_dir, CLASSIFIER_INFO)
   if os.path.exists(info_path):
@@ -100,10 +108,13 @@ def load_inception(path, flag='--inception_path'):
   `logits` and `pool_3` (TF-GAN's Inception contract).
   """
   where = f'{path!r} holds no saved_model.pb' if path else 'no path was given'
-  loaded = _load(path, f'FID / KID / IS with Inception-v3 need its weights, which cannot be '
-                 f'downloaded here, and {where}: pass {flag}=/dir/of/the/TF-Hub/module '
-                 '(TF-GAN\'s tfgan/eval/inception/1, unpacked: the directory with '
-                 'saved_model.pb), or use the project\'s Fashion-MNIST classifier instead.')
+  loaded = _load(
+      path,
+      f'FID / KID / IS with Inception-v3 need its weights, which cannot be '
+      f'downloaded here, and {where}: pass {flag}=/dir/of/the/TF-Hub/module '
+      "(TF-GAN's tfgan/eval/inception/1, unpacked: the directory with "
+      "saved_model.pb), or use the project's Fashion-MNIST classifier instead.",
+  )
   call = _outputs(loaded, INCEPTION_FEATURES, 'logits')
 
   def resized(images):

@@ -22,16 +22,22 @@ class GaussianMixturePosterior:
 
   def __init__(self, means, scale, sigma, weights=None):
     self.means = np.asarray(means, np.float64)
-    self.weights = (np.full(len(self.means), 1. / len(self.means)) if weights is None
-                    else np.asarray(weights, np.float64))
+    self.weights = (
+        np.full(len(self.means), 1.0 / len(self.means))
+        if weights is None
+        else np.asarray(weights, np.float64)
+    )
     self.scale, self.sigma = float(scale), float(sigma)
     self.t2 = self.scale**2 + self.sigma**2
     self.variance = self.scale**2 * self.sigma**2 / self.t2
 
   def _component_log_probs(self, x_tilde):
     x_tilde = np.asarray(x_tilde, np.float64).reshape(-1, 1)
-    return (np.log(self.weights) - 0.5 * np.square(x_tilde - self.means) / self.t2
-            - 0.5 * np.log(2 * np.pi * self.t2))
+    return (
+        np.log(self.weights)
+        - 0.5 * np.square(x_tilde - self.means) / self.t2
+        - 0.5 * np.log(2 * np.pi * self.t2)
+    )
 
   def smoothed_log_prob(self, x_tilde):
     """log p(x~), [N]."""
@@ -64,8 +70,9 @@ class GaussianMixturePosterior:
     """log p(x | x~) for matching rows (or x [N] against one x~), [N]."""
     x = np.asarray(x, np.float64).reshape(-1, 1)
     log_r = np.log(np.maximum(self.responsibilities(x_tilde), 1e-300))
-    log_n = (-0.5 * np.square(x - self.posterior_means(x_tilde)) / self.variance
-             - 0.5 * np.log(2 * np.pi * self.variance))
+    log_n = -0.5 * np.square(x - self.posterior_means(x_tilde)) / self.variance - 0.5 * np.log(
+        2 * np.pi * self.variance
+    )
     return special.logsumexp(log_r + log_n, axis=1)
 
   def posterior_sample(self, x_tilde, rng):

@@ -25,9 +25,11 @@ def modes_of(run, modes=()):
   allowed = SMOOTHED_MODES if run.smoothed else BASELINE_MODES
   unknown = [m for m in modes if m not in allowed]
   if unknown:
-    raise errors.UserError(f'Modes {unknown} do not apply to a '
-                           f'{"smoothed" if run.smoothed else "baseline"} run; choose from '
-                           f'{", ".join(allowed)}.')
+    raise errors.UserError(
+        f'Modes {unknown} do not apply to a '
+        f'{"smoothed" if run.smoothed else "baseline"} run; choose from '
+        f'{", ".join(allowed)}.'
+    )
   return list(modes) or list(allowed)
 
 
@@ -63,7 +65,7 @@ def make_grids(run, modes, num_samples, seed, out_dir, num_known_rows=0):
     complete = model.inpaint if run.smoothed else model.complete
     filled = tf.function(complete)(twice, rows, seed_of('inpaint')).numpy()
     masked = clean.copy()
-    masked[:, rows:] = 0.  # mid-grey
+    masked[:, rows:] = 0.0  # mid-grey
     grids['inpaint'] = [masked, filled[:num_samples], filled[num_samples:], clean]
   os.makedirs(out_dir, exist_ok=True)
   for mode, grid_rows in grids.items():

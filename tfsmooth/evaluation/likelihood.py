@@ -7,8 +7,10 @@ import tensorflow as tf
 def exact_nll(model, points, batch_size=4096):
   """Mean -log p(x) over `points` (nats per point)."""
   log_prob = tf.function(model.log_prob)
-  values = [log_prob(tf.constant(points[i:i + batch_size])).numpy()
-            for i in range(0, len(points), batch_size)]
+  values = [
+      log_prob(tf.constant(points[i : i + batch_size])).numpy()
+      for i in range(0, len(points), batch_size)
+  ]
   return float(-np.mean(np.concatenate(values)))
 
 
@@ -22,7 +24,7 @@ def smoothed_bounds(model, points, num_samples, seed=0, batch_size=None, max_row
   bounds = tf.function(lambda x, s: model.bounds(x, num_samples, s))
   elbo, iw = [], []
   for index, start in enumerate(range(0, len(points), batch_size)):
-    e, w = bounds(tf.constant(points[start:start + batch_size]), tf.constant([seed, index]))
+    e, w = bounds(tf.constant(points[start : start + batch_size]), tf.constant([seed, index]))
     elbo.append(e.numpy())
     iw.append(w.numpy())
   return np.concatenate(elbo), np.concatenate(iw)
@@ -49,18 +51,32 @@ def decompose(model, dataset, points, num_samples, seed=0, batch_size=1000):
   smoothed_data = dataset.gaussian_smoothed(model.kernel.sigma)
 
   log_terms = tf.function(lambda x, s: model.log_terms(x, num_samples, s))
-  sums = dict.fromkeys(('prior_nll', 'true_prior_nll', 'conditional_nll',
-                        'true_conditional_nll', 'nll_elbo', 'true_nll'), 0.)
+  sums = dict.fromkeys(
+      (
+          'prior_nll',
+          'true_prior_nll',
+          'conditional_nll',
+          'true_conditional_nll',
+          'nll_elbo',
+          'true_nll',
+      ),
+      0.0,
+  )
   for index, start in enumerate(range(0, len(points), batch_size)):
-    x = points[start:start + batch_size]
+    x = points[start : start + batch_size]
     x_tilde, log_q, log_prior, log_conditional = (
-        t.numpy().astype(np.float64) for t in log_terms(tf.constant(x), tf.constant([seed, index])))
+        t.numpy().astype(np.float64) for t in log_terms(tf.constant(x), tf.constant([seed, index]))
+    )
     log_p_x = np.broadcast_to(dataset.log_prob(x), log_q.shape)  # one value per point, K times
     log_p_tilde = smoothed_data.log_prob(x_tilde.reshape(-1, *x.shape[1:])).reshape(log_q.shape)
-    terms = dict(prior_nll=-log_prior, true_prior_nll=-log_p_tilde,
-                 conditional_nll=-log_conditional,
-                 true_conditional_nll=-(log_p_x + log_q - log_p_tilde),
-                 nll_elbo=-(log_prior + log_conditional - log_q), true_nll=-log_p_x)
+    terms = dict(
+        prior_nll=-log_prior,
+        true_prior_nll=-log_p_tilde,
+        conditional_nll=-log_conditional,
+        true_conditional_nll=-(log_p_x + log_q - log_p_tilde),
+        nll_elbo=-(log_prior + log_conditional - log_q),
+        true_nll=-log_p_x,
+    )
     for key, value in terms.items():
       sums[key] += value.sum()
   rows = len(points) * num_samples

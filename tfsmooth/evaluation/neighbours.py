@@ -21,8 +21,8 @@ def nearest(queries, references, k=1, batch_size=4096):
   q = np.asarray(queries, np.float64).reshape(len(queries), -1)
   distances = []
   for start in range(0, len(references), batch_size):
-    r = np.asarray(references[start:start + batch_size], np.float64).reshape(-1, q.shape[1])
-    distances.append((q ** 2).sum(1)[:, None] - 2 * q @ r.T + (r ** 2).sum(1)[None])
+    r = np.asarray(references[start : start + batch_size], np.float64).reshape(-1, q.shape[1])
+    distances.append((q**2).sum(1)[:, None] - 2 * q @ r.T + (r**2).sum(1)[None])
   distances = np.concatenate(distances, axis=1)
   k = min(k, distances.shape[1])
   top = np.argpartition(distances, k - 1, axis=1)[:, :k]
@@ -30,8 +30,16 @@ def nearest(queries, references, k=1, batch_size=4096):
   return np.take_along_axis(top, order, axis=1)
 
 
-def neighbour_grids(samples, train_images, network, out_dir, k=8, train_features=None,
-                    batch_size=500, prefix='nearest'):
+def neighbour_grids(
+    samples,
+    train_images,
+    network,
+    out_dir,
+    k=8,
+    train_features=None,
+    batch_size=500,
+    prefix='nearest',
+):
   """Writes `prefix`_pixel.png and `prefix`_features.png into `out_dir`.
 
   Each grid has one row per sample: the sample, then its `k` nearest training images, nearest
@@ -42,8 +50,10 @@ def neighbour_grids(samples, train_images, network, out_dir, k=8, train_features
   if train_features is None:
     train_features = sample_quality.activations(network, train_images, batch_size)['features']
   sample_features = sample_quality.activations(network, samples, batch_size)['features']
-  found = {'pixel': nearest(samples, train_images, k),
-           'features': nearest(sample_features, train_features, k)}
+  found = {
+      'pixel': nearest(samples, train_images, k),
+      'features': nearest(sample_features, train_features, k),
+  }
   os.makedirs(out_dir, exist_ok=True)
   for name, indices in found.items():
     rows = [np.concatenate([sample[None], train_images[i]]) for sample, i in zip(samples, indices)]

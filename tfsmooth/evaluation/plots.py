@@ -79,7 +79,7 @@ def save_figure(fig, path):
 
 def to_uint8(x):
   """Images in [-1, 1] (values outside are clipped) -> uint8."""
-  return np.round((np.clip(np.asarray(x), -1., 1.) + 1.) * 127.5).astype(np.uint8)
+  return np.round((np.clip(np.asarray(x), -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
 
 
 def save_image_grid(rows, path, pad=2, min_height=96):
@@ -92,15 +92,16 @@ def save_image_grid(rows, path, pad=2, min_height=96):
   rows = [np.repeat(np.repeat(to_uint8(r), scale, axis=1), scale, axis=2) for r in rows]
   height, width, channels = rows[0].shape[1:]
   columns = max(len(r) for r in rows)
-  grid = np.full((len(rows) * (height + pad) + pad, columns * (width + pad) + pad, channels), 255,
-                 np.uint8)
+  grid = np.full(
+      (len(rows) * (height + pad) + pad, columns * (width + pad) + pad, channels), 255, np.uint8
+  )
   for i, row in enumerate(rows):
     for j, image in enumerate(row):
       top, left = pad + i * (height + pad), pad + j * (width + pad)
-      grid[top:top + height, left:left + width] = image
+      grid[top : top + height, left : left + width] = image
   Image.fromarray(grid[..., 0] if channels == 1 else grid).save(path)
 
 
 def chunks(x, per_row):
   """[N, ...] -> list of [per_row, ...] rows."""
-  return [x[i:i + per_row] for i in range(0, len(x), per_row)]
+  return [x[i : i + per_row] for i in range(0, len(x), per_row)]

@@ -53,8 +53,10 @@ GRID_SAMPLES = 64
 def _image_task(config, where):
   task = tasks.for_config(config)
   if not isinstance(task, tasks.ImageTask):
-    raise errors.UserError(f'{where} models {config.data.name!r} points; launch/evaluate.py '
-                           'scores image models (point runs have their plots in the workdir).')
+    raise errors.UserError(
+        f'{where} models {config.data.name!r} points; launch/evaluate.py '
+        'scores image models (point runs have their plots in the workdir).'
+    )
   return task
 
 
@@ -78,12 +80,16 @@ class RunSource:
     model = self.run.model
     self.samplers = BASELINE_SAMPLERS
     if self.smoothed:
-      self.samplers = tuple(s for s in SMOOTHED_SAMPLERS
-                            if s != 'single_step' or model.kernel.is_gaussian)
+      self.samplers = tuple(
+          s for s in SMOOTHED_SAMPLERS if s != 'single_step' or model.kernel.is_gaussian
+      )
     self.iw_samples = self.config.eval.iw_samples
-    self.description = {'workdir': os.path.abspath(workdir), 'step': self.run.step,
-                        'checkpoint': os.path.relpath(self.run.checkpoint, workdir),
-                        'weights': self.run.weights}
+    self.description = {
+        'workdir': os.path.abspath(workdir),
+        'step': self.run.step,
+        'checkpoint': os.path.relpath(self.run.checkpoint, workdir),
+        'weights': self.run.weights,
+    }
     self.recorded = self.run.read_metrics()
     self.density = None if self.smoothed else model
     if self.smoothed:
@@ -99,8 +105,10 @@ class RunSource:
     if not self.smoothed:
       return {'samples': self._sample(batch_size, _fold_in(seed, salt['samples'], index))}
     x_tilde = self._prior(batch_size, _fold_in(seed, salt['prior_samples'], index))
-    out = {'smoothed': x_tilde,
-           'two_step': self._denoise(x_tilde, _fold_in(seed, salt['samples'], index))}
+    out = {
+        'smoothed': x_tilde,
+        'two_step': self._denoise(x_tilde, _fold_in(seed, salt['samples'], index)),
+    }
     if 'single_step' in self.samplers:
       out['single_step'] = self._single(x_tilde)
     return out
@@ -110,8 +118,9 @@ class RunSource:
     run, batch = self.run, self.config.eval.get('batch_size') or None
     if not self.smoothed:
       return {'bpd': self.task.to_unit(likelihood.exact_nll(run.model, points, batch or 4096))}
-    elbo, iw = likelihood.smoothed_nll(run.model, points, iw_samples, run.seed_stream('test'),
-                                       batch)
+    elbo, iw = likelihood.smoothed_nll(
+        run.model, points, iw_samples, run.seed_stream('test'), batch
+    )
     return {'bpd_elbo': self.task.to_unit(elbo), 'bpd_iw': self.task.to_unit(iw)}
 
 
@@ -121,8 +130,10 @@ class SavedModelSource:
 
   def __init__(self, version_dir):
     if not os.path.isfile(os.path.join(version_dir, export.METADATA)):
-      raise errors.UserError(f'{version_dir} is not a version directory of launch/export.py '
-                             f'(no {export.METADATA}); pass --saved_model=<export_dir>/<n>.')
+      raise errors.UserError(
+          f'{version_dir} is not a version directory of launch/export.py '
+          f'(no {export.METADATA}); pass --saved_model=<export_dir>/<n>.'
+      )
     self.metadata = export.read_metadata(version_dir)
     self.config = ml_collections.ConfigDict(self.metadata['config'])
     self.task = _image_task(self.config, version_dir)
@@ -130,11 +141,16 @@ class SavedModelSource:
     self.signatures = tf.saved_model.load(version_dir).signatures
     self.samplers = BASELINE_SAMPLERS
     if self.smoothed:
-      self.samplers = tuple(s for s in SMOOTHED_SAMPLERS
-                            if s != 'single_step' or 'denoise_single_step' in self.signatures)
-    self.description = {'saved_model': os.path.abspath(version_dir),
-                        'step': self.metadata.get('step'),
-                        'version': self.metadata.get('version')}
+      self.samplers = tuple(
+          s
+          for s in SMOOTHED_SAMPLERS
+          if s != 'single_step' or 'denoise_single_step' in self.signatures
+      )
+    self.description = {
+        'saved_model': os.path.abspath(version_dir),
+        'step': self.metadata.get('step'),
+        'version': self.metadata.get('version'),
+    }
     self.recorded = self.metadata.get('metrics', {})
     self.iw_samples = self.metadata.get('iw_samples')
     self.density = None  # no gradient of log p(x) in the export
@@ -152,16 +168,19 @@ class SavedModelSource:
   def bpd(self, points, iw_samples):
     """From the `log_prob` signature (K fixed at export), one seed per test image."""
     if self.smoothed and iw_samples != self.iw_samples:
-      raise errors.UserError(f'The export computes its bound with K={self.iw_samples} draws, '
-                             f'fixed at export; --iw_samples={iw_samples} cannot change it '
-                             '(drop the flag, or evaluate the --workdir instead).')
+      raise errors.UserError(
+          f'The export computes its bound with K={self.iw_samples} draws, '
+          f'fixed at export; --iw_samples={iw_samples} cannot change it '
+          '(drop the flag, or evaluate the --workdir instead).'
+      )
     batch = self.config.eval.get('batch_size') or 64
     log_prob, elbo = [], []
     for start in range(0, len(points), batch):
-      x = tf.constant(points[start:start + batch])
+      x = tf.constant(points[start : start + batch])
       if self.smoothed:
         out = self.signatures['log_prob'](
-            x=x, seed=_row_seeds(self.config.eval.seed, experiment.SEEDS['test'], start, len(x)))
+            x=x, seed=_row_seeds(self.config.eval.seed, experiment.SEEDS['test'], start, len(x))
+        )
         elbo.append(out['elbo'].numpy())
       else:
         out = self.signatures['log_prob'](x=x)
@@ -177,9 +196,11 @@ def out_dir_of(workdir, saved_model, out_dir, ema=True):
   go: `out_dir`, by default the workdir, or `workdir/eval_raw_weights` for the raw weights
   (a SavedModel needs an `out_dir`)."""
   if bool(workdir) == bool(saved_model):
-    raise errors.UserError('Pass exactly one of --workdir (a launch/train.py run) and '
-                           '--saved_model (a launch/export.py version directory, '
-                           f'e.g. exports/fmnist/1); got {"both" if workdir else "neither"}.')
+    raise errors.UserError(
+        'Pass exactly one of --workdir (a launch/train.py run) and '
+        '--saved_model (a launch/export.py version directory, '
+        f'e.g. exports/fmnist/1); got {"both" if workdir else "neither"}.'
+    )
   if saved_model and not out_dir:
     raise errors.UserError('--saved_model needs --out_dir: results do not go into an export.')
   return out_dir or (workdir if ema else os.path.join(workdir, 'eval_raw_weights'))
@@ -201,9 +222,11 @@ def load_network(name, classifier_dir='', inception_path='', dataset=None):
   network = feature_networks.load_classifier(classifier_dir or feature_networks.CLASSIFIER_DIR)
   trained_on = network.info.get('config', {}).get('data', {}).get('name')
   if dataset and trained_on and trained_on != dataset:
-    raise errors.UserError(f'The classifier {network.name} was trained on {trained_on}, the model '
-                           f'on {dataset}: pass --feature_network=inception --inception_path=... '
-                           'or a --classifier_dir trained on this data set.')
+    raise errors.UserError(
+        f'The classifier {network.name} was trained on {trained_on}, the model '
+        f'on {dataset}: pass --feature_network=inception --inception_path=... '
+        'or a --classifier_dir trained on this data set.'
+    )
   return network
 
 
@@ -241,36 +264,44 @@ def draw_samples(source, out_dir, num_samples, batch_size, seed, log=logging.inf
   num_batches = -(-num_samples // batch_size)
   names = ', '.join(source.samplers)
   if have:
-    log(f'Reusing {min(have, num_samples)} stored samples of {names} from {path} (same model, '
-        f'seed and batch size); drawing {max(0, num_batches * batch_size - have)} more.')
+    log(
+        f'Reusing {min(have, num_samples)} stored samples of {names} from {path} (same model, '
+        f'seed and batch size); drawing {max(0, num_batches * batch_size - have)} more.'
+    )
   else:
     if os.path.exists(path):
       log(f'{path} holds samples of another model, seed or batch size; drawing anew.')
-    samples = {name: np.zeros((0,) + source.task.event_shape, np.uint8)
-               for name in source.samplers}
+    samples = {name: np.zeros((0,) + source.task.event_shape, np.uint8) for name in source.samplers}
   start = time.time()
   todo = range(have // batch_size, num_batches)
   for index in todo:
     batch = source.draw(index, batch_size, seed)
-    samples = {name: np.concatenate([samples[name], plots.to_uint8(batch[name])])
-               for name in source.samplers}
+    samples = {
+        name: np.concatenate([samples[name], plots.to_uint8(batch[name])])
+        for name in source.samplers
+    }
     _save(path, key, samples)
     if index == todo[0]:  # the rate leaves out the first batch, which traces the samplers
       timed = time.time()
       line = f'{timed - start:.1f} s (tracing included)'
     else:
       rate = (index - todo[0]) * batch_size / (time.time() - timed)
-      line = (f'{rate:.2f} samples/s, '
-              f'ETA {_duration((num_batches - index - 1) * batch_size / rate)}')
+      line = (
+          f'{rate:.2f} samples/s, '
+          f'ETA {_duration((num_batches - index - 1) * batch_size / rate)}'
+      )
     log(f'Sampling {names}: batch {index + 1}/{num_batches}, {line}')
-  counts = {'reused': min(have, num_samples), 'drawn': len(todo) * batch_size,
-            'seconds': round(time.time() - start, 1)}
+  counts = {
+      'reused': min(have, num_samples),
+      'drawn': len(todo) * batch_size,
+      'seconds': round(time.time() - start, 1),
+  }
   return {name: x[:num_samples] for name, x in samples.items()}, counts
 
 
 def to_float(images):
   """uint8 images -> float32 in [-1, 1] (the 8-bit bin centres k / 127.5 - 1)."""
-  return images.astype(np.float32) * (1. / 127.5) - 1.
+  return images.astype(np.float32) * (1.0 / 127.5) - 1.0
 
 
 def single_step_ablation(density, samples, sigmas, batch_size, log=logging.info):
@@ -280,10 +311,17 @@ def single_step_ablation(density, samples, sigmas, batch_size, log=logging.info)
   out = {}
   for sigma in sigmas:
     log(f'App. C.6: single-step denoising of the baseline samples with sigma={sigma:g}')
-    out[f'samples_single_step_{sigma:g}'] = np.concatenate([
-        plots.to_uint8(step(tf.constant(to_float(samples[i:i + batch_size])),
-                            tf.constant(sigma**2, tf.float32)))
-        for i in range(0, len(samples), batch_size)])
+    out[f'samples_single_step_{sigma:g}'] = np.concatenate(
+        [
+            plots.to_uint8(
+                step(
+                    tf.constant(to_float(samples[i : i + batch_size])),
+                    tf.constant(sigma**2, tf.float32),
+                )
+            )
+            for i in range(0, len(samples), batch_size)
+        ]
+    )
   return out
 
 
@@ -302,21 +340,36 @@ def _json_ready(value):
 def check(source, num_samples, num_reference, splits, single_step_sigmas):
   """UserErrors for options that cannot apply to `source`."""
   if num_samples < splits or 0 < num_reference < splits:
-    raise errors.UserError(f'--num_samples={num_samples} and --num_reference={num_reference} '
-                           f'must be at least --splits={splits}: the Inception score needs a '
-                           'sample per split.')
+    raise errors.UserError(
+        f'--num_samples={num_samples} and --num_reference={num_reference} '
+        f'must be at least --splits={splits}: the Inception score needs a '
+        'sample per split.'
+    )
   if single_step_sigmas and (source.smoothed or source.density is None):
     raise errors.UserError(
-        '--single_step_sigmas (paper App. C.6) denoises a baseline\'s samples with its own '
+        "--single_step_sigmas (paper App. C.6) denoises a baseline's samples with its own "
         'grad log p(x): pass the --workdir of a baseline run (not a smoothed run, not a '
-        'SavedModel, whose signatures have no gradient).')
+        'SavedModel, whose signatures have no gradient).'
+    )
   if any(not sigma > 0 for sigma in single_step_sigmas):
     raise errors.UserError(f'--single_step_sigmas must be positive, got {single_step_sigmas}.')
 
 
-def evaluate(source, network, out_dir, num_samples=5000, batch_size=100, seed=0,
-             num_reference=0, bpd_examples=0, iw_samples=None, single_step_sigmas=(),
-             num_neighbours=8, splits=sample_quality.SPLITS, log=logging.info):
+def evaluate(
+    source,
+    network,
+    out_dir,
+    num_samples=5000,
+    batch_size=100,
+    seed=0,
+    num_reference=0,
+    bpd_examples=0,
+    iw_samples=None,
+    single_step_sigmas=(),
+    num_neighbours=8,
+    splits=sample_quality.SPLITS,
+    log=logging.info,
+):
   """Writes eval.json, grid_<sampler>.png and nearest-neighbour grids into `out_dir`.
 
   num_reference: test images for FID / KID / IS (0: the whole test split);
@@ -327,19 +380,27 @@ def evaluate(source, network, out_dir, num_samples=5000, batch_size=100, seed=0,
   check(source, num_samples, num_reference, splits, single_step_sigmas)
   os.makedirs(out_dir, exist_ok=True)
   config, task = source.config, source.task
-  result = {'source': source.description, 'dataset': config.data.name,
-            'smoothed': source.smoothed,
-            'feature_network': dict(name=network.name, **{
-                k: v for k, v in network.info.items() if k in ('test_accuracy', 'path')}),
-            'recorded_metrics': source.recorded}
+  result = {
+      'source': source.description,
+      'dataset': config.data.name,
+      'smoothed': source.smoothed,
+      'feature_network': dict(
+          name=network.name,
+          **{k: v for k, v in network.info.items() if k in ('test_accuracy', 'path')},
+      ),
+      'recorded_metrics': source.recorded,
+  }
 
-  points = task.split('test')[:bpd_examples or None]
+  points = task.split('test')[: bpd_examples or None]
   iw = iw_samples or source.iw_samples
   log(f'bpd on {len(points)} test images' + (f', K={iw} draws each' if source.smoothed else ''))
   result['bpd'] = dict(source.bpd(points, iw), num_examples=len(points))
   if source.smoothed:
-    result['bpd'].update(iw_samples=iw, kind='upper bounds: bpd_elbo from the ELBO (paper eq. 3),'
-                         ' bpd_iw from the importance-weighted bound (ours)')
+    result['bpd'].update(
+        iw_samples=iw,
+        kind='upper bounds: bpd_elbo from the ELBO (paper eq. 3),'
+        ' bpd_iw from the importance-weighted bound (ours)',
+    )
   else:
     result['bpd']['kind'] = 'exact'
   log(f'bpd: {result["bpd"]}')
@@ -347,12 +408,16 @@ def evaluate(source, network, out_dir, num_samples=5000, batch_size=100, seed=0,
   samples, result['sampling'] = draw_samples(source, out_dir, num_samples, batch_size, seed, log)
   result['sampling'].update(seed=seed, batch_size=batch_size, file=SAMPLES_FILE)
   if single_step_sigmas:
-    samples.update(single_step_ablation(source.density, samples['samples'],
-                                        single_step_sigmas, batch_size, log))
+    samples.update(
+        single_step_ablation(
+            source.density, samples['samples'], single_step_sigmas, batch_size, log
+        )
+    )
 
   data = config.data
-  reference = image_data.load_images(data.name, data.test_split, num_reference or None,
-                                     **task.source)
+  reference = image_data.load_images(
+      data.name, data.test_split, num_reference or None, **task.source
+  )
   log(f'{network.name} activations of {len(reference)} test images ({data.test_split})')
   reference = sample_quality.activations(network, reference, batch_size)
   train = task.split('train')
@@ -362,21 +427,30 @@ def evaluate(source, network, out_dir, num_samples=5000, batch_size=100, seed=0,
   result['samplers'] = {}
   for name, images in samples.items():
     x = to_float(images)
-    entry = sample_quality.scores(sample_quality.activations(network, x, batch_size), reference,
-                                  network.name, splits)
+    entry = sample_quality.scores(
+        sample_quality.activations(network, x, batch_size), reference, network.name, splits
+    )
     if name.startswith('samples_single_step_'):
       entry.update(sigma=float(name.rsplit('_', 1)[1]), applied_to='samples')
     grid = f'grid_{name}.png'
     plots.save_image_grid(plots.chunks(x[:GRID_SAMPLES], 8), os.path.join(out_dir, grid))
     prefix = f'nearest_{name}_{network.name}'
-    neighbours.neighbour_grids(x[:num_neighbours], train, network, out_dir,
-                               train_features=train_features, batch_size=batch_size,
-                               prefix=prefix)
+    neighbours.neighbour_grids(
+        x[:num_neighbours],
+        train,
+        network,
+        out_dir,
+        train_features=train_features,
+        batch_size=batch_size,
+        prefix=prefix,
+    )
     entry['figures'] = [grid, f'{prefix}_pixel.png', f'{prefix}_features.png']
     result['samplers'][name] = entry
-    log(f'{name}: {network.name} FID {entry["fid"]:.2f}, KID {entry["kid"]:.4f}, '
+    log(
+        f'{name}: {network.name} FID {entry["fid"]:.2f}, KID {entry["kid"]:.4f}, '
         f'IS {entry["inception_score"]:.2f} ({entry["num_samples"]} samples vs '
-        f'{entry["num_reference"]} test images)')
+        f'{entry["num_reference"]} test images)'
+    )
 
   result = _json_ready(result)
   temporary = os.path.join(out_dir, f'{EVAL_FILE}.tmp-{os.getpid()}')

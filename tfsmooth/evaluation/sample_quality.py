@@ -27,7 +27,7 @@ KID_BLOCK_SIZE = 1024
 def _batches(images, batch_size):
   if isinstance(images, (np.ndarray, tf.Tensor)):
     for start in range(0, len(images), batch_size):
-      yield images[start:start + batch_size]
+      yield images[start : start + batch_size]
   else:
     yield from images
 
@@ -53,8 +53,11 @@ def activations(network, images, batch_size=500):
 def fid(features1, features2):
   """Frechet distance between Gaussians fitted to two sets of features [N1, F], [N2, F]."""
   metrics = tfgan.classifier_metrics()
-  return float(metrics.frechet_classifier_distance_from_activations(
-      tf.constant(features1, tf.float64), tf.constant(features2, tf.float64)))
+  return float(
+      metrics.frechet_classifier_distance_from_activations(
+          tf.constant(features1, tf.float64), tf.constant(features2, tf.float64)
+      )
+  )
 
 
 def kid(features1, features2, block_size=KID_BLOCK_SIZE, seed=0):
@@ -66,19 +69,29 @@ def kid(features1, features2, block_size=KID_BLOCK_SIZE, seed=0):
   metrics = tfgan.classifier_metrics()
   value, std = metrics.kernel_classifier_distance_and_std_from_activations(
       tf.constant(rng.permutation(features1), tf.float64),
-      tf.constant(rng.permutation(features2), tf.float64), max_block_size=block_size)
+      tf.constant(rng.permutation(features2), tf.float64),
+      max_block_size=block_size,
+  )
   return float(value), float(std)
 
 
 def inception_score(logits, splits=SPLITS):
   """(mean, standard deviation) of the classifier score over `splits` equal parts of `logits`."""
   if len(logits) < splits:
-    raise ValueError(f'The Inception score over {splits} splits needs at least {splits} '
-                     f'samples, not {len(logits)}.')
+    raise ValueError(
+        f'The Inception score over {splits} splits needs at least {splits} '
+        f'samples, not {len(logits)}.'
+    )
   metrics = tfgan.classifier_metrics()
   size = len(logits) // splits
-  scores = [float(metrics.classifier_score_from_logits(
-      tf.constant(logits[i * size:(i + 1) * size], tf.float64))) for i in range(splits)]
+  scores = [
+      float(
+          metrics.classifier_score_from_logits(
+              tf.constant(logits[i * size : (i + 1) * size], tf.float64)
+          )
+      )
+      for i in range(splits)
+  ]
   return float(np.mean(scores)), float(np.std(scores))
 
 
@@ -93,11 +106,16 @@ def scores(samples, reference, network_name, splits=SPLITS, kid_block_size=KID_B
   score, score_std = inception_score(samples['logits'], splits)
   return dict(
       fid=fid(samples['features'], reference['features']),
-      kid=kid_value, kid_std=None if math.isnan(kid_std) else kid_std,
-      inception_score=score, inception_score_std=score_std,
+      kid=kid_value,
+      kid_std=None if math.isnan(kid_std) else kid_std,
+      inception_score=score,
+      inception_score_std=score_std,
       reference_inception_score=inception_score(reference['logits'], splits)[0],
-      feature_network=network_name, num_samples=len(samples['features']),
-      num_reference=len(reference['features']), splits=splits)
+      feature_network=network_name,
+      num_samples=len(samples['features']),
+      num_reference=len(reference['features']),
+      splits=splits,
+  )
 
 
 def sample_quality(samples, reference, network, batch_size=500, splits=SPLITS):
@@ -107,5 +125,9 @@ def sample_quality(samples, reference, network, batch_size=500, splits=SPLITS):
   `network`: a `feature_networks.FeatureNetwork`, whose name goes into the result. To score
   several samplers against one reference set, compute its `activations` once and call `scores`.
   """
-  return scores(activations(network, samples, batch_size),
-                activations(network, reference, batch_size), network.name, splits)
+  return scores(
+      activations(network, samples, batch_size),
+      activations(network, reference, batch_size),
+      network.name,
+      splits,
+  )

@@ -56,10 +56,14 @@ class DensityModel(keras.Model):
     x = tf.convert_to_tensor(x, tf.float32)
     n = len(self.event_shape)
     trailing = tuple(x.shape)[-n:] if x.shape.rank is not None else self.event_shape
-    if len(trailing) < n or any(d is not None and d != e for d, e in zip(trailing, self.event_shape)):
-      raise errors.UserError(f'{what} has shape {tuple(x.shape)}, but {type(self).__name__} '
-                             f'models events of shape {self.event_shape}: the trailing dimensions '
-                             'must match (check the data dimension against the model config).')
+    if len(trailing) < n or any(
+        d is not None and d != e for d, e in zip(trailing, self.event_shape)
+    ):
+      raise errors.UserError(
+          f'{what} has shape {tuple(x.shape)}, but {type(self).__name__} '
+          f'models events of shape {self.event_shape}: the trailing dimensions '
+          'must match (check the data dimension against the model config).'
+      )
     return x
 
   def sample(self, num_samples, seed, conditioning=None):
@@ -78,8 +82,11 @@ class DensityModel(keras.Model):
     if conditioning is None:
       return map_rows(lambda s: self.sample(1, s)[0], seeds, fn_output_signature=spec)
     conditioning = self._check_conditioning(conditioning)
-    return map_rows(lambda a: self.sample(None, a[0], conditioning=a[1][None])[0],
-                     (seeds, conditioning), fn_output_signature=spec)
+    return map_rows(
+        lambda a: self.sample(None, a[0], conditioning=a[1][None])[0],
+        (seeds, conditioning),
+        fn_output_signature=spec,
+    )
 
   def complete_rows(self, x_known, num_known_rows, seeds, conditioning=None):
     """Per-row `complete` (models that have it, e.g. PixelCNN): row i completes x_known[i]
@@ -88,12 +95,17 @@ class DensityModel(keras.Model):
     x_known = self.check_events(x_known, 'x_known')
     rows = tf.broadcast_to(tf.convert_to_tensor(num_known_rows, tf.int32), tf.shape(seeds)[:1])
     if conditioning is None:
-      return map_rows(lambda a: self.complete(a[0][None], a[1], a[2])[0],
-                      (x_known, rows, seeds), fn_output_signature=spec)
+      return map_rows(
+          lambda a: self.complete(a[0][None], a[1], a[2])[0],
+          (x_known, rows, seeds),
+          fn_output_signature=spec,
+      )
     conditioning = self._check_conditioning(conditioning)
     return map_rows(
         lambda a: self.complete(a[0][None], a[1], a[2], conditioning=a[3][None])[0],
-        (x_known, rows, seeds, conditioning), fn_output_signature=spec)
+        (x_known, rows, seeds, conditioning),
+        fn_output_signature=spec,
+    )
 
   def build_variables(self):
     """Creates the weights by scoring a dummy batch (call inside `strategy.scope()`)."""
@@ -112,8 +124,10 @@ class DensityModel(keras.Model):
 
   def _check_conditioning(self, conditioning):
     if self.conditional and conditioning is None:
-      raise errors.UserError(f'{type(self).__name__} is conditional: pass conditioning=x_tilde '
-                             f'of shape [N, {", ".join(map(str, self.event_shape))}].')
+      raise errors.UserError(
+          f'{type(self).__name__} is conditional: pass conditioning=x_tilde '
+          f'of shape [N, {", ".join(map(str, self.event_shape))}].'
+      )
     if not self.conditional and conditioning is not None:
       raise errors.UserError(f'{type(self).__name__} is unconditional: do not pass conditioning.')
     return None if conditioning is None else self.check_events(conditioning, 'conditioning')
@@ -122,5 +136,6 @@ class DensityModel(keras.Model):
 def map_rows(fn, elems, fn_output_signature):
   """tf.map_fn over rows, `fn` left unconverted by AutoGraph (whose rewrite of the models'
   super() calls and Python control flow is not needed here and can fail)."""
-  return tf.map_fn(tf.autograph.experimental.do_not_convert(fn), elems,
-                   fn_output_signature=fn_output_signature)
+  return tf.map_fn(
+      tf.autograph.experimental.do_not_convert(fn), elems, fn_output_signature=fn_output_signature
+  )

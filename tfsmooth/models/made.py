@@ -40,8 +40,9 @@ def input_degrees(event_size, ordering='natural', seed=0):
     return np.arange(event_size, 0, -1)
   if ordering == 'random':
     return np.random.default_rng(seed).permutation(event_size) + 1
-  raise errors.UserError(f'Unknown MADE ordering {ordering!r}; choose one of '
-                         f'{", ".join(ORDERINGS)}.')
+  raise errors.UserError(
+      f'Unknown MADE ordering {ordering!r}; choose one of {", ".join(ORDERINGS)}.'
+  )
 
 
 def masks(in_degrees, hidden_sizes, out_degrees, min_hidden_degree=1):
@@ -74,9 +75,14 @@ class MaskedDense(keras.layers.Layer):
 
   def build(self, input_shape):
     fan_in, units = self.mask.shape
-    self.kernel = self.add_weight(shape=(fan_in, units), initializer='glorot_uniform', name='kernel')
-    self.bias = (self.add_weight(shape=(units,), initializer=self.bias_initializer, name='bias')
-                 if self.use_bias else None)
+    self.kernel = self.add_weight(
+        shape=(fan_in, units), initializer='glorot_uniform', name='kernel'
+    )
+    self.bias = (
+        self.add_weight(shape=(units,), initializer=self.bias_initializer, name='bias')
+        if self.use_bias
+        else None
+    )
 
   def call(self, x):
     y = keras.ops.matmul(x, self.kernel * keras.ops.cast(self.mask, self.compute_dtype))
@@ -99,9 +105,18 @@ class MADE(base.DensityModel):
       components start apart.
   """
 
-  def __init__(self, event_size, hidden_sizes=(256, 256), num_mixtures=3, ordering='natural',
-               conditional=False, activation='relu', loc_init_range=2.0, ordering_seed=0,
-               **kwargs):
+  def __init__(
+      self,
+      event_size,
+      hidden_sizes=(256, 256),
+      num_mixtures=3,
+      ordering='natural',
+      conditional=False,
+      activation='relu',
+      loc_init_range=2.0,
+      ordering_seed=0,
+      **kwargs,
+  ):
     super().__init__((event_size,), conditional=conditional, **kwargs)
     if num_mixtures < 1:
       raise errors.UserError(f'num_mixtures must be >= 1, got {num_mixtures}.')
@@ -109,15 +124,20 @@ class MADE(base.DensityModel):
     degrees = input_degrees(event_size, ordering, ordering_seed)
     in_degrees = np.concatenate([np.zeros(event_size, int), degrees]) if conditional else degrees
     out_degrees = np.repeat(degrees, 3 * num_mixtures)
-    hidden_masks, output_mask, direct_mask = masks(in_degrees, tuple(hidden_sizes), out_degrees,
-                                                   min_hidden_degree=0 if conditional else 1)
-    self.hidden = [MaskedDense(m, activation=activation, name=f'hidden_{i}')
-                   for i, m in enumerate(hidden_masks)]
+    hidden_masks, output_mask, direct_mask = masks(
+        in_degrees, tuple(hidden_sizes), out_degrees, min_hidden_degree=0 if conditional else 1
+    )
+    self.hidden = [
+        MaskedDense(m, activation=activation, name=f'hidden_{i}')
+        for i, m in enumerate(hidden_masks)
+    ]
     bias = np.zeros((event_size, 3, num_mixtures), np.float32)
     bias[:, 1] = np.random.default_rng(ordering_seed).uniform(
-        -loc_init_range, loc_init_range, (event_size, num_mixtures))
-    self.out = MaskedDense(output_mask, bias_initializer=keras.initializers.Constant(bias.ravel()),
-                           name='output')
+        -loc_init_range, loc_init_range, (event_size, num_mixtures)
+    )
+    self.out = MaskedDense(
+        output_mask, bias_initializer=keras.initializers.Constant(bias.ravel()), name='output'
+    )
     self.direct = MaskedDense(direct_mask, use_bias=False, name='direct')
 
   def mixture_params(self, inputs):
@@ -127,8 +147,9 @@ class MADE(base.DensityModel):
     for layer in self.hidden:
       h = layer(h)
     raw = keras.ops.cast(self.out(h) + self.direct(inputs), 'float32')
-    raw = keras.ops.reshape(raw, tuple(keras.ops.shape(raw)[:-1]) +
-                            (self.event_shape[0], 3, self.num_mixtures))
+    raw = keras.ops.reshape(
+        raw, tuple(keras.ops.shape(raw)[:-1]) + (self.event_shape[0], 3, self.num_mixtures)
+    )
     logits, locs, raw_scales = raw[..., 0, :], raw[..., 1, :], raw[..., 2, :]
     return logits, locs, tf.nn.softplus(raw_scales) + MIN_SCALE
 
@@ -144,25 +165,38 @@ class MADE(base.DensityModel):
       sample0 = tf.zeros(self.event_shape)
     else:
       c = tf.convert_to_tensor(conditioning, tf.float32)
+
       def fn(x):
         return self._per_dimension(tf.concat([tf.broadcast_to(c, tf.shape(x)), x], axis=-1))
+
       sample0 = tf.zeros_like(c)
     return tfd.Autoregressive(fn, sample0=sample0, num_steps=self.event_shape[0])
 
 
 def mixture_of_logistics(event_size=1, num_mixtures=3, loc_init_range=2.0):
   """The paper's 1-D baseline: a MADE with no hidden layers is a plain logistic mixture."""
-  return MADE(event_size, hidden_sizes=(), num_mixtures=num_mixtures,
-              loc_init_range=loc_init_range, name='mixture_of_logistics')
+  return MADE(
+      event_size,
+      hidden_sizes=(),
+      num_mixtures=num_mixtures,
+      loc_init_range=loc_init_range,
+      name='mixture_of_logistics',
+  )
 
 
 def from_config(config, event_shape, conditional):
   """Builds a MADE from `config.{hidden_sizes, num_mixtures, ordering, loc_init_range}`."""
   if len(event_shape) != 1:
-    raise errors.UserError(f'MADE models flat vectors; got event shape {event_shape}. '
-                           'Use the pixelcnn model for images.')
-  return MADE(event_shape[0], hidden_sizes=tuple(config.get('hidden_sizes', (256, 256))),
-              num_mixtures=config.get('num_mixtures', 3),
-              ordering=config.get('ordering', 'natural'), conditional=conditional,
-              loc_init_range=config.get('loc_init_range', 2.0),
-              name='made_conditional' if conditional else 'made')
+    raise errors.UserError(
+        f'MADE models flat vectors; got event shape {event_shape}. '
+        'Use the pixelcnn model for images.'
+    )
+  return MADE(
+      event_shape[0],
+      hidden_sizes=tuple(config.get('hidden_sizes', (256, 256))),
+      num_mixtures=config.get('num_mixtures', 3),
+      ordering=config.get('ordering', 'natural'),
+      conditional=conditional,
+      loc_init_range=config.get('loc_init_range', 2.0),
+      name='made_conditional' if conditional else 'made',
+  )

@@ -35,8 +35,8 @@ from tfsmooth.models import pixelcnn_layers as layers
 
 tfd = tfp.distributions
 
-MIN_LOG_SCALE = -7.
-BIN_HALF_WIDTH = 1. / 255.
+MIN_LOG_SCALE = -7.0
+BIN_HALF_WIDTH = 1.0 / 255.0
 MIN_BIN_MASS = 1e-5
 
 
@@ -62,8 +62,9 @@ class LogisticMixture(tfd.Distribution):
     coeffs: [..., C(C-1)/2, K] couplings a for channel pairs (1, 0), (2, 0), (2, 1), ...
   """
 
-  def __init__(self, logits, locs, log_scales, coeffs, validate_args=False,
-               allow_nan_stats=True, name=None):
+  def __init__(
+      self, logits, locs, log_scales, coeffs, validate_args=False, allow_nan_stats=True, name=None
+  ):
     parameters = dict(locals())
     with tf.name_scope(name or type(self).__name__) as name:
       self._logits = tf.convert_to_tensor(logits, name='logits')
@@ -71,26 +72,36 @@ class LogisticMixture(tfd.Distribution):
       self._locs = tf.convert_to_tensor(locs, dtype, name='locs')
       self._log_scales = tf.convert_to_tensor(log_scales, dtype, name='log_scales')
       self._coeffs = tf.convert_to_tensor(coeffs, dtype, name='coeffs')
-      super().__init__(dtype=dtype, reparameterization_type=tfd.NOT_REPARAMETERIZED,
-                       validate_args=validate_args, allow_nan_stats=allow_nan_stats,
-                       parameters=parameters, name=name)
+      super().__init__(
+          dtype=dtype,
+          reparameterization_type=tfd.NOT_REPARAMETERIZED,
+          validate_args=validate_args,
+          allow_nan_stats=allow_nan_stats,
+          parameters=parameters,
+          name=name,
+      )
 
   @classmethod
   def _parameter_properties(cls, dtype, num_classes=None):
-    return dict(logits=tfp.util.ParameterProperties(event_ndims=1),
-                locs=tfp.util.ParameterProperties(event_ndims=2),
-                log_scales=tfp.util.ParameterProperties(event_ndims=2),
-                coeffs=tfp.util.ParameterProperties(event_ndims=2))
+    return dict(
+        logits=tfp.util.ParameterProperties(event_ndims=1),
+        locs=tfp.util.ParameterProperties(event_ndims=2),
+        log_scales=tfp.util.ParameterProperties(event_ndims=2),
+        coeffs=tfp.util.ParameterProperties(event_ndims=2),
+    )
 
   @classmethod
   def from_network_output(cls, params, num_channels):
     """Splits [..., num_outputs(C, K)] network outputs into the head's parameters."""
     c = num_channels
     k = params.shape[-1] // num_outputs(c, 1)
-    rest = tf.reshape(params[..., k:],  # static sizes, so that unknown batch sizes trace
-                      tf.concat([tf.shape(params)[:-1], [params.shape[-1] // k - 1, k]], 0))
-    return cls(params[..., :k], rest[..., :c, :], rest[..., c:2 * c, :],
-               tf.tanh(rest[..., 2 * c:, :]))
+    rest = tf.reshape(
+        params[..., k:],  # static sizes, so that unknown batch sizes trace
+        tf.concat([tf.shape(params)[:-1], [params.shape[-1] // k - 1, k]], 0),
+    )
+    return cls(
+        params[..., :k], rest[..., :c, :], rest[..., c : 2 * c, :], tf.tanh(rest[..., 2 * c :, :])
+    )
 
   logits = property(lambda self: self._logits)
   locs = property(lambda self: self._locs)
@@ -119,7 +130,7 @@ class LogisticMixture(tfd.Distribution):
   def _channel_log_prob(self, x, locs, log_scales):
     """log f(x; mu, s) of one channel, x [..., 1] and mu, log s [..., K]: the logistic density."""
     z = (x - locs) * tf.exp(-log_scales)
-    return -z - log_scales - 2. * tf.nn.softplus(-z)
+    return -z - log_scales - 2.0 * tf.nn.softplus(-z)
 
   def _quantize(self, x):
     return x
@@ -130,9 +141,11 @@ class LogisticMixture(tfd.Distribution):
     log_scales = tf.maximum(self._log_scales, MIN_LOG_SCALE)
     coeff = lambda i: self._coeffs[..., i, :]  # noqa: E731
     per_component = sum(
-        self._channel_log_prob(columns[c], self._locs[..., c, :] + _coupling(coeff, columns, c),
-                               log_scales[..., c, :])
-        for c in range(self.num_channels))
+        self._channel_log_prob(
+            columns[c], self._locs[..., c, :] + _coupling(coeff, columns, c), log_scales[..., c, :]
+        )
+        for c in range(self.num_channels)
+    )
     return tf.reduce_logsumexp(tf.nn.log_softmax(self._logits) + per_component, axis=-1)
 
   def sample_from_uniform(self, u):
@@ -143,8 +156,11 @@ class LogisticMixture(tfd.Distribution):
     """
     k, c = self.num_mixtures, self.num_channels
     u = tf.convert_to_tensor(u, self.dtype)
-    choice = tf.one_hot(tf.argmax(self._logits - tf.math.log(-tf.math.log(u[..., :k])), axis=-1),
-                        k, dtype=self.dtype)
+    choice = tf.one_hot(
+        tf.argmax(self._logits - tf.math.log(-tf.math.log(u[..., :k])), axis=-1),
+        k,
+        dtype=self.dtype,
+    )
     pick = lambda p: tf.reduce_sum(p * choice[..., None, :], axis=-1)  # noqa: E731
     locs, scales = pick(self._locs), tf.exp(pick(tf.maximum(self._log_scales, MIN_LOG_SCALE)))
     coeffs = pick(self._coeffs)
@@ -177,15 +193,18 @@ class DiscretizedLogisticMixture(LogisticMixture):
     log_one_minus_cdf_min = -tf.nn.softplus(min_in)
     cdf_delta = tf.sigmoid(plus_in) - tf.sigmoid(min_in)
     mid_in = inv_scale * centered
-    log_pdf_mid = mid_in - log_scales - 2. * tf.nn.softplus(mid_in)
-    log_bin = tf.where(cdf_delta > MIN_BIN_MASS, tf.math.log(tf.maximum(cdf_delta, 1e-12)),
-                       log_pdf_mid + np.log(2. * BIN_HALF_WIDTH))
+    log_pdf_mid = mid_in - log_scales - 2.0 * tf.nn.softplus(mid_in)
+    log_bin = tf.where(
+        cdf_delta > MIN_BIN_MASS,
+        tf.math.log(tf.maximum(cdf_delta, 1e-12)),
+        log_pdf_mid + np.log(2.0 * BIN_HALF_WIDTH),
+    )
     return tf.where(x < -0.999, log_cdf_plus, tf.where(x > 0.999, log_one_minus_cdf_min, log_bin))
 
   def _quantize(self, x):
     # Times 1/127.5 rather than divided by 127.5: Grappler rewrites the division in graphs,
     # which would make eager and tf.function samples differ in the last bit.
-    return tf.round((tf.clip_by_value(x, -1., 1.) + 1.) * 127.5) * (1. / 127.5) - 1.
+    return tf.round((tf.clip_by_value(x, -1.0, 1.0) + 1.0) * 127.5) * (1.0 / 127.5) - 1.0
 
 
 HEADS = {'logistic': LogisticMixture, 'discretized_logistic': DiscretizedLogisticMixture}
@@ -194,15 +213,18 @@ SAMPLERS = ('cached', 'naive')
 
 def _check_sampler(sampler):
   if sampler not in SAMPLERS:
-    raise ValueError(f'Unknown PixelCNN sampler {sampler!r}; choose one of '
-                     f'{", ".join(SAMPLERS)}.')
+    raise ValueError(f'Unknown PixelCNN sampler {sampler!r}; choose one of {", ".join(SAMPLERS)}.')
 
 
 def _uniform(shape, seed, dtype):
   """U(tiny, 1) draws from a stateless seed (anything `tfp.random.sanitize_seed` accepts)."""
-  return tf.random.stateless_uniform(shape, tfp.random.sanitize_seed(seed),
-                                     minval=np.finfo(dtype.as_numpy_dtype).tiny, maxval=1.,
-                                     dtype=dtype)
+  return tf.random.stateless_uniform(
+      shape,
+      tfp.random.sanitize_seed(seed),
+      minval=np.finfo(dtype.as_numpy_dtype).tiny,
+      maxval=1.0,
+      dtype=dtype,
+  )
 
 
 class PixelCNNNetwork(keras.layers.Layer):
@@ -223,8 +245,9 @@ class PixelCNNNetwork(keras.layers.Layer):
     self.ul_in_left = down_right(f, (2, 1), name='ul_in_left')
 
     def blocks(conv, stage, count, auxiliary):
-      return [layers.GatedResnet(f, conv, dropout, auxiliary, name=f'{stage}_{i}')
-              for i in range(count)]
+      return [
+          layers.GatedResnet(f, conv, dropout, auxiliary, name=f'{stage}_{i}') for i in range(count)
+      ]
 
     self.up_u = blocks(down, 'up_u', 3 * nr_resnet, False)
     self.up_ul = blocks(down_right, 'up_ul', 3 * nr_resnet, True)
@@ -232,10 +255,12 @@ class PixelCNNNetwork(keras.layers.Layer):
     self.ul_downsample = [down_right(f, strides=2, name=f'ul_downsample_{i}') for i in range(2)]
     self.down_u = blocks(down, 'down_u', 3 * nr_resnet + 2, True)
     self.down_ul = blocks(down_right, 'down_ul', 3 * nr_resnet + 2, True)
-    self.u_upsample = [layers.DownShiftedConv2DTranspose(f, name=f'u_upsample_{i}')
-                       for i in range(2)]
-    self.ul_upsample = [layers.DownRightShiftedConv2DTranspose(f, name=f'ul_upsample_{i}')
-                        for i in range(2)]
+    self.u_upsample = [
+        layers.DownShiftedConv2DTranspose(f, name=f'u_upsample_{i}') for i in range(2)
+    ]
+    self.ul_upsample = [
+        layers.DownRightShiftedConv2DTranspose(f, name=f'ul_upsample_{i}') for i in range(2)
+    ]
     self.out = layers.Conv2D(outputs, name='nin_out')
 
   def call(self, x, training=None, return_activations=False):
@@ -256,8 +281,10 @@ class PixelCNNNetwork(keras.layers.Layer):
     uls = [layers.down_shift(self.ul_in_above(x)) + layers.right_shift(self.ul_in_left(x))]
     for scale in range(3):
       if scale:
-        for down, stack in ((self.u_downsample[scale - 1], us),
-                            (self.ul_downsample[scale - 1], uls)):
+        for down, stack in (
+            (self.u_downsample[scale - 1], us),
+            (self.ul_downsample[scale - 1], uls),
+        ):
           if return_activations:
             maps[down.name] = stack[-1]
           stack.append(down(stack[-1]))
@@ -294,8 +321,18 @@ class PixelCNNDistribution(tfd.Distribution):
       causal network, run whole once per pixel); both give the same draws.
   """
 
-  def __init__(self, network, head, event_shape, num_mixtures, conditioning=None, training=None,
-               sampler='cached', validate_args=False, name='PixelCNNDistribution'):
+  def __init__(
+      self,
+      network,
+      head,
+      event_shape,
+      num_mixtures,
+      conditioning=None,
+      training=None,
+      sampler='cached',
+      validate_args=False,
+      name='PixelCNNDistribution',
+  ):
     _check_sampler(sampler)
     parameters = dict(locals())
     with tf.name_scope(name) as name:
@@ -303,13 +340,21 @@ class PixelCNNDistribution(tfd.Distribution):
       self._head = head
       self._image_shape = tuple(int(d) for d in event_shape)
       self._num_mixtures = int(num_mixtures)
-      self._conditioning = (None if conditioning is None else
-                            tf.convert_to_tensor(conditioning, tf.float32, name='conditioning'))
+      self._conditioning = (
+          None
+          if conditioning is None
+          else tf.convert_to_tensor(conditioning, tf.float32, name='conditioning')
+      )
       self._training = training
       self._sampler = sampler
-      super().__init__(dtype=tf.float32, reparameterization_type=tfd.NOT_REPARAMETERIZED,
-                       validate_args=validate_args, allow_nan_stats=True,
-                       parameters=parameters, name=name)
+      super().__init__(
+          dtype=tf.float32,
+          reparameterization_type=tfd.NOT_REPARAMETERIZED,
+          validate_args=validate_args,
+          allow_nan_stats=True,
+          parameters=parameters,
+          name=name,
+      )
 
   @property
   def conditioning(self):
@@ -338,7 +383,7 @@ class PixelCNNDistribution(tfd.Distribution):
     """The heads p(x_ij | x_<ij[, x~]) for flat x [B, H, W, C]: batch shape [B, H, W]."""
     net_in = x if conditioning is None else tf.concat([conditioning, x], axis=1)
     params = self._network(net_in) if training is None else self._network(net_in, training=training)
-    return self._head.from_network_output(params[:, -self._image_shape[0]:], self._image_shape[-1])
+    return self._head.from_network_output(params[:, -self._image_shape[0] :], self._image_shape[-1])
 
   def _flat(self, x, depth):
     """x [..., H, W, depth] -> (x as [B, H, W, depth], conditioning broadcast likewise, [...])."""
@@ -361,7 +406,7 @@ class PixelCNNDistribution(tfd.Distribution):
     `tf.while_loop`.
     """
     u = tf.convert_to_tensor(u, self.dtype)
-    return self.complete_from_uniform(tf.zeros_like(u[..., :self._image_shape[-1]]), 0, u)
+    return self.complete_from_uniform(tf.zeros_like(u[..., : self._image_shape[-1]]), 0, u)
 
   @tf.autograph.experimental.do_not_convert
   def complete_from_uniform(self, x_known, num_known_rows, u):
@@ -381,28 +426,30 @@ class PixelCNNDistribution(tfd.Distribution):
     x = tf.where(known, x, tf.zeros_like(x))
     if self._sampler == 'cached':
       sampler = pixelcnn_cached.CachedSampler(self._network, self._head, channels)
-      x = (sampler.complete(x, rows, u) if c is None else
-           sampler.complete(tf.concat([c, x], axis=1), rows + height, u))
+      x = (
+          sampler.complete(x, rows, u)
+          if c is None
+          else sampler.complete(tf.concat([c, x], axis=1), rows + height, u)
+      )
       return tf.reshape(x, tf.concat([leading, self._image_shape], 0))
 
     def step(i, x):
       candidates = self.pixel_distributions(x, c, training=False).sample_from_uniform(u)
       return i + 1, tf.where(tf.equal(pixel, i) & ~known, candidates, x)
 
-    _, x = tf.while_loop(lambda i, _: i < height * width, step,
-                         (tf.reduce_min(rows) * width, x))
+    _, x = tf.while_loop(lambda i, _: i < height * width, step, (tf.reduce_min(rows) * width, x))
     return tf.reshape(x, tf.concat([leading, self._image_shape], 0))
 
   def complete(self, x_known, num_known_rows, seed):
     """Completes images x_known [N, H, W, C] below their top `num_known_rows` rows (seeded)."""
     x_known = tf.convert_to_tensor(x_known, self.dtype)
     shape = tf.concat([tf.shape(x_known)[:-1], [self.noise_depth]], 0)
-    return self.complete_from_uniform(x_known, num_known_rows,
-                                      _uniform(shape, seed, self.dtype))
+    return self.complete_from_uniform(x_known, num_known_rows, _uniform(shape, seed, self.dtype))
 
   def _sample_n(self, n, seed=None):
-    shape = tf.concat([[n], self.batch_shape_tensor(), self._image_shape[:2],
-                       [self.noise_depth]], 0)
+    shape = tf.concat(
+        [[n], self.batch_shape_tensor(), self._image_shape[:2], [self.noise_depth]], 0
+    )
     return self.sample_from_uniform(_uniform(shape, seed, self.dtype))
 
 
@@ -421,27 +468,51 @@ class PixelCNN(base.DensityModel):
     sampler: 'cached' (fast) or 'naive' (reference), see `PixelCNNDistribution`.
   """
 
-  def __init__(self, event_shape, conditional=False, likelihood='discretized_logistic',
-               nr_resnet=5, nr_filters=160, nr_logistic_mix=10, dropout=0.5, sampler='cached',
-               **kwargs):
+  def __init__(
+      self,
+      event_shape,
+      conditional=False,
+      likelihood='discretized_logistic',
+      nr_resnet=5,
+      nr_filters=160,
+      nr_logistic_mix=10,
+      dropout=0.5,
+      sampler='cached',
+      **kwargs,
+  ):
     super().__init__(event_shape, conditional=conditional, **kwargs)
     if len(self.event_shape) != 3 or self.event_shape[0] % 4 or self.event_shape[1] % 4:
-      raise ValueError(f'PixelCNN++ models [H, W, C] images with H and W divisible by 4; got '
-                       f'event shape {self.event_shape}.')
+      raise ValueError(
+          f'PixelCNN++ models [H, W, C] images with H and W divisible by 4; got '
+          f'event shape {self.event_shape}.'
+      )
     if likelihood not in HEADS:
-      raise ValueError(f'Unknown PixelCNN++ likelihood {likelihood!r}; choose one of '
-                       f'{", ".join(HEADS)}.')
+      raise ValueError(
+          f'Unknown PixelCNN++ likelihood {likelihood!r}; choose one of {", ".join(HEADS)}.'
+      )
     _check_sampler(sampler)
     self.likelihood = likelihood
     self.sampler = sampler
     self.nr_logistic_mix = int(nr_logistic_mix)
-    self.network = PixelCNNNetwork(num_outputs(self.event_shape[-1], self.nr_logistic_mix),
-                                   nr_resnet, nr_filters, dropout, name='network')
+    self.network = PixelCNNNetwork(
+        num_outputs(self.event_shape[-1], self.nr_logistic_mix),
+        nr_resnet,
+        nr_filters,
+        dropout,
+        name='network',
+    )
 
   def distribution(self, conditioning=None, training=None):
     """`PixelCNNDistribution`; `training` switches dropout (None: from the Keras call context)."""
-    return PixelCNNDistribution(self.network, HEADS[self.likelihood], self.event_shape,
-                                self.nr_logistic_mix, conditioning, training, self.sampler)
+    return PixelCNNDistribution(
+        self.network,
+        HEADS[self.likelihood],
+        self.event_shape,
+        self.nr_logistic_mix,
+        conditioning,
+        training,
+        self.sampler,
+    )
 
   def complete(self, x_known, num_known_rows, seed, conditioning=None):
     """Samples the rows below the top `num_known_rows` of x_known [N, H, W, C], keeping those.
@@ -451,16 +522,22 @@ class PixelCNN(base.DensityModel):
     """
     x_known = self.check_events(x_known, 'x_known')
     if isinstance(num_known_rows, int) and not 0 <= num_known_rows <= self.event_shape[0]:
-      raise ValueError(f'num_known_rows must be in [0, {self.event_shape[0]}] (the image '
-                       f'height); got {num_known_rows}.')
+      raise ValueError(
+          f'num_known_rows must be in [0, {self.event_shape[0]}] (the image '
+          f'height); got {num_known_rows}.'
+      )
     return self.distribution(self._check_conditioning(conditioning)).complete(
-        x_known, num_known_rows, seed)
+        x_known, num_known_rows, seed
+    )
 
   def _row_noise(self, seeds):
     """Noise u [N, H, W, K + C] whose row i is what `sample(1, seeds[i])` would draw."""
     shape = (1,) + self.event_shape[:2] + (self.nr_logistic_mix + self.event_shape[-1],)
-    return base.map_rows(lambda s: _uniform(shape, s, tf.float32)[0], seeds,
-                     fn_output_signature=tf.TensorSpec(shape[1:], tf.float32))
+    return base.map_rows(
+        lambda s: _uniform(shape, s, tf.float32)[0],
+        seeds,
+        fn_output_signature=tf.TensorSpec(shape[1:], tf.float32),
+    )
 
   def sample_rows(self, seeds, conditioning=None):
     """`DensityModel.sample_rows` (row i from seeds[i] alone) in one batched pass."""
@@ -471,8 +548,9 @@ class PixelCNN(base.DensityModel):
     """`DensityModel.complete_rows` (row i from seeds[i] alone) in one batched pass."""
     x_known = self.check_events(x_known, 'x_known')
     conditioning = None if conditioning is None else self._check_conditioning(conditioning)
-    return self.distribution(conditioning).complete_from_uniform(x_known, num_known_rows,
-                                                                 self._row_noise(seeds))
+    return self.distribution(conditioning).complete_from_uniform(
+        x_known, num_known_rows, self._row_noise(seeds)
+    )
 
 
 def from_config(config, event_shape, conditional):
@@ -482,9 +560,13 @@ def from_config(config, event_shape, conditional):
   unconditional model (p(x~)); a baseline on raw 8-bit data must set 'discretized_logistic'.
   """
   default_likelihood = 'discretized_logistic' if conditional else 'logistic'
-  return PixelCNN(event_shape, conditional=conditional,
-                  likelihood=config.get('likelihood', None) or default_likelihood,
-                  nr_resnet=config.get('nr_resnet', 5), nr_filters=config.get('nr_filters', 160),
-                  nr_logistic_mix=config.get('nr_logistic_mix', 10),
-                  dropout=config.get('dropout', 0.5),
-                  name='pixelcnn_conditional' if conditional else 'pixelcnn')
+  return PixelCNN(
+      event_shape,
+      conditional=conditional,
+      likelihood=config.get('likelihood', None) or default_likelihood,
+      nr_resnet=config.get('nr_resnet', 5),
+      nr_filters=config.get('nr_filters', 160),
+      nr_logistic_mix=config.get('nr_logistic_mix', 10),
+      dropout=config.get('dropout', 0.5),
+      name='pixelcnn_conditional' if conditional else 'pixelcnn',
+  )

@@ -42,8 +42,7 @@ def _push(window, row, padding):
 
 def _put(window, column, value):
   """Writes value [B, C] at `column` of a pixel window's current row."""
-  return tf.tensor_scatter_nd_update(window, tf.reshape(tf.stack([1, column]), (1, 2)),
-                                     value[None])
+  return tf.tensor_scatter_nd_update(window, tf.reshape(tf.stack([1, column]), (1, 2)), value[None])
 
 
 def _shift(window):
@@ -67,19 +66,33 @@ class CachedSampler:
     self._channels = channels
     r = network.nr_resnet
     down_start = {2: 0, 1: r, 0: 2 * r + 1}
-    self._up = {l: (network.up_u[l * r:(l + 1) * r], network.up_ul[l * r:(l + 1) * r])
-                for l in range(LEVELS)}
-    self._down = {l: (network.down_u[down_start[l]:down_start[l] + r + (l < 2)],
-                      network.down_ul[down_start[l]:down_start[l] + r + (l < 2)])
-                  for l in range(LEVELS)}
+    self._up = {
+        level: (
+            network.up_u[level * r : (level + 1) * r],
+            network.up_ul[level * r : (level + 1) * r],
+        )
+        for level in range(LEVELS)
+    }
+    self._down = {
+        level: (
+            network.down_u[down_start[level] : down_start[level] + r + (level < 2)],
+            network.down_ul[down_start[level] : down_start[level] + r + (level < 2)],
+        )
+        for level in range(LEVELS)
+    }
 
   def _convs(self):
     """Every convolution of the network."""
     net = self._net
     blocks = net.up_u + net.up_ul + net.down_u + net.down_ul
-    return ([net.u_in, net.ul_in_above, net.ul_in_left, net.out] + net.u_downsample
-            + net.ul_downsample + net.u_upsample + net.ul_upsample
-            + [conv for b in blocks for conv in (b.conv1, b.conv2, b.nin) if conv is not None])
+    return (
+        [net.u_in, net.ul_in_above, net.ul_in_left, net.out]
+        + net.u_downsample
+        + net.ul_downsample
+        + net.u_upsample
+        + net.ul_upsample
+        + [conv for b in blocks for conv in (b.conv1, b.conv2, b.nin) if conv is not None]
+    )
 
   def _windows(self, level):
     """(key, conv reading it, source map in the network's activations, is pixel window)."""
@@ -112,13 +125,16 @@ class CachedSampler:
 
     f = net.u_in.filters
     x1 = rows('x', None, 0, [start - 2, start - 1], self._channels + 1)
-    s = {'x1': tf.transpose(tf.pad(x1, [[0, 0], [0, 0], [1, 1], [0, 0]]), (1, 2, 0, 3)),
-         'above': tf.zeros([batch, width, f])}
+    s = {
+        'x1': tf.transpose(tf.pad(x1, [[0, 0], [0, 0], [1, 1], [0, 0]]), (1, 2, 0, 3)),
+        'above': tf.zeros([batch, width, f]),
+    }
     for level in range(LEVELS):
       last = (start + (1 << level) - 1) // (1 << level) - 1  # last level row before start
       for key, conv, (name, index), pixel in self._windows(level):
-        cur = tf.pad(rows(name, index, level, [last], f),
-                     [[0, 0], [0, 0], conv.column_padding, [0, 0]])
+        cur = tf.pad(
+            rows(name, index, level, [last], f), [[0, 0], [0, 0], conv.column_padding, [0, 0]]
+        )
         window = tf.concat([cur, cur], axis=1)
         s[key] = tf.transpose(window, (1, 2, 0, 3)) if pixel else window
       for block in self._up[level][0] + self._down[level][0]:
@@ -127,8 +143,9 @@ class CachedSampler:
         pair = 2 * ((last + 1) // 2)  # the level row the loop reads next, and its sibling
         u_up, ul_up = self._upsampled(level)
         s[u_up.name] = rows(u_up.name, None, level, [pair, pair + 1], f)
-        s[ul_up.name] = tf.transpose(rows(ul_up.name, None, level, [pair, pair + 1], f),
-                                     (1, 2, 0, 3))
+        s[ul_up.name] = tf.transpose(
+            rows(ul_up.name, None, level, [pair, pair + 1], f), (1, 2, 0, 3)
+        )
     return s
 
   def _rows(self, kernels, level, r, s):
@@ -166,13 +183,18 @@ class CachedSampler:
     """A gated resnet's output row from input row x (and auxiliary row a); updates s."""
     padding = block.conv1.column_padding
     s[block.name + '.in'] = _push(s[block.name + '.in'], x, padding)
-    c = block.conv1.convolve(layers.concat_elu(s[block.name + '.in']),
-                             kernels[id(block.conv1)])[:, 0]
+    c = block.conv1.convolve(layers.concat_elu(s[block.name + '.in']), kernels[id(block.conv1)])[
+        :, 0
+    ]
     if a is not None:
       c += self._nin(kernels, block.nin, a)
     s[block.name + '.hidden'] = _push(s[block.name + '.hidden'], c, padding)
-    out = layers.gate(x, block.conv2.convolve(layers.concat_elu(s[block.name + '.hidden']),
-                                              kernels[id(block.conv2)])[:, 0])
+    out = layers.gate(
+        x,
+        block.conv2.convolve(
+            layers.concat_elu(s[block.name + '.hidden']), kernels[id(block.conv2)]
+        )[:, 0],
+    )
     s[block.name + '.out'] = out
     return out
 
@@ -196,8 +218,7 @@ class CachedSampler:
     c = self._pixel_conv(kernels, block.conv1, s[block.name + '.in'], column)
     c += self._nin(kernels, block.nin, a)
     s[block.name + '.hidden'] = _put(s[block.name + '.hidden'], write, c)
-    return layers.gate(x, self._pixel_conv(kernels, block.conv2, s[block.name + '.hidden'],
-                                           column))
+    return layers.gate(x, self._pixel_conv(kernels, block.conv2, s[block.name + '.hidden'], column))
 
   def _pixel(self, kernels, level, r, c, s):
     """Level pixel (r, c) of the ul stream (and, for even r, c, of the next level): (s, ul)."""
@@ -215,8 +236,11 @@ class CachedSampler:
     if level < LEVELS - 1:
       down = net.ul_downsample[level]
       s[down.name] = _put(s[down.name], c + down.column_padding[0], ul)
-      s = tf.cond((r % 2 == 0) & (c % 2 == 0),
-                  lambda: self._pixel(kernels, level + 1, r // 2, c // 2, s)[0], lambda: s)
+      s = tf.cond(
+          (r % 2 == 0) & (c % 2 == 0),
+          lambda: self._pixel(kernels, level + 1, r // 2, c // 2, s)[0],
+          lambda: s,
+      )
       ul = s[self._upsampled(level)[1].name][r % 2, c]
     for j, (block, u_block) in enumerate(zip(self._down[level][1], self._down[level][0])):
       skip = skips[-2 - j if level == 2 else -1 - j]
@@ -227,7 +251,8 @@ class CachedSampler:
       square = up.convolve(ul[:, None, None], kernels[id(up)])  # [B, 2, 2, F]
       index = tf.stack([tf.repeat([0, 1], 2), tf.tile([2 * c, 2 * c + 1], [2])], axis=1)
       s[up.name] = tf.tensor_scatter_nd_update(
-          s[up.name], index, tf.reshape(tf.transpose(square, (1, 2, 0, 3)), (4, -1, up.filters)))
+          s[up.name], index, tf.reshape(tf.transpose(square, (1, 2, 0, 3)), (4, -1, up.filters))
+      )
     return s, ul
 
   @tf.autograph.experimental.do_not_convert
@@ -253,12 +278,14 @@ class CachedSampler:
       s, ul = self._pixel(kernels, 0, p, q, s)
       params = tf.matmul(tf.nn.elu(ul), kernels[id(net.out)][0, 0]) + net.out.b
       pixel = self._head.from_network_output(params, channels).sample_from_uniform(
-          u[:, p - offset, q])
+          u[:, p - offset, q]
+      )
       pixel = tf.where(i < known_until, s['x'][i - offset * width], pixel)
       s['x1'] = _put(s['x1'], q + 1, tf.concat([pixel, ones], axis=-1))
       s['x'] = tf.tensor_scatter_nd_update(s['x'], [[i - offset * width]], pixel[None])
       return i + 1, s
 
-    _, state = tf.while_loop(lambda i, _: i < (offset + height) * width, step,
-                             (first * width, state))
+    _, state = tf.while_loop(
+        lambda i, _: i < (offset + height) * width, step, (first * width, state)
+    )
     return tf.reshape(tf.transpose(state['x'], (1, 0, 2)), (-1, height, width, channels))

@@ -58,8 +58,9 @@ class Conv2D(keras.layers.Layer):
     init_scale: initial g, the norm of each output channel's weights.
   """
 
-  def __init__(self, filters, kernel_size=(1, 1), strides=1, transpose=False, init_scale=1.,
-               **kwargs):
+  def __init__(
+      self, filters, kernel_size=(1, 1), strides=1, transpose=False, init_scale=1.0, **kwargs
+  ):
     super().__init__(**kwargs)
     self.filters = int(filters)
     self.kernel_size = tuple(int(k) for k in kernel_size)
@@ -71,10 +72,12 @@ class Conv2D(keras.layers.Layer):
     kh, kw = self.kernel_size
     channels = int(input_shape[-1])
     shape = (kh, kw, self.filters, channels) if self.transpose else (kh, kw, channels, self.filters)
-    self.v = self.add_weight(shape=shape, initializer=keras.initializers.RandomNormal(stddev=0.05),
-                             name='v')
-    self.g = self.add_weight(shape=(self.filters,),
-                             initializer=keras.initializers.Constant(self.init_scale), name='g')
+    self.v = self.add_weight(
+        shape=shape, initializer=keras.initializers.RandomNormal(stddev=0.05), name='v'
+    )
+    self.g = self.add_weight(
+        shape=(self.filters,), initializer=keras.initializers.Constant(self.init_scale), name='g'
+    )
     self.b = self.add_weight(shape=(self.filters,), initializer='zeros', name='b')
 
   def kernel(self):
@@ -90,8 +93,12 @@ class Conv2D(keras.layers.Layer):
   def convolve(self, x, kernel):
     """The convolution of x with a given `kernel` (e.g. `kernel()` computed once), plus bias."""
     if self.transpose:
-      out_shape = [tf.shape(x)[0], x.shape[1] * self.strides + self.kernel_size[0] - 1,
-                   x.shape[2] * self.strides + self.kernel_size[1] - 1, self.filters]
+      out_shape = [
+          tf.shape(x)[0],
+          x.shape[1] * self.strides + self.kernel_size[0] - 1,
+          x.shape[2] * self.strides + self.kernel_size[1] - 1,
+          self.filters,
+      ]
       y = tf.nn.conv2d_transpose(x, kernel, out_shape, self.strides, padding='VALID')
     else:
       y = tf.nn.conv2d(x, kernel, self.strides, padding='VALID')
@@ -110,8 +117,9 @@ class DownShiftedConv2D(Conv2D):
     return ((self.kernel_size[1] - 1) // 2,) * 2
 
   def call(self, x):
-    return super().call(tf.pad(x, [[0, 0], [self.kernel_size[0] - 1, 0], self.column_padding,
-                                   [0, 0]]))
+    return super().call(
+        tf.pad(x, [[0, 0], [self.kernel_size[0] - 1, 0], self.column_padding, [0, 0]])
+    )
 
 
 class DownRightShiftedConv2D(Conv2D):
@@ -126,8 +134,9 @@ class DownRightShiftedConv2D(Conv2D):
     return (self.kernel_size[1] - 1, 0)
 
   def call(self, x):
-    return super().call(tf.pad(x, [[0, 0], [self.kernel_size[0] - 1, 0], self.column_padding,
-                                   [0, 0]]))
+    return super().call(
+        tf.pad(x, [[0, 0], [self.kernel_size[0] - 1, 0], self.column_padding, [0, 0]])
+    )
 
 
 class DownShiftedConv2DTranspose(Conv2D):
@@ -139,7 +148,7 @@ class DownShiftedConv2DTranspose(Conv2D):
   def convolve(self, x, kernel):
     height, width = x.shape[1] * self.strides, x.shape[2] * self.strides
     left = (self.kernel_size[1] - 1) // 2
-    return super().convolve(x, kernel)[:, :height, left:left + width]
+    return super().convolve(x, kernel)[:, :height, left : left + width]
 
 
 class DownRightShiftedConv2DTranspose(Conv2D):
@@ -163,7 +172,7 @@ class GatedResnet(keras.layers.Layer):
     auxiliary: whether the block takes an auxiliary input a (a skip connection).
   """
 
-  def __init__(self, filters, conv, dropout=0., auxiliary=False, **kwargs):
+  def __init__(self, filters, conv, dropout=0.0, auxiliary=False, **kwargs):
     super().__init__(**kwargs)
     self.conv1 = conv(filters, name='conv1')
     self.nin = Conv2D(filters, name='nin') if auxiliary else None

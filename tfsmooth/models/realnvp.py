@@ -38,8 +38,10 @@ class CouplingNetwork(keras.layers.Layer):
 
   def __init__(self, hidden_sizes, out_units, activation='relu', max_log_scale=3.0, **kwargs):
     super().__init__(**kwargs)
-    self.hidden = [keras.layers.Dense(units, activation=activation, name=f'hidden_{i}')
-                   for i, units in enumerate(hidden_sizes)]
+    self.hidden = [
+        keras.layers.Dense(units, activation=activation, name=f'hidden_{i}')
+        for i, units in enumerate(hidden_sizes)
+    ]
     self.out = keras.layers.Dense(2 * out_units, kernel_initializer='zeros', name='output')
     self.max_log_scale = float(max_log_scale)
 
@@ -64,19 +66,35 @@ class RealNVP(base.DensityModel):
     max_log_scale: bound B on each coupling's per-coordinate log-scale.
   """
 
-  def __init__(self, event_size, num_couplings=8, hidden_sizes=(64, 64), conditional=False,
-               activation='relu', max_log_scale=3.0, **kwargs):
+  def __init__(
+      self,
+      event_size,
+      num_couplings=8,
+      hidden_sizes=(64, 64),
+      conditional=False,
+      activation='relu',
+      max_log_scale=3.0,
+      **kwargs,
+  ):
     super().__init__((event_size,), conditional=conditional, **kwargs)
     if event_size < 2:
-      raise errors.UserError(f'RealNVP couples halves of the event, so it needs D >= 2; got D = '
-                             f'{event_size}. Use the made model for 1-D data.')
+      raise errors.UserError(
+          f'RealNVP couples halves of the event, so it needs D >= 2; got D = '
+          f'{event_size}. Use the made model for 1-D data.'
+      )
     if num_couplings < 1:
       raise errors.UserError(f'num_couplings must be >= 1, got {num_couplings}.')
     self.num_masked = event_size // 2
     self.couplings = [
-        CouplingNetwork(tuple(hidden_sizes), event_size - self.num_masked, activation,
-                        max_log_scale, name=f'coupling_{i}')
-        for i in range(num_couplings)]
+        CouplingNetwork(
+            tuple(hidden_sizes),
+            event_size - self.num_masked,
+            activation,
+            max_log_scale,
+            name=f'coupling_{i}',
+        )
+        for i in range(num_couplings)
+    ]
 
   def bijector(self, conditioning=None):
     """The flow f: base space -> data space, a tfb.Chain of tfb.RealNVP couplings.
@@ -92,35 +110,44 @@ class RealNVP(base.DensityModel):
           return network(x_a)
         c_shape = tf.concat([tf.shape(x_a)[:-1], tf.shape(c)[-1:]], axis=0)
         return network(tf.concat([x_a, tf.broadcast_to(c, c_shape)], axis=-1))
+
       return fn
+
     couplings = [
-        tfb.RealNVP(num_masked=self.num_masked if i % 2 == 0 else -self.num_masked,
-                    shift_and_log_scale_fn=shift_and_log_scale_fn(network),
-                    name=f'coupling_{i}')
-        for i, network in enumerate(self.couplings)]
+        tfb.RealNVP(
+            num_masked=self.num_masked if i % 2 == 0 else -self.num_masked,
+            shift_and_log_scale_fn=shift_and_log_scale_fn(network),
+            name=f'coupling_{i}',
+        )
+        for i, network in enumerate(self.couplings)
+    ]
     return tfb.Chain(couplings[::-1])  # Chain applies its last bijector first.
 
   def distribution(self, conditioning=None):
     """p(x) (batch shape []) or p(x | c) (batch shape [N]): the flow over N(0, I_D)."""
     c = self._check_conditioning(conditioning)
     loc = tf.zeros(self.event_shape) if c is None else tf.zeros_like(c)
-    base_dist = tfd.Independent(tfd.Normal(loc, 1.), reinterpreted_batch_ndims=1)
+    base_dist = tfd.Independent(tfd.Normal(loc, 1.0), reinterpreted_batch_ndims=1)
     return tfd.TransformedDistribution(base_dist, self.bijector(c))
 
 
 def count_params(event_size, num_couplings, hidden_sizes, conditional=False):
   """Trainable scalars of `RealNVP(event_size, num_couplings, hidden_sizes, conditional)`."""
   num_masked = event_size // 2
-  widths = ([num_masked + (event_size if conditional else 0)] + list(hidden_sizes) +
-            [2 * (event_size - num_masked)])
+  widths = (
+      [num_masked + (event_size if conditional else 0)]
+      + list(hidden_sizes)
+      + [2 * (event_size - num_masked)]
+  )
   return num_couplings * sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
 
 
-def width_for_params(num_params, event_size, num_couplings, num_hidden_layers,
-                     conditional=False):
+def width_for_params(num_params, event_size, num_couplings, num_hidden_layers, conditional=False):
   """Hidden width w whose flow (num_hidden_layers layers of w) has the count nearest num_params."""
+
   def count(width):
     return count_params(event_size, num_couplings, (width,) * num_hidden_layers, conditional)
+
   width = 1
   while count(width + 1) <= num_params:
     width += 1
@@ -130,15 +157,19 @@ def width_for_params(num_params, event_size, num_couplings, num_hidden_layers,
 def from_config(config, event_shape, conditional):
   """Builds a RealNVP from `config`; keys (defaults):
 
-    num_couplings (8): affine coupling layers, masks alternating halves;
-    hidden_sizes ((64, 64)): hidden widths of each coupling network;
-    activation ('relu'): hidden activation;
-    max_log_scale (3.0): soft bound on each coupling's log-scale.
+  num_couplings (8): affine coupling layers, masks alternating halves;
+  hidden_sizes ((64, 64)): hidden widths of each coupling network;
+  activation ('relu'): hidden activation;
+  max_log_scale (3.0): soft bound on each coupling's log-scale.
   """
   if len(event_shape) != 1:
     raise errors.UserError(f'RealNVP models flat vectors; got event shape {event_shape}.')
-  return RealNVP(event_shape[0], num_couplings=config.get('num_couplings', 8),
-                 hidden_sizes=tuple(config.get('hidden_sizes', (64, 64))),
-                 conditional=conditional, activation=config.get('activation', 'relu'),
-                 max_log_scale=config.get('max_log_scale', 3.0),
-                 name='realnvp_conditional' if conditional else 'realnvp')
+  return RealNVP(
+      event_shape[0],
+      num_couplings=config.get('num_couplings', 8),
+      hidden_sizes=tuple(config.get('hidden_sizes', (64, 64))),
+      conditional=conditional,
+      activation=config.get('activation', 'relu'),
+      max_log_scale=config.get('max_log_scale', 3.0),
+      name='realnvp_conditional' if conditional else 'realnvp',
+  )

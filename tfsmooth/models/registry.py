@@ -15,7 +15,9 @@ def build(model_config, event_shape, conditional=False):
   """A `DensityModel` p(x) (or p(x | x~) if `conditional`) named by `model_config.name`."""
   name = model_config.get('name', 'made')
   if name not in MODELS:
-    raise errors.UserError(f'Unknown model {name!r}; choose one of {", ".join(sorted(MODELS))} '
-                           '(--config.model.name=...).')
+    raise errors.UserError(
+        f'Unknown model {name!r}; choose one of {", ".join(sorted(MODELS))} '
+        '(--config.model.name=...).'
+    )
   module = importlib.import_module(MODELS[name])
   return module.from_config(model_config, tuple(event_shape), conditional)

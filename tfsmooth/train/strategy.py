@@ -24,13 +24,16 @@ def get_strategy(name='default', tpu_address=''):
       return tf.distribute.MirroredStrategy()
     return tf.distribute.MirroredStrategy(
         devices=[d.name for d in tf.config.list_logical_devices('CPU')],
-        cross_device_ops=tf.distribute.ReductionToOneDevice())
+        cross_device_ops=tf.distribute.ReductionToOneDevice(),
+    )
   if name == 'multi_worker':
     return tf.distribute.MultiWorkerMirroredStrategy()
   if name == 'tpu':
     return _tpu_strategy(tpu_address)
-  raise errors.UserError(f'Unknown strategy {name!r}; choose one of {", ".join(STRATEGIES)} '
-                         '(--config.train.strategy=...).')
+  raise errors.UserError(
+      f'Unknown strategy {name!r}; choose one of {", ".join(STRATEGIES)} '
+      '(--config.train.strategy=...).'
+  )
 
 
 def _tpu_strategy(address):
@@ -38,15 +41,18 @@ def _tpu_strategy(address):
     raise errors.UserError(
         'strategy=tpu but this host has no TPU and none is named: pass '
         '--config.train.tpu_address=<TPU name or grpc://host:port> (or set TPU_NAME), or choose '
-        'another --config.train.strategy (default, mirrored, multi_worker).')
+        'another --config.train.strategy (default, mirrored, multi_worker).'
+    )
   try:
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=address)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
   except (ValueError, RuntimeError, tf.errors.OpError) as e:
-    raise errors.UserError(f'Cannot reach the TPU {address or "named by TPU_NAME"!r}: '
-                           f'{str(e).strip().splitlines()[0] if str(e).strip() else e!r}. Check '
-                           '--config.train.tpu_address and that the TPU is up.') from e
+    raise errors.UserError(
+        f'Cannot reach the TPU {address or "named by TPU_NAME"!r}: '
+        f'{str(e).strip().splitlines()[0] if str(e).strip() else e!r}. Check '
+        '--config.train.tpu_address and that the TPU is up.'
+    ) from e
   return tf.distribute.TPUStrategy(resolver)
 
 
@@ -54,7 +60,9 @@ def from_config(config):
   """The strategy of `config.train` (strategy, tpu_address), checked against its batch size."""
   strategy = get_strategy(config.strategy, config.get('tpu_address', ''))
   if config.batch_size % strategy.num_replicas_in_sync:
-    raise errors.UserError(f'batch_size {config.batch_size} is not divisible by the '
-                           f'{strategy.num_replicas_in_sync} replicas of the {config.strategy} '
-                           'strategy; change --config.train.batch_size.')
+    raise errors.UserError(
+        f'batch_size {config.batch_size} is not divisible by the '
+        f'{strategy.num_replicas_in_sync} replicas of the {config.strategy} '
+        'strategy; change --config.train.batch_size.'
+    )
   return strategy

@@ -79,8 +79,10 @@ def _ema_checkpoint(model):
   """Restores a training checkpoint's EMA averages into the model's trainable weights (the
   other weights from the raw ones)."""
   keyed = _keyed_variables(model)
-  return tf.train.Checkpoint(weights={k: v for k, v in keyed.items() if not v.trainable},
-                             ema={k: v for k, v in keyed.items() if v.trainable})
+  return tf.train.Checkpoint(
+      weights={k: v for k, v in keyed.items() if not v.trainable},
+      ema={k: v for k, v in keyed.items() if v.trainable},
+  )
 
 
 def has_ema(path):
@@ -106,8 +108,10 @@ def _files(prefix):
 
 def _describe(error):
   if 'Failed to restore dataset iterator' in str(error):
-    return ('its input-pipeline position was written by a different data pipeline (the data '
-            'set definition or tfsmooth\'s input code changed since)')
+    return (
+        'its input-pipeline position was written by a different data pipeline (the data '
+        "set definition or tfsmooth's input code changed since)"
+    )
   return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
@@ -126,8 +130,12 @@ def _restore_newest_readable(directory, restore, set_aside=False):
       restore(prefix)
     except (tf.errors.OpError, IndexError) as e:  # IndexError: a truncated data file
       bad[prefix] = _describe(e)
-      logging.error('Checkpoint %s is unreadable (%s); files: %s.', prefix, bad[prefix],
-                    ', '.join(_files(prefix)) or 'none')
+      logging.error(
+          'Checkpoint %s is unreadable (%s); files: %s.',
+          prefix,
+          bad[prefix],
+          ', '.join(_files(prefix)) or 'none',
+      )
       continue
     if bad and set_aside:
       aside = os.path.join(directory, 'unreadable')
@@ -136,12 +144,17 @@ def _restore_newest_readable(directory, restore, set_aside=False):
         shutil.move(path, os.path.join(aside, os.path.basename(path)))
       good = [p for p in reversed(candidates) if p not in bad]
       tf.compat.v1.train.update_checkpoint_state(directory, good[-1], good)
-      logging.warning('Set aside unreadable checkpoint(s) %s in %s; resuming from %s.',
-                      ', '.join(map(os.path.basename, bad)), aside, prefix)
+      logging.warning(
+          'Set aside unreadable checkpoint(s) %s in %s; resuming from %s.',
+          ', '.join(map(os.path.basename, bad)),
+          aside,
+          prefix,
+      )
     elif bad:
       logging.warning('Using %s, the newest readable checkpoint in %s.', prefix, directory)
     return prefix
   if bad:
+
     def why(prefix, reason):
       files = _files(prefix)
       if not files:
@@ -149,8 +162,10 @@ def _restore_newest_readable(directory, restore, set_aside=False):
       return f'{prefix} ({", ".join(files)}): {reason}'
 
     details = '; '.join(why(p, r) for p, r in bad.items())
-    raise errors.UserError(f'No checkpoint in {directory} can be read ({details}). Restore them '
-                           'from a backup, or move them away to start the run over.')
+    raise errors.UserError(
+        f'No checkpoint in {directory} can be read ({details}). Restore them '
+        'from a backup, or move them away to start the run over.'
+    )
   return None
 
 
@@ -169,8 +184,10 @@ def restore_model(model, directory, ema=True):
 
   path = _restore_newest_readable(directory, restore)
   if path is None:
-    raise FileNotFoundError(f'No checkpoint in {directory}: train first (launch/train.py '
-                            'with this --workdir) or point to the right workdir.')
+    raise FileNotFoundError(
+        f'No checkpoint in {directory}: train first (launch/train.py '
+        'with this --workdir) or point to the right workdir.'
+    )
   return path
 
 
@@ -179,7 +196,8 @@ def restore_best(model, workdir, ema=True):
   EMA weights if the run kept them and `ema`, else the raw ones."""
   best = os.path.join(workdir, 'best')
   return restore_model(
-      model, best if _candidates(best) else os.path.join(workdir, 'checkpoints'), ema)
+      model, best if _candidates(best) else os.path.join(workdir, 'checkpoints'), ema
+  )
 
 
 def make_optimizer(config):
@@ -194,14 +212,17 @@ def make_optimizer(config):
   final_fraction = config.get('final_lr_fraction')
   if final_fraction is not None:
     if decay_rate != 1.0:
-      raise ValueError(f'Set one of train.lr_decay ({decay_rate}) and train.final_lr_fraction '
-                       f'({final_fraction}), not both.')
+      raise ValueError(
+          f'Set one of train.lr_decay ({decay_rate}) and train.final_lr_fraction '
+          f'({final_fraction}), not both.'
+      )
     if not 0 < final_fraction <= 1:
       raise ValueError(f'train.final_lr_fraction must be in (0, 1], got {final_fraction}.')
-    decay_rate = final_fraction**(1 / config.steps)
+    decay_rate = final_fraction ** (1 / config.steps)
   if decay_rate != 1.0:
     learning_rate = keras.optimizers.schedules.ExponentialDecay(
-        config.learning_rate, decay_steps=1, decay_rate=decay_rate)
+        config.learning_rate, decay_steps=1, decay_rate=decay_rate
+    )
   return keras.optimizers.Adam(learning_rate, global_clipnorm=config.get('grad_clip_norm'))
 
 
@@ -223,8 +244,11 @@ def input_fn(examples_fn, global_batch, num_replicas, start_step=0):
       data = data.skip(start_step * global_batch)
     data = data.batch(per_replica, drop_remainder=True)
     if pipelines > 1:
-      data = (data.enumerate().filter(lambda c, _: c // local % pipelines == pipeline)
-              .map(lambda _, chunk: chunk))
+      data = (
+          data.enumerate()
+          .filter(lambda c, _: c // local % pipelines == pipeline)
+          .map(lambda _, chunk: chunk)
+      )
     # No autotuning (AUTOTUNE maps keep their default, one call per core): deleting the
     # iterator waits for the autotuning thread, which held up the end of a run by 20-60 s.
     options = tf.data.Options()
@@ -261,8 +285,9 @@ class _StopSignals:
 
 def _set_precision(precision):
   if precision not in PRECISIONS:
-    raise errors.UserError(f'Unknown train.precision {precision!r}; choose one of '
-                           f'{", ".join(PRECISIONS)}.')
+    raise errors.UserError(
+        f'Unknown train.precision {precision!r}; choose one of {", ".join(PRECISIONS)}.'
+    )
   previous = keras.config.dtype_policy().name
   keras.config.set_dtype_policy(precision)
   return previous
@@ -305,20 +330,23 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
   strategy = strategy or tf.distribute.get_strategy()
   global_batch = int(config.batch_size)
   num_replicas = strategy.num_replicas_in_sync
-  ema_decay = float(config.get('ema_decay') or 0.)
+  ema_decay = float(config.get('ema_decay') or 0.0)
   if not 0 <= ema_decay < 1:
     raise errors.UserError(f'train.ema_decay must be in [0, 1) (0 = no EMA), got {ema_decay}.')
   steps_per_loop = config.get('steps_per_loop', 1)
   if not isinstance(steps_per_loop, int) or steps_per_loop < 1:
-    raise errors.UserError(f'train.steps_per_loop must be a positive integer, got '
-                           f'{steps_per_loop!r}; 1 returns to Python after every step.')
+    raise errors.UserError(
+        f'train.steps_per_loop must be a positive integer, got '
+        f'{steps_per_loop!r}; 1 returns to Python after every step.'
+    )
   chief = strategy.extended.should_checkpoint
   checkpoint_dir = os.path.join(workdir, 'checkpoints')
   best_dir = os.path.join(workdir, 'best')
   # Non-chief workers take part in every save (it is collective) but write to a scratch
   # directory; all workers restore from the chief's.
-  scratch = None if chief else os.path.join(
-      workdir, f'scratch_worker{strategy.cluster_resolver.task_id}')
+  scratch = (
+      None if chief else os.path.join(workdir, f'scratch_worker{strategy.cluster_resolver.task_id}')
+  )
   previous_policy = _set_precision(config.get('precision', 'float32'))
   try:
     with strategy.scope():
@@ -326,11 +354,21 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
       model.build_variables()
       optimizer = make_optimizer(config)
       optimizer.build(model.trainable_variables)
-      train_seconds = tf.Variable(0., dtype=tf.float64, trainable=False, name='train_seconds')
+      train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name='train_seconds')
       best_metric = tf.Variable(float('inf'), dtype=tf.float64, trainable=False, name='best')
-      ema = [tf.Variable(tf.identity(v), trainable=False, name='ema',
-                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-             for v in model.trainable_variables] if ema_decay else []
+      ema = (
+          [
+              tf.Variable(
+                  tf.identity(v),
+                  trainable=False,
+                  name='ema',
+                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+              )
+              for v in model.trainable_variables
+          ]
+          if ema_decay
+          else []
+      )
   finally:
     keras.config.set_dtype_policy(previous_policy)
   key_of = {id(v): k for k, v in _keyed_variables(model).items()}
@@ -339,11 +377,14 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
   if ema:
     state['ema'] = dict(zip(keys, ema))
   dataset = lambda start: strategy.distribute_datasets_from_function(  # noqa: E731
-      input_fn(examples_fn, global_batch, num_replicas, start))
+      input_fn(examples_fn, global_batch, num_replicas, start)
+  )
   # Each worker's iterator has its own position, and a checkpoint holds one: only a single
   # worker's (trackable) iterator is checkpointed.
-  if not (strategy.extended._in_multi_worker_mode()  # pylint: disable=protected-access
-          or isinstance(strategy, tf.distribute.TPUStrategy)):
+  if not (
+      strategy.extended._in_multi_worker_mode()  # pylint: disable=protected-access
+      or isinstance(strategy, tf.distribute.TPUStrategy)
+  ):
     iterator = iter(dataset(0))
     if isinstance(iterator, tf.__internal__.tracking.Trackable):
       state['data'] = iterator
@@ -351,8 +392,10 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
 
   def restore(prefix):
     if ema and not has_ema(prefix):
-      logging.warning('%s holds no EMA weights (saved without EMA): the averages start from its '
-                      'weights.', prefix)
+      logging.warning(
+          '%s holds no EMA weights (saved without EMA): the averages start from its weights.',
+          prefix,
+      )
       without = {k: v for k, v in state.items() if k != 'ema'}
       model_checkpoint(model, **without).restore(prefix).assert_existing_objects_matched()
       for average, v in zip(ema, model.trainable_variables):
@@ -369,34 +412,43 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
     logging.info('Resumed from %s at step %d.', resumed, step)
   if 'data' not in state:
     if step:
-      logging.info('Skipping the %d examples of steps 1-%d to reach the data position.',
-                   step * global_batch, step)
+      logging.info(
+          'Skipping the %d examples of steps 1-%d to reach the data position.',
+          step * global_batch,
+          step,
+      )
     iterator = iter(dataset(step))
-  manager = tf.train.CheckpointManager(checkpoint, scratch or checkpoint_dir,
-                                       max_to_keep=config.get('keep_checkpoints', 2))
+  manager = tf.train.CheckpointManager(
+      checkpoint, scratch or checkpoint_dir, max_to_keep=config.get('keep_checkpoints', 2)
+  )
   best_manager = tf.train.CheckpointManager(
-      checkpoint, os.path.join(scratch, 'best') if scratch else best_dir, max_to_keep=1)
+      checkpoint, os.path.join(scratch, 'best') if scratch else best_dir, max_to_keep=1
+  )
   base_seed = tf.constant([config.get('seed', 0), 0], tf.int32)
 
   def replica_step(batch, step):
     replica = tf.distribute.get_replica_context().replica_id_in_sync_group
     seed = tf.random.experimental.stateless_fold_in(
-        tf.random.experimental.stateless_fold_in(base_seed, step), replica)
+        tf.random.experimental.stateless_fold_in(base_seed, step), replica
+    )
     with tf.GradientTape() as tape:
       per_example = tf.cast(model(batch, seed=seed, training=True), tf.float32)
       loss = tf.reduce_sum(per_example) / global_batch
     grads = tape.gradient(loss, model.trainable_variables)
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
     t = tf.cast(step + 1, tf.float32)  # this update's number
-    decay = tf.minimum(ema_decay, (1. + t) / (10. + t))
+    decay = tf.minimum(ema_decay, (1.0 + t) / (10.0 + t))
     for average, v in zip(ema, model.trainable_variables):
-      average.assign(decay * average + (1. - decay) * v)
+      average.assign(decay * average + (1.0 - decay) * v)
     return loss
 
   jit_compile = config.get('jit_compile', False)
   if jit_compile and num_replicas > 1 and not tf.config.list_logical_devices('GPU'):
-    logging.warning('XLA cannot place one replica\'s variables on another CPU device: '
-                    'training %d CPU replicas without jit_compile.', num_replicas)
+    logging.warning(
+        "XLA cannot place one replica's variables on another CPU device: "
+        'training %d CPU replicas without jit_compile.',
+        num_replicas,
+    )
     jit_compile = False
   replica_step_fn = tf.function(replica_step, jit_compile=jit_compile)
 
@@ -404,7 +456,7 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
   def train_steps(iterator, num_steps):
     """`num_steps` steps in one call, without a round trip to Python between them; returns
     the last step's loss."""
-    loss = tf.constant(0.)
+    loss = tf.constant(0.0)
     for _ in tf.range(num_steps):
       step = tf.cast(optimizer.iterations, tf.int32)
       losses = strategy.run(replica_step_fn, args=(next(iterator), step))
@@ -414,19 +466,24 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
   @contextlib.contextmanager
   def ema_weights():
     """Swaps the EMA averages into the model (exactly: assignments only) for the block."""
+
     def swap():
       for average, v in zip(ema, model.trainable_variables):
         raw = tf.identity(v)
         v.assign(average)
         average.assign(raw)
+
     swap()
     try:
       yield
     finally:
       swap()
 
-  writer = (tf.summary.create_file_writer(os.path.join(workdir, 'summaries')) if chief
-            else tf.summary.create_noop_writer())
+  writer = (
+      tf.summary.create_file_writer(os.path.join(workdir, 'summaries'))
+      if chief
+      else tf.summary.create_noop_writer()
+  )
   total = int(config.steps)
   log_every = config.get('log_every', 500)
   eval_every = config.get('eval_every', 0)
@@ -435,9 +492,10 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
   def steps_to_next_stop(step):
     """Steps the next call may run: up to steps_per_loop, ending on any log, evaluation,
     checkpoint or the last step, so that these happen at the same steps whatever the loop."""
-    return min([steps_per_loop, total - step] +
-               [every - step % every for every in (log_every, eval_every, checkpoint_every)
-                if every])
+    return min(
+        [steps_per_loop, total - step]
+        + [every - step % every for every in (log_every, eval_every, checkpoint_every) if every]
+    )
 
   def save(step):
     manager.save(checkpoint_number=step)
@@ -448,22 +506,31 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
     with writer.as_default(step=step):
       for key, value in metrics.items():
         tf.summary.scalar(f'eval/{key}', value)
-    logging.info('step %d eval%s %s', step, ' (EMA weights)' if ema else '',
-                 ' '.join(f'{k} {v:.4f}' for k, v in metrics.items()))
+    logging.info(
+        'step %d eval%s %s',
+        step,
+        ' (EMA weights)' if ema else '',
+        ' '.join(f'{k} {v:.4f}' for k, v in metrics.items()),
+    )
     if metrics['validation'] < best_metric.numpy():
       best_metric.assign(metrics['validation'])
       best_manager.save(checkpoint_number=step)
 
   preemption = None
   if strategy.extended._in_multi_worker_mode():  # pylint: disable=protected-access
+
     def preempted():
       if scratch:
         shutil.rmtree(scratch, ignore_errors=True)
       raise errors.Preempted(_preempted_message('SIGTERM', step, total, checkpoint_dir))
+
     preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
-        strategy.cluster_resolver, tf.train.CheckpointManager(checkpoint, checkpoint_dir, 1),
+        strategy.cluster_resolver,
+        tf.train.CheckpointManager(checkpoint, checkpoint_dir, 1),
         termination_config=tf.distribute.experimental.TerminationConfig(
-            exit_fn=preempted, save_fn=lambda: save(step)))
+            exit_fn=preempted, save_fn=lambda: save(step)
+        ),
+    )
   window_start, window_step = time.perf_counter(), step
   with _StopSignals((signal.SIGINT,) if preemption else (signal.SIGTERM, signal.SIGINT)) as stop:
     while step < total:
@@ -471,15 +538,23 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
       loss = float(train_steps(iterator, tf.constant(num_steps)))
       step += num_steps
       if not np.isfinite(loss):
-        raise FloatingPointError(f'Training loss became {loss} by step {step}. Lower '
-                                 '--config.train.learning_rate or set grad_clip_norm; the last '
-                                 f'good checkpoint is in {checkpoint_dir}.')
+        raise FloatingPointError(
+            f'Training loss became {loss} by step {step}. Lower '
+            '--config.train.learning_rate or set grad_clip_norm; the last '
+            f'good checkpoint is in {checkpoint_dir}.'
+        )
       if step % log_every == 0 or step == total or stop.received:
         elapsed = time.perf_counter() - window_start
         train_seconds.assign_add(elapsed)
         steps_per_sec = (step - window_step) / max(elapsed, 1e-9)
-        logging.info('step %d/%d loss %.4f | %.1f steps/s | ETA %s', step, total, loss,
-                     steps_per_sec, _format_seconds((total - step) / max(steps_per_sec, 1e-9)))
+        logging.info(
+            'step %d/%d loss %.4f | %.1f steps/s | ETA %s',
+            step,
+            total,
+            loss,
+            steps_per_sec,
+            _format_seconds((total - step) / max(steps_per_sec, 1e-9)),
+        )
         with writer.as_default(step=step):
           tf.summary.scalar('train/loss', loss)
           tf.summary.scalar('train/steps_per_sec', steps_per_sec)
@@ -507,17 +582,26 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
     best = model_checkpoint(model, ema=state['ema']) if ema else model_checkpoint(model)
     best.restore(_candidates(best_dir)[0]).expect_partial()
     best_step = int(os.path.basename(_candidates(best_dir)[0]).split('-')[-1])
-    logging.info('Restored the best checkpoint (step %d, validation %.4f).', best_step,
-                 best_metric.numpy())
+    logging.info(
+        'Restored the best checkpoint (step %d, validation %.4f).', best_step, best_metric.numpy()
+    )
   if ema:
     for average, v in zip(ema, model.trainable_variables):
       v.assign(average)
   best = best_metric.numpy() if eval_fn else None
-  return TrainResult(model, step, float(train_seconds.numpy()), best_step,
-                     None if best is None else float(best), bool(ema))
+  return TrainResult(
+      model,
+      step,
+      float(train_seconds.numpy()),
+      best_step,
+      None if best is None else float(best),
+      bool(ema),
+  )
 
 
 def _preempted_message(signal_name, step, total, checkpoint_dir):
-  return (f'{signal_name} received: stopped at step {step}/{total} and saved '
-          f'{os.path.join(checkpoint_dir, f"ckpt-{step}")}. Rerun the same command to resume '
-          'from there.')
+  return (
+      f'{signal_name} received: stopped at step {step}/{total} and saved '
+      f'{os.path.join(checkpoint_dir, f"ckpt-{step}")}. Rerun the same command to resume '
+      'from there.'
+  )
