@@ -2,6 +2,8 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.linalg
+import scipy.special
 import tensorflow as tf
 
 from tfsmooth.evaluation import feature_networks
@@ -73,3 +75,125 @@ def test_sample_quality_names_its_feature_network():
   assert result['num_samples'] == 40 and result['num_reference'] == 40
   assert result['kid_std'] is None  # one KID block
   assert set(result) >= {'fid', 'kid', 'inception_score'}
+
+
+# Direct numpy/scipy computations of the three figures, to check the TF-GAN path against.
+
+
+def _direct_fid(a, b):
+  """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), unbiased covariances, scipy sqrtm."""
+  s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+  root = scipy.linalg.sqrtm(s1 @ s2)
+  mean_term = np.sum((a.mean(0) - b.mean(0)) ** 2)
+  return mean_term + np.trace(s1 + s2 - 2 * np.real(root)), mean_term
+
+
+def _direct_mmd2(a, b):
+  """The plain unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3 (Binkowski et al. 2018, eq. 3)."""
+  d = a.shape[1]
+
+  def k(x, y):
+    return (x @ y.T / d + 1) ** 3
+
+  m, n = len(a), len(b)
+  k_aa, k_bb, k_ab = k(a, a), k(b, b), k(a, b)
+  within_a = (k_aa.sum() - np.trace(k_aa)) / (m * (m - 1))
+  within_b = (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
+  return within_a + within_b - 2 * k_ab.mean()
+
+
+def _direct_inception_score(logits, splits):
+  """(mean, population std) over equal splits of exp(mean_x KL(p(y|x) || p(y)))."""
+  per_split = []
+  for part in np.split(logits, splits):
+    log_p = scipy.special.log_softmax(part, axis=1)
+    p = np.exp(log_p)
+    log_marginal = np.log(p.mean(0))
+    per_split.append(np.exp(np.mean(np.sum(p * (log_p - log_marginal), axis=1))))
+  return np.mean(per_split), np.std(per_split), per_split
+
+
+def _correlated(rng, n, mean, scale):
+  return rng.normal(size=(n, len(mean))) @ scale + mean
+
+
+def test_fid_with_unequal_covariances_equals_the_closed_form():
+  rng = np.random.default_rng(0)
+  d = 6
+  a = _correlated(rng, 700, rng.normal(size=d), rng.normal(size=(d, d)))
+  b = _correlated(rng, 400, rng.normal(size=d), 0.5 * rng.normal(size=(d, d)))
+  expected, mean_term = _direct_fid(a, b)
+  # The covariance term carries most of the value: an FID of the means alone would fail.
+  assert expected - mean_term > 0.5 * expected
+  assert sample_quality.fid(a, b) == pytest.approx(expected, rel=1e-8)
+  assert sample_quality.fid(b, a) == pytest.approx(expected, rel=1e-8)
+
+
+def test_fid_of_equal_means_is_the_covariance_term_alone():
+  # Same mean, covariances 1 and 4 per dimension: Tr(S1 + S2 - 2 (S1 S2)^(1/2)) = d (1 - 2)^2.
+  rng = np.random.default_rng(1)
+  d = 4
+  base = rng.normal(size=(100_000, d))
+  value = sample_quality.fid(base, 2.0 * rng.normal(size=(100_000, d)))
+  assert value == pytest.approx(d * (2.0 - 1.0) ** 2, rel=0.03)
+
+
+def test_kid_with_one_block_equals_the_plain_unbiased_mmd2():
+  rng = np.random.default_rng(2)
+  a = rng.normal(size=(300, 5))
+  b = 1.3 * rng.normal(size=(250, 5)) + 0.2
+  value, std = sample_quality.kid(a, b, block_size=300)
+  assert value == pytest.approx(_direct_mmd2(a, b), rel=1e-9)
+  assert np.isnan(std)  # one block: no spread to estimate an error from
+
+
+def test_kid_with_blocks_is_the_mean_of_per_block_unbiased_mmd2():
+  # TF-GAN's block estimator: both (seeded, shuffled) sets split into the same number of
+  # near-equal consecutive blocks, the plain estimate on each pair of blocks, their mean, and the
+  # standard error of that mean. The shuffle is the documented one: numpy's default_rng(seed).
+  rng = np.random.default_rng(3)
+  a = rng.normal(size=(400, 5))
+  b = 1.3 * rng.normal(size=(300, 5)) + 0.2
+  shuffle = np.random.default_rng(7)
+  a_shuffled, b_shuffled = shuffle.permutation(a), shuffle.permutation(b)
+  blocks = [
+      _direct_mmd2(x, y)
+      for x, y in zip(np.array_split(a_shuffled, 4), np.array_split(b_shuffled, 4), strict=True)
+  ]
+  value, std = sample_quality.kid(a, b, block_size=100, seed=7)
+  assert value == pytest.approx(np.mean(blocks), rel=1e-9)
+  assert std == pytest.approx(np.std(blocks, ddof=1) / np.sqrt(len(blocks)), rel=1e-9)
+
+
+def test_inception_score_equals_exp_mean_kl_per_split():
+  logits = 3.0 * np.random.default_rng(4).normal(size=(200, 7))
+  expected_mean, expected_std, per_split = _direct_inception_score(logits, splits=5)
+  assert np.ptp(per_split) > 0.05  # the splits differ, so the std is checked too
+  score, std = sample_quality.inception_score(logits, splits=5)
+  assert score == pytest.approx(expected_mean, rel=1e-9)
+  assert std == pytest.approx(expected_std, rel=1e-7)
+
+
+def test_scores_entries_equal_the_direct_computations():
+  rng = np.random.default_rng(5)
+  samples = {
+      'features': _correlated(rng, 120, np.zeros(4), rng.normal(size=(4, 4))),
+      'logits': 2.0 * rng.normal(size=(120, 6)),
+  }
+  reference = {
+      'features': _correlated(rng, 150, np.ones(4), rng.normal(size=(4, 4))),
+      'logits': 4.0 * rng.normal(size=(150, 6)),
+  }
+  result = sample_quality.scores(samples, reference, 'toy', splits=3, kid_block_size=200)
+  fid, _ = _direct_fid(samples['features'], reference['features'])
+  score, score_std, _ = _direct_inception_score(samples['logits'], 3)
+  reference_score, _, _ = _direct_inception_score(reference['logits'], 3)
+  assert result['fid'] == pytest.approx(fid, rel=1e-8)
+  assert result['kid'] == pytest.approx(
+      _direct_mmd2(samples['features'], reference['features']), rel=1e-9
+  )
+  assert result['kid_std'] is None
+  assert result['inception_score'] == pytest.approx(score, rel=1e-9)
+  assert result['inception_score_std'] == pytest.approx(score_std, rel=1e-7)
+  assert result['reference_inception_score'] == pytest.approx(reference_score, rel=1e-9)
+  assert (result['num_samples'], result['num_reference'], result['splits']) == (120, 150, 3)
