@@ -13,17 +13,11 @@ from tfsmooth import errors
 from tfsmooth import experiment
 from tfsmooth import export
 from tfsmooth.configs import fashion_mnist
-from tfsmooth.data import images as image_data
 from tfsmooth.evaluation import sample_eval
 from tfsmooth.train import trainer
+from tests import offline_data
 
-needs_idx = pytest.mark.skipif(
-    not all(
-        os.path.exists(os.path.join(image_data.FASHION_MNIST_IDX_DIR, f))
-        for f in image_data.IDX_FILES.values()
-    ),
-    reason='Fashion-MNIST IDX files missing (apt-get install dataset-fashion-mnist)',
-)
+needs_idx = offline_data.needs_idx
 BINARY = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'launch', 'evaluate.py')
 TINY = dict(
     num_samples=4, batch_size=2, num_reference=16, bpd_examples=2, num_neighbours=2, splits=2

@@ -14,14 +14,9 @@ from tfsmooth.configs import fashion_mnist
 from tfsmooth.data import images as image_data
 from tfsmooth.evaluation import image_grids
 from tfsmooth.evaluation import plots
+from tests import offline_data
 
-needs_idx = pytest.mark.skipif(
-    not all(
-        os.path.exists(os.path.join(image_data.FASHION_MNIST_IDX_DIR, f))
-        for f in image_data.IDX_FILES.values()
-    ),
-    reason='Fashion-MNIST IDX files missing (apt-get install dataset-fashion-mnist)',
-)
+needs_idx = offline_data.needs_idx
 
 
 def tiny_config(variant):

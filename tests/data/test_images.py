@@ -6,15 +6,9 @@ import pytest
 import tensorflow_datasets as tfds
 
 from tfsmooth.data import images
+from tests import offline_data
 
-HAS_FASHION_MNIST = all(
-    os.path.exists(os.path.join(images.FASHION_MNIST_IDX_DIR, f)) for f in images.IDX_FILES.values()
-)
-needs_idx = pytest.mark.skipif(
-    not HAS_FASHION_MNIST,
-    reason=f'Fashion-MNIST IDX files not in {images.FASHION_MNIST_IDX_DIR} '
-    '(apt-get install dataset-fashion-mnist)',
-)
+needs_idx = offline_data.needs_idx
 
 
 def _on_grid(x):

@@ -8,14 +8,10 @@ import pytest
 import tensorflow as tf
 
 from tfsmooth import errors
-from tfsmooth.data import images
 from tfsmooth.evaluation import classifier
 from tfsmooth.evaluation import feature_networks
+from tests import offline_data
 
-HAS_IDX = all(
-    os.path.exists(os.path.join(images.FASHION_MNIST_IDX_DIR, f))
-    for f in list(images.IDX_FILES.values()) + list(classifier.LABEL_FILES.values())
-)
 SHIPPED = os.path.join(feature_networks.CLASSIFIER_DIR, feature_networks.CLASSIFIER_VERSION)
 
 # Runs with nothing but TensorFlow (and its numpy): loads the SavedModel, reports its signature
@@ -39,11 +35,7 @@ print(json.dumps(dict(method=signature.method_name, inputs=sorted(signature.inpu
 """
 
 
-@pytest.mark.skipif(
-    not HAS_IDX,
-    reason='Fashion-MNIST IDX files (images and labels) not in '
-    f'{images.FASHION_MNIST_IDX_DIR} (apt-get install dataset-fashion-mnist)',
-)
+@offline_data.needs_idx
 def test_shipped_classifier_loads_in_a_fresh_process_and_reaches_its_accuracy(tmp_path):
   with open(os.path.join(feature_networks.CLASSIFIER_DIR, feature_networks.CLASSIFIER_INFO)) as f:
     info = json.load(f)
