@@ -22,6 +22,7 @@ from absl import flags  # noqa: E402
 
 from tfsmooth import errors  # noqa: E402
 from tfsmooth import experiment  # noqa: E402
+from tfsmooth import seeds  # noqa: E402
 from tfsmooth.evaluation import likelihood  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A smoothed launch/train.py run.', required=True)
@@ -33,10 +34,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   run = experiment.Run.load(_WORKDIR.value)
-  if not run.smoothed:
+  if run.model.exact_likelihood:
     raise errors.UserError(f'{_WORKDIR.value} holds a baseline run: its NLL is exact already.')
   test = run.task.split('test')
-  terms = likelihood.decompose(run.model, run.task.dataset, test, _NUM_SAMPLES.value, _SEED.value)
+  row_seeds = seeds.rows(_SEED.value, 'test', 0, len(test))
+  terms = likelihood.decompose(run.model, run.task.dataset, test, row_seeds, _NUM_SAMPLES.value)
   terms.update(
       dataset=run.config.data.name,
       sigma=run.config.smoothing.sigma,

@@ -26,12 +26,16 @@ from tfsmooth.train import trainer  # noqa: E402
 _OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/ema_vs_raw.json', 'JSON path.')
 
 
+def _relative(path):
+  """`path` as recorded in a result file: relative to the working directory if absolute."""
+  return os.path.relpath(path) if os.path.isabs(path) else path
+
+
 def _figures(run, prefix):
-  k = run.config.eval.iw_samples
-  value = run.nll(run.model, 'test', k, 'test')
-  if run.smoothed:
-    return {f'{prefix}_elbo': value[0], f'{prefix}_iw': value[1]}
-  return {f'{prefix}_exact': value}
+  record = run.likelihood(run.model, 'test', run.config.eval.iw_samples)
+  if record.exact:
+    return {f'{prefix}_exact': record.log_prob}
+  return {f'{prefix}_elbo': record.elbo, f'{prefix}_iw': record.log_prob}
 
 
 def evaluate(workdir):
@@ -39,11 +43,11 @@ def evaluate(workdir):
   with open(os.path.join(workdir, 'metrics.json')) as f:
     recorded = json.load(f)
   result = dict(
-      workdir=workdir,
+      workdir=_relative(workdir),
       seed=run.config.train.seed,
       unit=run.task.unit,
       ema_decay=run.config.train.ema_decay,
-      iw_samples=run.config.eval.iw_samples if run.smoothed else None,
+      iw_samples=None if run.model.exact_likelihood else run.config.eval.iw_samples,
       entropy=recorded.get('entropy'),
       best_step=recorded.get('best_step'),
       train_seconds=recorded.get('train_seconds'),
@@ -51,7 +55,7 @@ def evaluate(workdir):
   result.update(_figures(run, 'ema'))
   trainer.restore_best(run.model, workdir, ema=False)
   result.update(_figures(run, 'raw'))
-  if result['entropy'] is not None and run.smoothed:
+  if result['entropy'] is not None and 'ema_iw' in result:
     result['ema_iw_gap'] = result['ema_iw'] - result['entropy']
     result['raw_iw_gap'] = result['raw_iw'] - result['entropy']
   return {key: float(v) if hasattr(v, 'dtype') else v for key, v in result.items()}

@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 
 from tfsmooth import errors  # noqa: E402
 from tfsmooth import experiment  # noqa: E402
+from tfsmooth import tasks  # noqa: E402
 from tfsmooth.data import synthetic  # noqa: E402
 from tfsmooth.evaluation import plots  # noqa: E402
 
@@ -67,9 +68,10 @@ def label(variant, num_mixtures):
 
 
 def samples_of(workdir, n=3000):
-  """Samples from the best checkpoint: two-step for smoothed runs."""
+  """Samples from the best checkpoint: the model's own (last) sampler, two-step for pairs."""
   run = experiment.Run.load(workdir)
-  return run.model.sample(n, run.seed('samples')).numpy()
+  sampler = run.model.samplers[-1]
+  return tasks.draw_rows(run.model, run.row_seeds('samples', n), [sampler])[sampler]
 
 
 def markdown(rows, runs):

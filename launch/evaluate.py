@@ -29,7 +29,7 @@ Samplers: a baseline's `samples`; a smoothed pair's `smoothed` (x~ ~ p(x~)), `si
 baseline's samples denoised by x + sigma^2 grad log p(x) with its own p(x).
 Feature networks: `classifier` (the project's Fashion-MNIST classifier, "domain" figures;
 --classifier_dir for another) or `inception` (Inception-v3 from --inception_path).
-See tfsmooth/evaluation/sample_eval.py.
+See tfsmooth/programs/sample_eval.py.
 """
 
 import os
@@ -43,7 +43,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from tfsmooth import errors  # noqa: E402
-from tfsmooth.evaluation import sample_eval  # noqa: E402
+from tfsmooth.programs import sample_eval  # noqa: E402
 from tfsmooth.evaluation import sample_quality  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', '', 'A trained image run (launch/train.py --workdir).')
@@ -126,11 +126,44 @@ _SPLITS = flags.DEFINE_integer(
 
 def _sigmas(values):
   try:
-    return [float(v) for v in values]
+    sigmas = [float(v) for v in values]
   except ValueError as e:
     raise errors.UserError(
         f'--single_step_sigmas takes numbers, e.g. 0.1,0.3; got {",".join(values)}.'
     ) from e
+  if any(not sigma > 0 for sigma in sigmas):
+    raise errors.UserError(f'--single_step_sigmas must be positive, got {sigmas}.')
+  return sigmas
+
+
+def _out_dir(ema):
+  """--out_dir, by default the workdir (or <workdir>/eval_raw_weights for raw weights), once
+  exactly one of --workdir and --saved_model is given."""
+  if bool(_WORKDIR.value) == bool(_SAVED_MODEL.value):
+    raise errors.UserError(
+        'Pass exactly one of --workdir (a launch/train.py run) and '
+        '--saved_model (a launch/export.py version directory, '
+        f'e.g. exports/fmnist/1); got {"both" if _WORKDIR.value else "neither"}.'
+    )
+  if _SAVED_MODEL.value and not _OUT_DIR.value:
+    raise errors.UserError('--saved_model needs --out_dir: results do not go into an export.')
+  default = _WORKDIR.value if ema else os.path.join(_WORKDIR.value, 'eval_raw_weights')
+  return _OUT_DIR.value or default
+
+
+def _check(source, sigmas):
+  if _NUM_SAMPLES.value < _SPLITS.value or 0 < _NUM_REFERENCE.value < _SPLITS.value:
+    raise errors.UserError(
+        f'--num_samples={_NUM_SAMPLES.value} and --num_reference={_NUM_REFERENCE.value} '
+        f'must be at least --splits={_SPLITS.value}: the Inception score needs a sample per '
+        'split.'
+    )
+  if sigmas and not (source.model.exact_likelihood and source.differentiable):
+    raise errors.UserError(
+        "--single_step_sigmas (paper App. C.6) denoises a baseline's samples with its own "
+        'grad log p(x): pass the --workdir of a baseline run (not a smoothed run, not a '
+        'SavedModel, whose signatures have no gradient).'
+    )
 
 
 @errors.reported
@@ -138,12 +171,15 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   ema = _WEIGHTS.value == 'ema'
-  out_dir = sample_eval.out_dir_of(_WORKDIR.value, _SAVED_MODEL.value, _OUT_DIR.value, ema)
+  out_dir = _out_dir(ema)
   sigmas = _sigmas(_SIGMAS.value)
   source = sample_eval.open_source(_WORKDIR.value, _SAVED_MODEL.value, ema)
-  sample_eval.check(source, _NUM_SAMPLES.value, _NUM_REFERENCE.value, _SPLITS.value, sigmas)
+  _check(source, sigmas)
   network = sample_eval.load_network(
-      _FEATURE_NETWORK.value, _CLASSIFIER_DIR.value, _INCEPTION_PATH.value, source.config.data.name
+      _FEATURE_NETWORK.value,
+      _CLASSIFIER_DIR.value,
+      _INCEPTION_PATH.value,
+      source.config.data.name,
   )
   sample_eval.evaluate(
       source,

@@ -48,7 +48,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   run = experiment.Run.load(_WORKDIR.value, ema=_WEIGHTS.value == 'ema')
-  path = export.export(run, _EXPORT_DIR.value, _IW_SAMPLES.value or None)
+  path = export.export(
+      run.model,
+      _EXPORT_DIR.value,
+      _IW_SAMPLES.value or run.config.eval.iw_samples,
+      run.export_metadata(),
+  )
   print(path)
   print(json.dumps(export.read_metadata(path)['signatures'], indent=2), flush=True)
 

@@ -5,7 +5,7 @@
       --num_samples=8 --seed=1
 
 Restores the best checkpoint of --workdir and writes sample_<mode>.png into --out_dir
-(default: the workdir). Modes (default: all that apply; see tfsmooth/evaluation/image_grids.py):
+(default: the workdir). Modes (default: all that apply; see tfsmooth/programs/image_grids.py):
 smoothed, single_step, two_step, denoise, inpaint for a smoothed run; samples, inpaint for a
 baseline. The same --seed gives the same grids.
 """
@@ -23,7 +23,7 @@ from absl import logging  # noqa: E402
 from tfsmooth import errors  # noqa: E402
 from tfsmooth import experiment  # noqa: E402
 from tfsmooth import tasks  # noqa: E402
-from tfsmooth.evaluation import image_grids  # noqa: E402
+from tfsmooth.programs import image_grids  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A trained image run (launch/train.py --workdir).')
 _OUT_DIR = flags.DEFINE_string('out_dir', '', 'Where the PNGs go (default: --workdir).')
@@ -37,9 +37,8 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of every draw.')
 _MODES = flags.DEFINE_list(
     'modes',
     [],
-    f'Subset of {",".join(image_grids.SMOOTHED_MODES)} '
-    f'(smoothed runs) or {",".join(image_grids.BASELINE_MODES)} (baseline '
-    'runs); default: all.',
+    "Subset of the model's modes: its samplers (a baseline: samples; a smoothed pair: "
+    'smoothed, single_step, two_step), denoise (pairs) and inpaint (image models); default: all.',
 )
 _KNOWN_ROWS = flags.DEFINE_integer(
     'num_known_rows',
@@ -60,7 +59,7 @@ def main(argv):
         'launch/sample.py draws image grids (its density and sample plots '
         'are in the workdir already).'
     )
-  image_grids.modes_of(run, _MODES.value)
+  image_grids.modes_of(run.model, _MODES.value)
   out_dir = _OUT_DIR.value or _WORKDIR.value
   grids = image_grids.make_grids(
       run, _MODES.value, _NUM_SAMPLES.value, _SEED.value, out_dir, _KNOWN_ROWS.value

@@ -9,10 +9,8 @@ the SavedModel (version directory 1/, signature serving_default: float32 `images
 classifier.json (test accuracy, training steps, feature dimension and this command).
 """
 
-import json
 import os
 import shlex
-import shutil
 import sys
 
 from tfsmooth import logs
@@ -23,7 +21,10 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+import tensorflow as tf  # noqa: E402
+
 from tfsmooth import errors  # noqa: E402
+from tfsmooth import records  # noqa: E402
 from tfsmooth.evaluation import classifier  # noqa: E402
 from tfsmooth.evaluation import feature_networks  # noqa: E402
 
@@ -42,28 +43,23 @@ _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace an existing export.'
 flags.mark_flags_as_required(['config', 'workdir', 'export_dir'])
 
 
-def _write_json(path, value):
-  with open(path, 'w') as f:
-    json.dump(value, f, indent=2)
-    f.write('\n')
-
-
 @errors.reported
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   version_dir = os.path.join(_EXPORT_DIR.value, feature_networks.CLASSIFIER_VERSION)
-  if os.path.exists(version_dir) and not _OVERWRITE.value:
+  if tf.io.gfile.exists(version_dir) and not _OVERWRITE.value:
     raise errors.UserError(
         f'{version_dir} already exists; pass --overwrite to replace it, or '
         'choose another --export_dir.'
     )
-  os.makedirs(_WORKDIR.value, exist_ok=True)
-  with open(os.path.join(_WORKDIR.value, 'config.json'), 'w') as f:
-    f.write(_CONFIG.value.to_json_best_effort(indent=2))
+  tf.io.gfile.makedirs(_WORKDIR.value)
+  records.write_text(
+      os.path.join(_WORKDIR.value, 'config.json'), _CONFIG.value.to_json_best_effort(indent=2)
+  )
   network, metrics = classifier.train(_CONFIG.value, log=lambda line: print(line, flush=True))
   network.save_weights(os.path.join(_WORKDIR.value, 'classifier.weights.h5'))
-  _write_json(os.path.join(_WORKDIR.value, 'metrics.json'), metrics)
+  records.write_json(os.path.join(_WORKDIR.value, 'metrics.json'), metrics)
   command = 'python ' + shlex.join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
   info = dict(
       name=feature_networks.CLASSIFIER_NAME,
@@ -71,8 +67,8 @@ def main(argv):
       command=command,
       config=_CONFIG.value.to_dict(),
   )
-  if os.path.exists(version_dir):
-    shutil.rmtree(version_dir)
+  if tf.io.gfile.exists(version_dir):
+    tf.io.gfile.rmtree(version_dir)
   path = classifier.export(network, _EXPORT_DIR.value, info)
   print(f'exported {path} (test accuracy {metrics["test_accuracy"]:.4f})', flush=True)
 

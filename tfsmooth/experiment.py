@@ -11,22 +11,22 @@ config is `config.json`; it alone rebuilds the run. A workdir with checkpoints r
 that differs in anything but `MUTABLE` keys, and keeps its record; the record is only ever
 replaced whole (write to a temporary file, then rename).
 
-Evaluation draws come from named seeds (`SEEDS`): [eval.seed, salt] pairs for samplers, the
-integer stream eval.seed + salt for the batched likelihood bounds.
+Evaluation draws come from the named per-row seed streams of `seeds` with base eval.seed, and
+run on every replica of the run's strategy. Every path may be a URL (`tf.io.gfile`).
 """
 
 import json
-import math
 import os
 
 from absl import logging
 import keras
 import ml_collections
-import numpy as np
 import tensorflow as tf
 
 from tfsmooth import errors
 from tfsmooth import kernels
+from tfsmooth import records
+from tfsmooth import seeds
 from tfsmooth import smoothing
 from tfsmooth import tasks
 from tfsmooth.evaluation import likelihood
@@ -55,18 +55,6 @@ MUTABLE = (
     'eval.',
     'reference.',
 )
-
-# Salts of the named evaluation seeds; fixed, so that recorded figures reproduce.
-SEEDS = {
-    'test': 0,
-    'validation': 1,
-    'denoise_noise': 2,
-    'denoise': 3,
-    'inpaint': 4,
-    'smooth_data': 10,
-    'prior_samples': 11,
-    'samples': 12,
-}
 
 
 def _positive_int(config, key):
@@ -128,32 +116,15 @@ def frozen_differences(recorded, config):
   return lines
 
 
-def _write_json_atomically(path, text):
-  temporary = f'{path}.tmp-{os.getpid()}'
-  with open(temporary, 'w') as f:
-    f.write(text)
-  os.replace(temporary, path)
-
-
-def _json_value(value):
-  """numpy scalars to Python; non-finite floats to None (JSON has no Infinity)."""
-  if isinstance(value, (np.floating, float)):
-    return float(value) if math.isfinite(value) else None
-  if isinstance(value, np.integer):
-    return int(value)
-  return value
-
-
 def read_record(workdir):
   """The settled config of `workdir` (records made before settling are settled on read)."""
   path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
+  if not tf.io.gfile.exists(path):
     raise FileNotFoundError(
         f'No {CONFIG_FILE} in {workdir}: pass the --workdir of a launch/train.py run.'
     )
   try:
-    with open(path) as f:
-      config = ml_collections.ConfigDict(json.load(f))
+    config = ml_collections.ConfigDict(records.read_json(path))
   except json.JSONDecodeError as e:
     raise errors.UserError(
         f"{path} is not valid JSON ({e}); it records the run's config: "
@@ -169,10 +140,7 @@ def read_record(workdir):
 
 def _read_metrics(workdir):
   path = os.path.join(workdir, METRICS_FILE)
-  if not os.path.exists(path):
-    return {}
-  with open(path) as f:
-    return json.load(f)
+  return records.read_json(path) if tf.io.gfile.exists(path) else {}
 
 
 def _has_checkpoint(workdir):
@@ -199,7 +167,6 @@ class Run:
     self.config = config
     self.workdir = os.fspath(workdir)
     self.task = tasks.for_config(config)
-    self.smoothed = bool(config.smoothing.enabled)
     self.model = None
     self.checkpoint = None
     self.weights = None  # 'ema' or 'raw': what `model` holds
@@ -213,7 +180,7 @@ class Run:
     """
     config = settle(config)
     if _has_checkpoint(workdir):
-      if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+      if not tf.io.gfile.exists(os.path.join(workdir, CONFIG_FILE)):
         raise errors.UserError(
             f'{workdir} holds checkpoints but no {CONFIG_FILE}, so what they '
             'were trained with is unknown; use a new --workdir.'
@@ -227,8 +194,8 @@ class Run:
             f'{", ".join(k + "*" if k.endswith(".") else k for k in MUTABLE)} may change on '
             'resume.'
         )
-    os.makedirs(workdir, exist_ok=True)
-    _write_json_atomically(os.path.join(workdir, CONFIG_FILE), config.to_json_best_effort(indent=2))
+    tf.io.gfile.makedirs(workdir)
+    records.write_text(os.path.join(workdir, CONFIG_FILE), config.to_json_best_effort(indent=2))
     return cls(config, workdir)
 
   @classmethod
@@ -248,37 +215,33 @@ class Run:
     """Training step of the restored checkpoint (from its 'ckpt-<step>' name), or None."""
     return None if self.checkpoint is None else int(self.checkpoint.rsplit('-', 1)[-1])
 
-  def seed(self, name, base=None):
-    """The named stateless seed [base, salt] (int32 [2]); base defaults to eval.seed."""
-    base = self.config.eval.seed if base is None else base
-    return tf.constant([base, SEEDS[name]], tf.int32)
-
-  def seed_stream(self, name):
-    """The named integer seed of the batched likelihood bounds (eval.seed + salt)."""
-    return self.config.eval.seed + SEEDS[name]
+  def row_seeds(self, name, count, base=None, start=0):
+    """Seeds [count, 2] of rows start.. of the named stream (`seeds`), base eval.seed."""
+    return seeds.rows(self.config.eval.seed if base is None else base, name, start, count)
 
   def build_model(self):
     return build_model(self.config)
 
-  def nll(self, model, split, num_samples, seed_name):
-    """Mean test (or validation) figure in the task's unit: exact, or (ELBO, IW) bounds."""
+  def likelihood(self, model, split, num_samples, strategy=None):
+    """The model's `Likelihood` means on a split in the task's unit (-log p: exact, or the
+    IW bound and the ELBO with K draws), row j drawn from row seed j of the split's stream."""
     points = self.task.split(split)
-    batch = self.config.eval.get('batch_size') or None
-    if not self.smoothed:
-      return self.task.to_unit(likelihood.exact_nll(model, points, batch or 4096))
-    elbo, iw = likelihood.smoothed_nll(
-        model, points, num_samples, self.seed_stream(seed_name), batch
+    record = likelihood.mean_nll(
+        model,
+        points,
+        self.row_seeds(split, len(points)),
+        num_samples,
+        self.config.eval.get('batch_size') or None,
+        strategy,
     )
-    return self.task.to_unit(elbo), self.task.to_unit(iw)
+    to_unit = self.task.to_unit
+    return record._replace(log_prob=to_unit(record.log_prob), elbo=to_unit(record.elbo))
 
-  def _validation_fn(self):
+  def _validation_fn(self, strategy):
     samples = self.config.eval.validation_samples
-
-    def validation(model):
-      value = self.nll(model, 'validation', samples, 'validation')
-      return {'validation': value[1] if self.smoothed else value}
-
-    return validation
+    return lambda model: {
+        'validation': self.likelihood(model, 'validation', samples, strategy).log_prob
+    }
 
   def train(self, strategy=None):
     """Trains (or resumes), then writes metrics.json, then the plots; returns the metrics."""
@@ -291,15 +254,17 @@ class Run:
         config.train,
         self.workdir,
         strategy,
-        self._validation_fn(),
+        self._validation_fn(strategy),
     )
     self.model = result.model
     self.weights = 'ema' if result.ema else 'raw'
     logging.info(
         'Evaluating on the test split (%s).',
-        'IW and ELBO bounds with %d draws' % (config.eval.iw_samples) if self.smoothed else 'exact',
+        'exact'
+        if self.model.exact_likelihood
+        else f'IW and ELBO bounds with {config.eval.iw_samples} draws',
     )
-    metrics = self.evaluate()
+    metrics = self.evaluate(strategy)
     metrics.update(
         {
             'train_seconds': result.train_seconds,
@@ -310,40 +275,55 @@ class Run:
     )
     self.write_metrics(metrics)
     logging.info('Writing plots into %s.', self.workdir)
-    self.task.write_plots(self, self.model)
+    self.task.write_plots(self, self.model, strategy)
     return self.read_metrics()
 
-  def evaluate(self):
-    """Test figures of `self.model` in the task's unit, beside the truth and the paper's."""
-    config, unit = self.config, self.task.unit
+  def evaluate(self, strategy=None):
+    """Test figures of `self.model` (the `weights` it holds) in the task's unit, beside the
+    truth and the paper's."""
+    record = self.likelihood(self.model, 'test', self.config.eval.iw_samples, strategy)
     metrics = {
-        'dataset': config.data.name,
-        'smoothed': self.smoothed,
+        'dataset': self.config.data.name,
+        'smoothed': self.model.smoothed,
+        'weights': self.weights,
         'num_params': self.model.num_params,
         self.task.count_key: len(self.task.split('test')),
+        **tasks.figures(record, self.task.unit),
+        **self.model.facts(),
     }
-    if self.smoothed:
-      k = config.eval.iw_samples
-      metrics[f'{unit}_elbo'], metrics[f'{unit}_iw'] = self.nll(self.model, 'test', k, 'test')
-      metrics.update(
-          iw_samples=k,
-          kernel=config.smoothing.kernel,
-          sigma=config.smoothing.sigma,
-          num_params_prior=self.model.prior.num_params,
-          num_params_conditional=self.model.conditional.num_params,
-      )
-    else:
-      metrics[unit] = self.nll(self.model, 'test', 1, 'test')
     metrics.update(self.task.reference())
     return metrics
 
   def write_metrics(self, metrics):
     """metrics.json (non-finite figures as null), replaced whole."""
-    metrics = {k: _json_value(v) for k, v in metrics.items()}
-    _write_json_atomically(
-        os.path.join(self.workdir, METRICS_FILE), json.dumps(metrics, indent=2, allow_nan=False)
-    )
-    logging.info('metrics: %s', metrics)
+    records.write_json(os.path.join(self.workdir, METRICS_FILE), metrics)
+    logging.info('metrics: %s', records.json_ready(metrics))
+
+  def metrics_of_weights(self):
+    """metrics.json if it describes the weights `model` holds, else None. (Records made
+    before metrics named their weights describe the weights training ended with: the EMA
+    averages when the run kept them.)"""
+    metrics = self.read_metrics()
+    recorded = metrics.get('weights') or ('ema' if trainer.has_ema(self.checkpoint) else 'raw')
+    return metrics if metrics and recorded == self.weights else None
+
+  def export_metadata(self, strategy=None):
+    """What an export of `model` records of the run: data set, step, weights, the settled
+    config, and metrics of the weights it holds (metrics.json when it describes them, else
+    the test figures evaluated now)."""
+    metrics = self.metrics_of_weights()
+    if metrics is None:
+      logging.info(
+          'metrics.json describes other weights than the %s ones: evaluating.', self.weights
+      )
+      metrics = records.json_ready(self.evaluate(strategy))
+    return {
+        'step': self.step,
+        'weights': self.weights,
+        'dataset': self.config.data.name,
+        'metrics': metrics,
+        'config': json.loads(self.config.to_json_best_effort()),
+    }
 
   def read_metrics(self):
     return _read_metrics(self.workdir)

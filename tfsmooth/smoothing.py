@@ -12,9 +12,10 @@ Likelihood bounds, with x~_k ~ q(. | x), k = 1..K, and log w_k = log p(x~_k) + l
 
 The IW bound tends to log p(x) as K grows only where q(. | x) covers the model's posterior
 p(x~ | x): true for Gaussian and Laplace q, not for Uniform q, whose support is a box of
-half-width sqrt(3) sigma (measured on modes6_1d: 0.04-0.25 nats above the exact NLL).
+half-width sqrt(3) sigma (RESULTS.md, kernel study).
 
-Sampling: two-step x~ ~ p(x~), x ~ p(x | x~); single-step (Gaussian q only, paper eq. 2)
+Samplers, all from one draw x~ ~ p(x~) per seed row: `smoothed` (x~ itself), `two_step`
+(x ~ p(x | x~)) and, for Gaussian q only, `single_step` (paper eq. 2)
 x_bar = x~ + sigma^2 grad_x~ log p(x~), with the full gradient through the network.
 """
 
@@ -27,8 +28,6 @@ import tensorflow_probability as tfp
 from tfsmooth import errors
 from tfsmooth import kernels as kernels_lib
 from tfsmooth.models import base
-
-samplers = tfp.random
 
 
 class SmoothedModel(keras.Model):
@@ -82,28 +81,49 @@ class SmoothedModel(keras.Model):
     del training  # Keras passes it on to the sub-layers.
     return self.training_loss(x, seed)
 
-  def log_terms(self, x, num_samples, seed):
-    """K draws x~_k ~ q(. | x) and the terms of their weights.
+  # The trained-model interface of `models.base` (samplers from one draw of x~ per row).
+  smoothed = True
+  exact_likelihood = False
 
-    `seed` is one seed [2] for the batch, or one per row [N, 2]: then row i's draws, and so its
-    terms and bounds, depend on seed[i] alone, whatever else is in the batch.
+  @property
+  def denoisers(self):
+    """'two_step': x ~ p(x | x~); 'single_step': x~ + sigma^2 grad log p(x~) (Gaussian q)."""
+    return ('single_step', 'two_step') if self.kernel.is_gaussian else ('two_step',)
+
+  @property
+  def samplers(self):
+    """'smoothed': x~ ~ p(x~), and each denoiser applied to that x~."""
+    return ('smoothed',) + self.denoisers
+
+  @property
+  def can_inpaint(self):
+    return self.prior.can_inpaint and self.conditional.can_inpaint
+
+  def facts(self):
+    return {
+        'kernel': self.kernel.name,
+        'sigma': float(self.kernel.sigma),
+        'num_params_prior': self.prior.num_params,
+        'num_params_conditional': self.conditional.num_params,
+    }
+
+  def log_terms(self, x, num_samples, seeds):
+    """K draws x~_k ~ q(. | x) per row, row i's from seeds[i] [N, 2] alone, and their terms.
+
     Returns (x~ [K, N, ...], log q(x~_k | x), log p(x~_k), log p(x | x~_k)), the last three [K, N].
     """
     x = self.prior.check_events(x, 'x')
     q = self.kernel(x)
-    if tf.convert_to_tensor(seed).shape.rank == 2:
-      draws = base.map_rows(
-          lambda a: self.kernel(a[0]).sample(num_samples, seed=a[1]),
-          (x, seed),
-          fn_output_signature=tf.TensorSpec((num_samples,) + self.event_shape),
-      )
-      x_tilde = tf.transpose(draws, [1, 0] + list(range(2, 2 + len(self.event_shape))))
-    else:
-      x_tilde = q.sample(num_samples, seed=seed)
+    draws = base.map_rows(
+        lambda a: self.kernel(a[0]).sample(num_samples, seed=a[1]),
+        (x, seeds),
+        fn_output_signature=tf.TensorSpec((num_samples,) + self.event_shape),
+    )
+    x_tilde = tf.transpose(draws, [1, 0] + list(range(2, 2 + len(self.event_shape))))
     log_q = q.log_prob(x_tilde)
     flat_tilde = tf.reshape(x_tilde, (-1,) + self.event_shape)
     flat_x = tf.reshape(tf.broadcast_to(x, tf.shape(x_tilde)), (-1,) + self.event_shape)
-    unflatten = lambda t: tf.reshape(t, tf.shape(log_q))  # noqa: E731
+    unflatten = lambda t: tf.reshape(t, tf.shape(log_q))
     return (
         x_tilde,
         log_q,
@@ -111,78 +131,64 @@ class SmoothedModel(keras.Model):
         unflatten(self.conditional.log_prob(flat_x, flat_tilde)),
     )
 
-  def log_weights(self, x, num_samples, seed):
-    """log w_k = log p(x~_k) + log p(x | x~_k) - log q(x~_k | x): shape [K, N]."""
-    _, log_q, log_prior, log_conditional = self.log_terms(x, num_samples, seed)
-    return log_prior + log_conditional - log_q
-
-  def bounds(self, x, num_samples, seed):
-    """(ELBO, importance-weighted bound) on log p(x), per example, from the same K draws."""
-    log_w = self.log_weights(x, num_samples, seed)
+  def likelihood(self, x, seeds, num_samples=1):
+    """ELBO and importance-weighted bound on log p(x) from the same K draws (module doc)."""
+    _, log_q, log_prior, log_conditional = self.log_terms(x, num_samples, seeds)
+    log_w = log_prior + log_conditional - log_q
     elbo = tf.reduce_mean(log_w, axis=0)
     iw = tf.reduce_logsumexp(log_w, axis=0) - math.log(num_samples)
-    return elbo, iw
+    return base.Likelihood(iw, elbo, int(num_samples), False)
 
-  def sample_smoothed(self, num_samples, seed):
-    """x~ ~ p(x~)."""
-    return self.prior.sample(num_samples, seed=seed)
-
-  def sample(self, num_samples, seed):
-    """Two-step samples: x~ ~ p(x~), then x ~ p(x | x~)."""
-    prior_seed, conditional_seed = samplers.split_seed(seed)
-    return self.denoise(self.sample_smoothed(num_samples, prior_seed), conditional_seed)
-
-  def sample_rows(self, seeds):
-    """Two-step draws (x, x~), row i from seeds[i] [N, 2] alone."""
-    prior_seeds, conditional_seeds = _split_rows(seeds, 2)
-    x_tilde = self.prior.sample_rows(prior_seeds)
-    return self.conditional.sample_rows(conditional_seeds, conditioning=x_tilde), x_tilde
-
-  def denoise_rows(self, x_tilde, seeds):
-    """x ~ p(x | x~), row i from seeds[i] [N, 2] alone."""
-    return self.conditional.sample_rows(seeds, conditioning=x_tilde)
-
-  def inpaint_rows(self, x, num_known_rows, seeds):
-    """`inpaint` with row i drawn from seeds[i] [N, 2] alone."""
+  def smooth(self, x, seeds):
+    """x~ = x + e, e ~ q, row i from seeds[i] alone."""
     x = self.prior.check_events(x, 'x')
-    smooth_seeds, prior_seeds, conditional_seeds = _split_rows(seeds, 3)
-    x_tilde = base.map_rows(
+    return base.map_rows(
         lambda a: self.kernel.smooth(a[0], a[1]),
-        (x, smooth_seeds),
+        (x, seeds),
         fn_output_signature=tf.TensorSpec(self.event_shape),
     )
-    x_tilde = self.prior.complete_rows(x_tilde, num_known_rows, prior_seeds)
+
+  def draw(self, seeds, samplers=None):
+    """{sampler: [N, ...]}: x~ ~ p(x~) per row and the chosen denoisers of that same x~.
+
+    Row i's seed splits into the seed of its x~ and the seed of its denoising."""
+    samplers = base.choose(self, 'samplers', samplers)
+    prior_seeds, denoise_seeds = _split_rows(seeds, 2)
+    x_tilde = self.prior.sample_rows(prior_seeds)
+    out = {'smoothed': x_tilde} if 'smoothed' in samplers else {}
+    chosen = [name for name in self.denoisers if name in samplers]
+    if chosen:
+      out.update(self.denoise(x_tilde, denoise_seeds, chosen))
+    return out
+
+  def denoise(self, x_tilde, seeds, denoisers=None):
+    """{denoiser: x} for given smoothed points x~: 'two_step' draws x ~ p(x | x~) (row i from
+    seeds[i] alone), 'single_step' is x~ + sigma^2 grad log p(x~)."""
+    denoisers = base.choose(self, 'denoisers', denoisers)
+    x_tilde = self.prior.check_events(x_tilde, 'x_tilde')
+    out = {}
+    if 'single_step' in denoisers:
+      out['single_step'] = self.denoise_single_step(x_tilde)
+    if 'two_step' in denoisers:
+      out['two_step'] = self.conditional.sample_rows(seeds, conditioning=x_tilde)
+    return out
+
+  def inpaint(self, x, num_known_rows, seeds):
+    """Completes images x [N, H, W, C] below their top num_known_rows[i] rows (paper Fig. 14),
+    row i from seeds[i] alone: x~_top = x_top + e, e ~ q; x~_bottom ~ p(x~_bottom | x~_top);
+    then x_bottom ~ p(x_bottom | x_top, x~) with the stacked model."""
+    smooth_seeds, prior_seeds, conditional_seeds = _split_rows(seeds, 3)
+    x_tilde = self.prior.complete_rows(self.smooth(x, smooth_seeds), num_known_rows, prior_seeds)
     return self.conditional.complete_rows(
         x, num_known_rows, conditional_seeds, conditioning=x_tilde
     )
-
-  def sample_single_step(self, num_samples, seed):
-    """Single-step samples: x~ ~ p(x~) denoised by x~ + sigma^2 grad log p(x~)."""
-    return self.denoise_single_step(self.sample_smoothed(num_samples, seed))
-
-  def denoise(self, x_tilde, seed):
-    """x ~ p(x | x~) for given smoothed (noisy) points x~."""
-    return self.conditional.sample(None, seed=seed, conditioning=x_tilde)
-
-  def inpaint(self, x, num_known_rows, seed):
-    """Completes images x [N, H, W, C] below their top `num_known_rows` rows (paper Fig. 14).
-
-    x~_top = x_top + e, e ~ q; x~_bottom ~ p(x~_bottom | x~_top); then
-    x_bottom ~ p(x_bottom | x_top, x~) with the stacked model. Needs models with a
-    `complete(x_known, num_known_rows, seed, conditioning=None)` sampler (PixelCNN).
-    """
-    x = self.prior.check_events(x, 'x')
-    smooth_seed, prior_seed, conditional_seed = samplers.split_seed(seed, 3)
-    x_tilde = self.prior.complete(self.kernel.smooth(x, smooth_seed), num_known_rows, prior_seed)
-    return self.conditional.complete(x, num_known_rows, conditional_seed, conditioning=x_tilde)
 
   def denoise_single_step(self, x_tilde):
     """x_bar = x~ + sigma^2 grad_x~ log p(x~) (Tweedie's formula; Gaussian q only)."""
     if not self.kernel.is_gaussian:
       raise errors.UserError(
           'Single-step (gradient) denoising is derived for Gaussian smoothing; '
-          f'this model uses {self.kernel.name}. Use denoise() (p(x | x~)) '
-          'instead.'
+          f'this model uses {self.kernel.name}. Use the two_step denoiser (p(x | x~)) instead.'
       )
     x_tilde = self.prior.check_events(x_tilde, 'x_tilde')
     return x_tilde + self.kernel.sigma**2 * score(self.prior, x_tilde)
@@ -199,7 +205,7 @@ def score(model, x):
 def _split_rows(seeds, n):
   """Per-row `split_seed`: seeds [N, 2] -> n seed arrays [N, 2]."""
   split = base.map_rows(
-      lambda s: tf.stack(samplers.split_seed(s, n)),
+      lambda s: tf.stack(tfp.random.split_seed(s, n)),
       seeds,
       fn_output_signature=tf.TensorSpec([n, 2], tf.int32),
   )

@@ -13,15 +13,55 @@ A task knows its data (splits, training examples), its likelihood unit and its p
 import math
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from tfsmooth import kernels
-from tfsmooth.configs import images as image_configs
-from tfsmooth.configs import synthetic as synthetic_configs
 from tfsmooth.data import images as image_data
 from tfsmooth.data import synthetic
 from tfsmooth.evaluation import likelihood
 from tfsmooth.evaluation import plots
+from tfsmooth.evaluation import replicated
+
+# Titles of the samplers of the model interface in plots.
+SAMPLER_TITLES = {
+    'samples': 'model samples',
+    'smoothed': 'p(x~) samples',
+    'single_step': 'single-step denoised',
+    'two_step': 'two-step samples',
+}
+
+
+def figures(record, unit):
+  """The metrics of a mean `Likelihood` record in `unit`: {unit} when exact, else
+  {unit}_iw, {unit}_elbo and iw_samples."""
+  if record.exact:
+    return {unit: record.log_prob}
+  return {
+      f'{unit}_elbo': record.elbo,
+      f'{unit}_iw': record.log_prob,
+      'iw_samples': record.num_samples,
+  }
+
+
+def paper_figure(config, table):
+  """The paper's figure of `config` from its `reference.<table>` (e.g. paper_nll keyed
+  'smoothed_3' / 'baseline_6', paper_bpd keyed 'smoothed' / 'baseline'), or None."""
+  variant = 'smoothed' if config.smoothing.enabled else 'baseline'
+  if table == 'paper_nll':
+    variant += f'_{config.model.get("num_mixtures", config.model.name)}'
+  return config.reference.get(table, {}).get(variant)
+
+
+def draw_rows(model, seeds, samplers=None, batch_size=None, strategy=None):
+  """{sampler: numpy [N, ...]} of `model.draw` for seed rows [N, 2], on every replica."""
+  samplers = tuple(samplers or model.samplers)
+  return replicated.map_batches(
+      lambda s: model.draw(s, samplers),
+      (np.asarray(seeds, np.int32),),
+      batch_size or len(seeds),
+      strategy,
+  )
 
 
 def for_config(config):
@@ -73,34 +113,28 @@ class PointsTask:
     if self.dataset.has_density:
       out['entropy'], out['entropy_stderr'] = self.dataset.entropy()
     if self.config.data.name in synthetic.DATASETS:
-      out['paper_nll'] = synthetic_configs.reference_nll(self.config)
+      out['paper_nll'] = paper_figure(self.config, 'paper_nll')
     return out
 
-  def write_plots(self, run, model):
-    """samples.png (data, and model samples: p(x~), single- and two-step for a smoothed pair)
-    and, for D <= 2, density.png."""
+  def write_plots(self, run, model, strategy=None):
+    """samples.png (data, and every sampler of the model; a pair's smoothed data x~ too) and,
+    for D <= 2, density.png (the model's log-density or its IW bound, p(x~) of a pair, the
+    truth where known)."""
     data = self.split('test')
     n = min(run.config.eval.num_plot_samples, len(data))
-    shown = data[:, :2]
-    limits = plots.plot_limits(shown)
+    limits = plots.plot_limits(data[:, :2])
     panels = {'data': data[:n]}
     densities = {}
-    if run.smoothed:
-      panels['smoothed data x~'] = model.kernel.smooth(data[:n], run.seed('smooth_data')).numpy()
-      panels['p(x~) samples'] = model.sample_smoothed(n, run.seed('prior_samples')).numpy()
-      if model.kernel.is_gaussian:
-        panels['single-step denoised'] = tf.function(model.sample_single_step)(
-            n, run.seed('prior_samples')
-        ).numpy()
-      panels['two-step samples'] = model.sample(n, run.seed('samples')).numpy()
-      densities['p(x~)'] = lambda g: tf.function(model.prior.log_prob)(g).numpy()
-      k = run.config.eval.density_iw_samples
-      densities[f'p(x), IW-{k} bound'] = lambda g: likelihood.smoothed_bounds(
-          model, g, k, run.config.eval.seed
-      )[1]
-    else:
-      panels['model samples'] = model.sample(n, run.seed('samples')).numpy()
-      densities['model p(x)'] = lambda g: tf.function(model.log_prob)(g).numpy()
+    if model.denoisers:
+      panels['smoothed data x~'] = model.smooth(data[:n], run.row_seeds('smooth_data', n)).numpy()
+      densities['p(x~)'] = tf.function(model.prior.log_prob)
+    drawn = draw_rows(model, run.row_seeds('samples', n), strategy=strategy)
+    panels.update({SAMPLER_TITLES[name]: x for name, x in drawn.items()})
+    k = run.config.eval.density_iw_samples
+    title = 'model p(x)' if model.exact_likelihood else f'p(x), IW-{k} bound'
+    densities[title] = lambda grid: likelihood.rows(
+        model, grid, run.row_seeds('test', len(grid)), k, strategy=strategy
+    ).log_prob
     if self.dataset.has_density:
       densities['true p(x)'] = self.dataset.log_prob
     dim = data.shape[1]
@@ -119,7 +153,7 @@ class PointsTask:
   @staticmethod
   def summary_line(metrics):
     """Test NLL next to the data's entropy and the paper's figure."""
-    if metrics['smoothed']:
+    if 'nll_iw' in metrics:
       nll = (
           f'test NLL <= {metrics["nll_iw"]:.3f} (IW-{metrics["iw_samples"]}), '
           f'<= {metrics["nll_elbo"]:.3f} (ELBO)'
@@ -140,8 +174,6 @@ class ImageTask:
 
   unit = 'bpd'
   count_key = 'test_images'
-  smoothed_grids = ('samples_smoothed.png', 'samples_single_step.png', 'samples_two_step.png')
-  baseline_grids = ('samples.png',)
 
   def __init__(self, config):
     self.config = config
@@ -176,31 +208,32 @@ class ImageTask:
     return nats / (math.prod(self.event_shape) * math.log(2.0))
 
   def reference(self):
-    return {'paper_bpd': image_configs.reference_bpd(self.config)}
+    return {'paper_bpd': paper_figure(self.config, 'paper_bpd')}
 
   def sigma_heuristic(self):
     """The paper's sigma (App. C.1) on this data set's training images."""
     return image_data.resolve_sigma('heuristic', self.config.data.name, **self.source)
 
-  def write_plots(self, run, model):
-    """Sample grids: baseline samples; or p(x~), single-step and two-step from the same x~."""
-    n = run.config.eval.num_samples
-    if not run.smoothed:
-      samples = {'samples.png': tf.function(model.sample)(n, run.seed('samples')).numpy()}
-    else:
-      x_tilde = tf.function(model.sample_smoothed)(n, run.seed('prior_samples'))
-      samples = {
-          'samples_smoothed.png': x_tilde.numpy(),
-          'samples_single_step.png': tf.function(model.denoise_single_step)(x_tilde).numpy(),
-          'samples_two_step.png': tf.function(model.denoise)(x_tilde, run.seed('samples')).numpy(),
-      }
-    for name, x in samples.items():
-      plots.save_image_grid(plots.chunks(x, 8), os.path.join(run.workdir, name))
+  def write_plots(self, run, model, strategy=None):
+    """samples_<sampler>.png: a grid of every sampler of the model, all from the same seed
+    rows (a pair's samplers from the same x~)."""
+    drawn = draw_rows(
+        model,
+        run.row_seeds('samples', run.config.eval.num_samples),
+        batch_size=run.config.eval.get('batch_size') or None,
+        strategy=strategy,
+    )
+    for name, x in drawn.items():
+      plots.save_image_grid(plots.chunks(x, 8), os.path.join(run.workdir, self.grid_file(name)))
+
+  @staticmethod
+  def grid_file(sampler):
+    return 'samples.png' if sampler == 'samples' else f'samples_{sampler}.png'
 
   @staticmethod
   def summary_line(metrics):
     """Test bpd (exact or bounds), parameters, steps, training time."""
-    if metrics['smoothed']:
+    if 'bpd_iw' in metrics:
       bpd = (
           f'test bpd <= {metrics["bpd_iw"]:.3f} (IW-{metrics["iw_samples"]}), '
           f'<= {metrics["bpd_elbo"]:.3f} (ELBO), sigma {metrics["sigma"]:.3f}'

@@ -57,6 +57,11 @@ def to_unit_range(images):
   return tf.cast(images, tf.float32) / 127.5 - 1.0
 
 
+def to_uint8(x):
+  """Images in [-1, 1] (values outside are clipped) -> the nearest 8-bit values, uint8."""
+  return np.round((np.clip(np.asarray(x), -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
 def read_idx(path):
   """A (gzipped) IDX file of unsigned bytes as a numpy uint8 array of its stated shape."""
   opener = gzip.open if path.endswith('.gz') else open

@@ -5,7 +5,6 @@ training split minus a held-out validation slice (its last images) and measures 
 the test split; `export` writes it as a SavedModel for `feature_networks.load_classifier`.
 """
 
-import json
 import os
 import time
 
@@ -15,6 +14,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tfsmooth import errors
+from tfsmooth import records
 from tfsmooth.data import images
 from tfsmooth.evaluation import feature_networks
 
@@ -176,7 +176,5 @@ def export(network, export_dir, info):
   module = _Serving(network)
   path = os.path.join(export_dir, feature_networks.CLASSIFIER_VERSION)
   tf.saved_model.save(module, path, signatures={'serving_default': module.__call__})
-  with open(os.path.join(export_dir, feature_networks.CLASSIFIER_INFO), 'w') as f:
-    json.dump(info, f, indent=2)
-    f.write('\n')
+  records.write_json(os.path.join(export_dir, feature_networks.CLASSIFIER_INFO), info)
   return path

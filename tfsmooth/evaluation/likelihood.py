@@ -1,42 +1,44 @@
-"""Test-set likelihoods in nats per point: exact for a DensityModel, bounds for a SmoothedModel."""
+"""Likelihoods of point sets through the model interface, on every replica of a strategy.
+
+`rows(model, points, seeds, K)` is the model's `Likelihood` of each point (exact for a plain
+model; ELBO and importance-weighted bound with K draws for a pair), row i drawn from
+seeds[i] alone; `mean_nll` its means, -log p(x) in nats per point.
+"""
 
 import numpy as np
 import tensorflow as tf
 
-
-def exact_nll(model, points, batch_size=4096):
-  """Mean -log p(x) over `points` (nats per point)."""
-  log_prob = tf.function(model.log_prob)
-  values = [
-      log_prob(tf.constant(points[i : i + batch_size])).numpy()
-      for i in range(0, len(points), batch_size)
-  ]
-  return float(-np.mean(np.concatenate(values)))
+from tfsmooth.evaluation import replicated
+from tfsmooth.models import base
 
 
-def smoothed_bounds(model, points, num_samples, seed=0, batch_size=None, max_rows=200_000):
-  """Per-point (ELBO, importance-weighted bound) on log p(x), each [N].
-
-  Every point gets `num_samples` noise draws; a batch holds `batch_size` points (by default as
-  many as keep it within `max_rows` draws); batch b uses the stateless seed (seed, b).
-  """
-  batch_size = batch_size or max(1, max_rows // num_samples)
-  bounds = tf.function(lambda x, s: model.bounds(x, num_samples, s))
-  elbo, iw = [], []
-  for index, start in enumerate(range(0, len(points), batch_size)):
-    e, w = bounds(tf.constant(points[start : start + batch_size]), tf.constant([seed, index]))
-    elbo.append(e.numpy())
-    iw.append(w.numpy())
-  return np.concatenate(elbo), np.concatenate(iw)
+def default_batch_size(num_samples, max_rows=200_000):
+  """Points per batch that keep a batch within `max_rows` draws of x~."""
+  return max(1, max_rows // num_samples)
 
 
-def smoothed_nll(model, points, num_samples, seed=0, batch_size=None):
-  """(NLL from the ELBO, NLL from the IW bound): both upper bounds on -log p, nats per point."""
-  elbo, iw = smoothed_bounds(model, points, num_samples, seed, batch_size)
-  return float(-np.mean(elbo)), float(-np.mean(iw))
+def rows(model, points, seeds, num_samples=1, batch_size=None, strategy=None):
+  """The `Likelihood` of each point (numpy [N] fields); seeds int32 [N, 2], one per point."""
+  fn = lambda x, s: tuple(model.likelihood(x, s, num_samples)[:2])
+  log_prob, elbo = replicated.map_batches(
+      fn,
+      (np.asarray(points, np.float32), np.asarray(seeds, np.int32)),
+      batch_size or default_batch_size(num_samples),
+      strategy,
+  )
+  exact = model.exact_likelihood
+  return base.Likelihood(log_prob, elbo, 1 if exact else int(num_samples), exact)
 
 
-def decompose(model, dataset, points, num_samples, seed=0, batch_size=1000):
+def mean_nll(model, points, seeds, num_samples=1, batch_size=None, strategy=None):
+  """`Likelihood` of float means -log p(x) (or the bounds' -log) over `points`, nats/point."""
+  record = rows(model, points, seeds, num_samples, batch_size, strategy)
+  return record._replace(
+      log_prob=-float(np.mean(record.log_prob)), elbo=-float(np.mean(record.elbo))
+  )
+
+
+def decompose(model, dataset, points, seeds, num_samples, batch_size=1000):
   """Where a Gaussian-smoothed pair loses likelihood: its two terms against the truth.
 
   For x~ ~ N(x, sigma^2 I), K draws per point, exactly
@@ -44,7 +46,7 @@ def decompose(model, dataset, points, num_samples, seed=0, batch_size=1000):
   with the true p(x~) in closed form (`dataset.gaussian_smoothed`) and the true
   p(x | x~) = p(x) q(x~ | x) / p(x~). The model's -ELBO is the same sum with p_theta, so
     nll_elbo - true_nll = (prior_nll - true_prior_nll) + (conditional_nll - true_conditional_nll).
-  Returns those six means in nats per point.
+  Returns those six means in nats per point; seeds [N, 2], one per point.
   """
   if not model.kernel.is_gaussian:
     raise ValueError(f'decompose needs Gaussian smoothing; the model uses {model.kernel.name}.')
@@ -62,10 +64,12 @@ def decompose(model, dataset, points, num_samples, seed=0, batch_size=1000):
       ),
       0.0,
   )
-  for index, start in enumerate(range(0, len(points), batch_size)):
+  seeds = np.asarray(seeds, np.int32)
+  for start in range(0, len(points), batch_size):
     x = points[start : start + batch_size]
     x_tilde, log_q, log_prior, log_conditional = (
-        t.numpy().astype(np.float64) for t in log_terms(tf.constant(x), tf.constant([seed, index]))
+        t.numpy().astype(np.float64)
+        for t in log_terms(tf.constant(x), tf.constant(seeds[start : start + batch_size]))
     )
     log_p_x = np.broadcast_to(dataset.log_prob(x), log_q.shape)  # one value per point, K times
     log_p_tilde = smoothed_data.log_prob(x_tilde.reshape(-1, *x.shape[1:])).reshape(log_q.shape)
@@ -79,5 +83,5 @@ def decompose(model, dataset, points, num_samples, seed=0, batch_size=1000):
     )
     for key, value in terms.items():
       sums[key] += value.sum()
-  rows = len(points) * num_samples
-  return {key: value / rows for key, value in sums.items()}
+  count = len(points) * num_samples
+  return {key: value / count for key, value in sums.items()}

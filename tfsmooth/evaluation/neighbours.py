@@ -7,6 +7,7 @@ the grids let one check that it does not.
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from tfsmooth.evaluation import plots
 from tfsmooth.evaluation import sample_quality
@@ -54,7 +55,7 @@ def neighbour_grids(
       'pixel': nearest(samples, train_images, k),
       'features': nearest(sample_features, train_features, k),
   }
-  os.makedirs(out_dir, exist_ok=True)
+  tf.io.gfile.makedirs(out_dir)
   for name, indices in found.items():
     rows = [np.concatenate([sample[None], train_images[i]]) for sample, i in zip(samples, indices)]
     plots.save_image_grid(rows, os.path.join(out_dir, f'{prefix}_{name}.png'))

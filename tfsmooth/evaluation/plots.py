@@ -1,6 +1,7 @@
 """PNG figures: sample scatter panels, learned densities (heat maps in 2-D, curves in 1-D) and
 image grids."""
 
+import io
 import os
 
 import matplotlib
@@ -9,6 +10,9 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfsmooth.data import images  # noqa: E402
 
 
 def plot_limits(points, margin=0.1):
@@ -57,39 +61,34 @@ def density_panels(panels, path, limits, dim=2, resolution=200):
   save_figure(fig, path)
 
 
-def curve_plot(curves, path, xlabel, ylabel, title=''):
-  """Line plot of {label: (x, y)}, e.g. ELBO against sigma for several kernels."""
-  fig, ax = plt.subplots(figsize=(5, 3.6))
-  for label, (x, y) in curves.items():
-    ax.plot(x, y, marker='o', label=label)
-  ax.set_xlabel(xlabel)
-  ax.set_ylabel(ylabel)
-  ax.set_title(title, fontsize=10)
-  ax.legend(fontsize=8)
-  save_figure(fig, path)
+def write_png(path, render):
+  """Writes the PNG that `render(buffer)` produces to `path` (a local path or a URL; the
+  folder is created): rendered in memory, then written through `tf.io.gfile`."""
+  buffer = io.BytesIO()
+  render(buffer)
+  folder = os.path.dirname(path)
+  if folder:
+    tf.io.gfile.makedirs(folder)
+  with tf.io.gfile.GFile(path, 'wb') as f:
+    f.write(buffer.getvalue())
 
 
 def save_figure(fig, path):
-  """Lays out `fig`, writes it to `path` as PNG (creating the folder) and closes it."""
+  """Lays out `fig`, writes it to `path` as PNG and closes it."""
   fig.tight_layout()
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  fig.savefig(path, dpi=110)
+  write_png(path, lambda buffer: fig.savefig(buffer, format='png', dpi=110))
   plt.close(fig)
 
 
-def to_uint8(x):
-  """Images in [-1, 1] (values outside are clipped) -> uint8."""
-  return np.round((np.clip(np.asarray(x), -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
-
-
-def save_image_grid(rows, path, pad=2, min_height=96):
-  """Saves a PNG grid; `rows` is a list of [N, H, W, C] image batches in [-1, 1], one per row.
+def image_grid(rows, pad=2, min_height=96):
+  """uint8 [H', W', C] grid of `rows`, a list of [N, H, W, C] image batches in [-1, 1], one
+  per grid row, on white.
 
   Images are enlarged by the largest integer factor that keeps them at most `min_height` pixels
   high (nearest neighbour: pixels stay visible as pixels), so 28x28 grids are legible.
   """
   scale = max(1, min_height // rows[0].shape[1])
-  rows = [np.repeat(np.repeat(to_uint8(r), scale, axis=1), scale, axis=2) for r in rows]
+  rows = [np.repeat(np.repeat(images.to_uint8(r), scale, axis=1), scale, axis=2) for r in rows]
   height, width, channels = rows[0].shape[1:]
   columns = max(len(r) for r in rows)
   grid = np.full(
@@ -99,7 +98,15 @@ def save_image_grid(rows, path, pad=2, min_height=96):
     for j, image in enumerate(row):
       top, left = pad + i * (height + pad), pad + j * (width + pad)
       grid[top : top + height, left : left + width] = image
-  Image.fromarray(grid[..., 0] if channels == 1 else grid).save(path)
+  return grid
+
+
+def save_image_grid(rows, path, **kwargs):
+  """Writes `image_grid(rows, **kwargs)` to `path` as PNG; returns the grid."""
+  grid = image_grid(rows, **kwargs)
+  image = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+  write_png(path, lambda buffer: image.save(buffer, format='png'))
+  return grid
 
 
 def chunks(x, per_row):

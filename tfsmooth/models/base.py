@@ -11,14 +11,39 @@ returns a `tfd.Distribution` whose `log_prob` and seeded `sample` work eagerly, 
     x~); batch shape [N], same event shape.
 
 The trainer, the two-stage model and the exporters use nothing but this interface.
+
+A trained model that scores and draws x (a plain `DensityModel` or a `SmoothedModel` pair)
+answers one interface, so that callers ask the model instead of branching on its kind:
+
+  model.likelihood(x, seeds, num_samples)  `Likelihood` of each row of x
+  model.samplers, model.draw(seeds)         {sampler: x} per seed row [N, 2]
+  model.denoisers, model.denoise(x~, seeds) {denoiser: x} for given smoothed x~ (pairs)
+  model.can_inpaint, model.inpaint(x, num_known_rows, seeds)
+  model.exact_likelihood, model.smoothed, model.facts()
+
+Every draw takes one stateless seed per row: row i of a result depends on seeds[i] and row i
+of the inputs alone, whatever else is in the batch (so results do not depend on how a batch is
+split across replicas or requests).
 """
 
 import math
+from typing import NamedTuple
 
 import keras
 import tensorflow as tf
 
 from tfsmooth import errors
+
+
+class Likelihood(NamedTuple):
+  """log p(x) per row: exact (`log_prob` and `elbo` equal, `num_samples` 1), or a pair's
+  importance-weighted bound `log_prob` = log (1/K) sum_k w_k and its `elbo` from the same K
+  draws, both <= log p(x)."""
+
+  log_prob: tf.Tensor
+  elbo: tf.Tensor
+  num_samples: int
+  exact: bool
 
 
 class DensityModel(keras.Model):
@@ -107,6 +132,37 @@ class DensityModel(keras.Model):
         fn_output_signature=spec,
     )
 
+  # The trained-model interface (an unconditional model's own samples and exact likelihood).
+  smoothed = False
+  exact_likelihood = True
+  samplers = ('samples',)
+  denoisers = ()
+
+  @property
+  def can_inpaint(self):
+    """Whether the model completes images below given rows (it has a `complete` sampler)."""
+    return hasattr(self, 'complete')
+
+  def likelihood(self, x, seeds=None, num_samples=1):
+    """Exact `Likelihood` of each row of x (`seeds` and `num_samples` unused)."""
+    del seeds, num_samples
+    log_prob = self.log_prob(x)
+    return Likelihood(log_prob, log_prob, 1, True)
+
+  def draw(self, seeds, samplers=None):
+    """{'samples': x ~ p(x)}, row i from seeds[i] [N, 2] alone."""
+    choose(self, 'samplers', samplers)
+    return {'samples': self.sample_rows(seeds)}
+
+  def inpaint(self, x, num_known_rows, seeds):
+    """x below its top num_known_rows[i] rows drawn from p(x_bottom | x_top), row i from
+    seeds[i] alone."""
+    return self.complete_rows(x, num_known_rows, seeds)
+
+  def facts(self):
+    """What a metrics record or an export states about the model beyond its parameters."""
+    return {}
+
   def build_variables(self):
     """Creates the weights by scoring a dummy batch (call inside `strategy.scope()`)."""
     x = tf.zeros((1,) + self.event_shape)
@@ -139,3 +195,17 @@ def map_rows(fn, elems, fn_output_signature):
   return tf.map_fn(
       tf.autograph.experimental.do_not_convert(fn), elems, fn_output_signature=fn_output_signature
   )
+
+
+def choose(model, kind, names):
+  """`names` of the model's `kind` ('samplers' or 'denoisers'; None: all of them), refused
+  with the model's choices when one is unknown."""
+  offered = getattr(model, kind)
+  names = offered if names is None else tuple(names)
+  unknown = [n for n in names if n not in offered]
+  if unknown:
+    raise errors.UserError(
+        f'{type(model).__name__} has no {kind[:-1]} {", ".join(map(repr, unknown))}; its '
+        f'{kind} are {", ".join(offered) or "none"}.'
+    )
+  return names

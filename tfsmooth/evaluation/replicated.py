@@ -1,0 +1,45 @@
+"""A function of row batches run on every replica of a `tf.distribute` strategy.
+
+`map_batches(fn, inputs, batch_size, strategy)` splits the rows of `inputs` into batches of
+`batch_size` (the last one padded by repeating its final row), gives replica r of R the rows
+[r * b / R, (r + 1) * b / R) of each batch, runs `fn` there through `strategy.run`, gathers the
+replicas' rows back in order and drops the padding. With per-row seeds among the inputs, the
+result does not depend on R; under several workers every worker computes its replicas' share
+and every worker gets the whole result (only the chief should write it).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def _padded(array, size):
+  return np.concatenate([array, np.repeat(array[-1:], size - len(array), 0)])
+
+
+def map_batches(fn, inputs, batch_size, strategy=None, jit_compile=False, log=None):
+  """Numpy outputs of `fn(*row_batch)` for every row of `inputs` (a tuple of arrays sharing
+  dimension 0), a nest of [n, ...] tensors per batch, concatenated over the batches."""
+  strategy = strategy or tf.distribute.get_strategy()
+  replicas = strategy.num_replicas_in_sync
+  per_replica = -(-min(batch_size, len(inputs[0])) // replicas)
+  size = per_replica * replicas
+  step = tf.function(
+      lambda values: strategy.gather(strategy.run(lambda v: fn(*v), args=(values,)), axis=0),
+      jit_compile=jit_compile,
+  )
+  outputs = []
+  total = len(inputs[0])
+  for start in range(0, total, size):
+    count = min(size, total - start)
+    batch = [_padded(np.asarray(a[start : start + count]), size) for a in inputs]
+
+    def shard(context, batch=batch):
+      r = context.replica_id_in_sync_group
+      return tuple(tf.constant(a[r * per_replica : (r + 1) * per_replica]) for a in batch)
+
+    values = strategy.experimental_distribute_values_from_function(shard)
+    out = step(values)
+    outputs.append(tf.nest.map_structure(lambda t, count=count: t.numpy()[:count], out))
+    if log:
+      log(start + count, total)
+  return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs)
