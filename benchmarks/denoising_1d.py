@@ -88,6 +88,11 @@ def run_or_load(config, workdir):
   return metrics if metrics.get('steps') == config.train.steps else run.train()
 
 
+def _relative(path):
+  """`path` as recorded in a result file: relative to the working directory if absolute."""
+  return os.path.relpath(path) if os.path.isabs(path) else path
+
+
 def restore(workdir):
   keras.backend.clear_session()
   return experiment.Run.load(workdir).model
@@ -189,7 +194,7 @@ def evaluate_sigma(sigma, runs, dataset, num_points, seed):
               )
               if key in runs[k][2]
           }
-          | {'workdir': runs[k][1]}
+          | {'workdir': _relative(runs[k][1])}
           for k in sorted(runs)
       },
       'methods': methods,
@@ -288,7 +293,8 @@ def main(argv):
       'num_points': _NUM_POINTS.value,
       'paper': PAPER,
       'command': (
-          f'python benchmarks/denoising_1d.py --workdir={_WORKDIR.value} --steps={_STEPS.value}'
+          f'python benchmarks/denoising_1d.py --workdir={_relative(_WORKDIR.value)} '
+          f'--steps={_STEPS.value}'
       ),
       'units': 'wasserstein: W1 to fresh data draws; conditional_kl: '
       'E_{x, x~} [log p(x|x~) - log p_theta(x|x~)] in nats; '

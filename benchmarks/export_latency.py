@@ -29,6 +29,11 @@ _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed calls per signature.')
 _OUT = flags.DEFINE_string('out', 'benchmarks/results/export_latency.json', 'JSON output.')
 
 
+def _relative(path):
+  """`path` as recorded in a result file: relative to the working directory if absolute."""
+  return os.path.relpath(path) if os.path.isabs(path) else path
+
+
 def timed(fn, repeats):
   """(first call seconds, median of `repeats` further calls, last outputs)."""
   start = time.perf_counter()
@@ -70,15 +75,16 @@ def measure(version_dir, repeats):
 def main(argv):
   del argv
   results = {
-      'command': 'python benchmarks/export_latency.py --models=' + ','.join(_MODELS.value),
+      'command': 'python benchmarks/export_latency.py --models='
+      + ','.join(map(_relative, _MODELS.value)),
       'load_average_at_start': os.getloadavg(),
       'cpus': os.cpu_count(),
       'tensorflow_version': tf.__version__,
       'models': {},
   }
   for version_dir in _MODELS.value:
-    results['models'][version_dir] = measure(version_dir, _REPEATS.value)
-    print(version_dir, json.dumps(results['models'][version_dir]), flush=True)
+    result = results['models'][_relative(version_dir)] = measure(version_dir, _REPEATS.value)
+    print(version_dir, json.dumps(result), flush=True)
   results['load_average_at_end'] = os.getloadavg()
   os.makedirs(os.path.dirname(_OUT.value) or '.', exist_ok=True)
   with open(_OUT.value, 'w') as f:

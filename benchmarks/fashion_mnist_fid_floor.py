@@ -59,6 +59,20 @@ _OUTPUT = flags.DEFINE_string(
 )
 
 
+def _relative(path):
+  """`path` as recorded in a result file: relative to the working directory if absolute."""
+  return os.path.relpath(path) if os.path.isabs(path) else path
+
+
+def _relative_argv(argv):
+  """A command line as recorded: the program and --flag=/path values relative if absolute."""
+  out = []
+  for arg in argv:
+    name, sep, value = arg.partition('=')
+    out.append(name + sep + _relative(value) if sep and name.startswith('--') else _relative(arg))
+  return out
+
+
 @errors.reported
 def main(argv):
   if len(argv) > 1:
@@ -107,13 +121,13 @@ def main(argv):
         flush=True,
     )
   result = dict(
-      command='python ' + shlex.join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
+      command='python ' + shlex.join(_relative_argv(sys.argv)),
       feature_network=network.name,
       classifier_test_accuracy=network.info.get('test_accuracy'),
       reference='test split',
       rows=rows,
       neighbour_grids={
-          name: os.path.join(_GRID_DIR.value, f'nearest_{name}.png') for name in grids
+          name: _relative(os.path.join(_GRID_DIR.value, f'nearest_{name}.png')) for name in grids
       },
   )
   os.makedirs(os.path.dirname(_OUTPUT.value) or '.', exist_ok=True)

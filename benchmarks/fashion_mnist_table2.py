@@ -65,6 +65,11 @@ SCORES = (
 )
 
 
+def _relative(path):
+  """`path` as recorded in a result file: relative to the working directory if absolute."""
+  return os.path.relpath(path) if os.path.isabs(path) else path
+
+
 def _read(directory):
   path = os.path.join(directory, 'eval.json')
   if not os.path.exists(path):
@@ -93,7 +98,7 @@ def _model(directory):
   metrics = evaluation['recorded_metrics']
   return (
       dict(
-          eval_dir=directory,
+          eval_dir=_relative(directory),
           weights=evaluation['source'].get('weights'),
           checkpoint=evaluation['source'].get('checkpoint'),
           steps=metrics.get('steps'),
@@ -200,7 +205,7 @@ def main(argv):
       if key.startswith('train_')
       if int(key.split('_')[1]) >= rows[0]['num_samples']
   )
-  floor = dict(floor_record['rows'][f'train_{size}'], source=_FLOOR.value)
+  floor = dict(floor_record['rows'][f'train_{size}'], source=_relative(_FLOOR.value))
   fid = {row['sampler']: row['fid'] for row in rows}
   reduction = 1 - fid['two_step'] / fid['samples']
   result = dict(

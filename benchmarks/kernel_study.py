@@ -113,6 +113,11 @@ def run_name(kernel=None, sigma=None, baseline_mixtures=None, init_range=None, s
   return name + (f'_seed{seed}' if seed else '')
 
 
+def _relative(path):
+  """`path` as recorded in a result file: relative to the working directory if absolute."""
+  return os.path.relpath(path) if os.path.isabs(path) else path
+
+
 def restore(workdir):
   """The run's best-on-validation model, rebuilt from its config record."""
   keras.backend.clear_session()
@@ -353,7 +358,10 @@ def main(argv):
     )
 
   def public(rows):
-    return [{k: v for k, v in row.items() if k != 'config'} for row in rows]
+    return [
+        {k: _relative(v) if k == 'workdir' else v for k, v in row.items() if k != 'config'}
+        for row in rows
+    ]
 
   results = {
       'dataset': 'modes6_1d',
@@ -364,7 +372,7 @@ def main(argv):
       'nll_iw = -IW bound (upper bounds on NLL), nll_quadrature = NLL of the smoothed model by '
       f'quadrature ({QUADRATURE_POINTS} points over x~ in x +- {QUADRATURE_HALF_WIDTH:g} sigma), '
       'nll = exact NLL of a baseline',
-      'command': f'python benchmarks/kernel_study.py --workdir={root} --steps={steps}',
+      'command': f'python benchmarks/kernel_study.py --workdir={_relative(root)} --steps={steps}',
       'seeds': seeds,
       'seed_sigmas': sorted(seed_sigmas),
       'baselines': public(baselines),

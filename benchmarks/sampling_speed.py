@@ -186,6 +186,20 @@ def _ratios(r):
   return r
 
 
+def _relative(path):
+  """`path` as recorded in a result file: relative to the working directory if absolute."""
+  return os.path.relpath(path) if os.path.isabs(path) else path
+
+
+def _relative_argv(argv):
+  """A command line as recorded: the program and --flag=/path values relative if absolute."""
+  out = []
+  for arg in argv:
+    name, sep, value = arg.partition('=')
+    out.append(name + sep + _relative(value) if sep and name.startswith('--') else _relative(arg))
+  return out
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -194,7 +208,7 @@ def main(argv):
     print(json.dumps(time_tfp(_shape(shape_name), model)))
     return
   results = dict(
-      command='python ' + ' '.join(sys.argv),
+      command='python ' + ' '.join(_relative_argv(sys.argv)),
       settings=dict(
           batch_size=_BATCH.value,
           pixels=_PIXELS.value,
