@@ -1,10 +1,14 @@
 """Synthetic data sets: exact densities against samples, entropies, splits, files, errors."""
 
 import re
+from unittest import mock
 
 import numpy as np
 import pytest
 
+from tfsmooth import errors
+from tfsmooth import experiment
+from tfsmooth.configs import rings as rings_config
 from tfsmooth.data import synthetic
 
 # name: (entropy from DESIGN.md, histogram box per dim, bin width, sub-cells per bin and dim).
@@ -123,7 +127,7 @@ def test_smoothed_checkerboard_integrates_to_one_and_is_finite_far_away():
 
 
 def test_points_without_a_density_have_no_smoothed_density(tmp_path):
-  np.save(tmp_path / 'p.npy', np.zeros((5, 2)))
+  np.save(tmp_path / 'p.npy', _points(d=2))
   with pytest.raises(ValueError, match='no known density'):
     synthetic.get_dataset('file', str(tmp_path / 'p.npy')).gaussian_smoothed(0.3)
 
@@ -158,7 +162,7 @@ def test_splits_sizes_deterministic_and_distinct(name):
   assert not np.array_equal(splits['validation'], splits['test'][:1_000])
 
 
-def _points(n=32, d=3):
+def _points(n=128, d=3):
   return np.random.default_rng(0).normal(size=(n, d))
 
 
@@ -166,7 +170,7 @@ def test_npy_npz_csv_files_load(tmp_path):
   points = _points()
   np.save(tmp_path / 'p.npy', points)
   np.savez(tmp_path / 'one.npz', points)
-  np.savez(tmp_path / 'two.npz', x=points, labels=np.arange(32))
+  np.savez(tmp_path / 'two.npz', x=points, labels=np.arange(128))
   np.savetxt(tmp_path / 'plain.csv', points, delimiter=',')
   np.savetxt(tmp_path / 'header.csv', points, delimiter=',', header='a,b,c', comments='')
   loaded = [
@@ -193,9 +197,72 @@ def test_file_splits_partition_the_rows(tmp_path):
   together = np.concatenate([splits['train'], splits['validation'], splits['test']])
   np.testing.assert_array_equal(np.sort(together, axis=0), np.sort(dataset.points, axis=0))
   np.testing.assert_array_equal(splits['test'], synthetic.load_splits(dataset)['test'])
-  np.save(tmp_path / 'small.npy', _points(n=3))
-  small = synthetic.load_splits(synthetic.get_dataset('file', tmp_path / 'small.npy'))
-  assert {k: len(v) for k, v in small.items()} == {'train': 1, 'validation': 1, 'test': 1}
+  np.save(tmp_path / 'least.npy', _points(n=100))
+  least = synthetic.load_splits(synthetic.get_dataset('file', tmp_path / 'least.npy'))
+  assert {k: len(v) for k, v in least.items()} == {'train': 63, 'validation': 6, 'test': 31}
+
+
+def test_too_few_points_are_refused_with_the_split_counts(tmp_path):
+  np.save(tmp_path / 'seven.npy', _points(n=7))
+  with pytest.raises(errors.UserError) as error:
+    synthetic.get_dataset('file', tmp_path / 'seven.npy')
+  message = str(error.value)
+  assert 'seven.npy has 7 points' in message
+  assert 'train / validation / test would get 4 / 1 / 2 points' in message
+  assert 'at least 100 points (they get 63 / 6 / 31)' in message
+  np.save(tmp_path / 'ninety_nine.npy', _points(n=99))
+  with pytest.raises(errors.UserError, match='has 99 points'):
+    synthetic.get_dataset('file', tmp_path / 'ninety_nine.npy')
+
+
+def _lattice(n=200, d=2):
+  return np.random.default_rng(1).integers(-3, 4, size=(n, d)).astype(np.float64)
+
+
+def test_integer_points_warn_once_and_name_the_dequantize_option(tmp_path):
+  np.save(tmp_path / 'lattice.npy', _lattice())
+  np.save(tmp_path / 'real.npy', _points())
+  with mock.patch.object(synthetic.logging, 'warning') as warning:
+    synthetic.get_dataset('file', tmp_path / 'real.npy')
+    assert not warning.called
+    synthetic.get_dataset('file', tmp_path / 'lattice.npy')
+    synthetic.get_dataset('file', tmp_path / 'lattice.npy')  # a run reads its data twice
+    assert warning.call_count == 1
+    message = warning.call_args.args[0] % warning.call_args.args[1:]
+    assert '\n' not in message  # one paragraph, one log line
+    for text in ('lattice.npy', 'integer', 'unbounded below', '--config.data.dequantize=True'):
+      assert text in message
+    synthetic.get_dataset('file', tmp_path / 'lattice.npy', dequantize=True)
+    assert warning.call_count == 1
+
+
+def test_dequantize_adds_seeded_uniform_noise_to_every_split(tmp_path):
+  lattice = _lattice()
+  np.save(tmp_path / 'lattice.npy', lattice)
+  plain = synthetic.load_splits(synthetic.get_dataset('file', tmp_path / 'lattice.npy'))
+  dataset = synthetic.get_dataset('file', tmp_path / 'lattice.npy', dequantize=True)
+  noisy = synthetic.load_splits(dataset)
+  np.testing.assert_array_equal(dataset.points, lattice)  # the file's values are kept
+  for split, points in noisy.items():
+    assert points.dtype == np.float32 and points.shape == plain[split].shape
+    # Each point lies in the unit cube [k, k + 1) of its lattice point k.
+    np.testing.assert_array_equal(np.floor(points), plain[split])
+    noise = points - plain[split]
+    assert noise.min() >= 0 and noise.max() < 1
+    assert abs(noise.mean() - 0.5) < 4 * np.sqrt(1 / 12 / noise.size)  # U[0, 1): var 1/12
+    assert len(np.unique(noise)) == noise.size
+    np.testing.assert_array_equal(points, synthetic.load_splits(dataset)[split])  # fixed seed
+  assert not np.array_equal(noisy['validation'] % 1, noisy['test'][: len(noisy['validation'])] % 1)
+  draws = dataset.sample(500, seed=0)
+  assert np.all(draws >= np.floor(draws)) and not np.array_equal(draws, np.floor(draws))
+  with pytest.raises(errors.UserError, match='only applies to your own'):
+    synthetic.get_dataset('rings', dequantize=True)
+
+
+def test_dequantize_is_a_frozen_config_key_of_the_point_configs():
+  config = rings_config.get_config()
+  assert config.data.dequantize is False
+  assert not 'data.dequantize'.startswith(experiment.MUTABLE)
 
 
 def test_file_dataset_has_no_density(tmp_path):
@@ -224,7 +291,7 @@ def test_unknown_name_lists_valid_names_and_file_flags():
 
 
 def test_nan_points_report_count_and_first_row(tmp_path):
-  points = _points()
+  points = _points(n=32)
   points[[5, 9, 20], 1] = [np.nan, np.inf, np.nan]
   np.savetxt(tmp_path / 'bad.csv', points, delimiter=',')
   with pytest.raises(ValueError, match=r'3 of 32 rows contain NaN or inf.*first is row 5'):

@@ -28,7 +28,11 @@ def get_config(
     raise ValueError(f'Unknown variant {variant!r}: use :smoothed or :baseline.')
   smoothed = variant == 'smoothed'
   config = ml_collections.ConfigDict()
-  config.data = ml_collections.ConfigDict(dict(name=dataset, path='', key=''))
+  # name 'file' reads your points from `path` (.npy/.npz/.csv, N x D; `key` picks an .npz
+  # array). `dequantize` (file data only) adds U[0, 1) noise to integer-valued points, whose
+  # NLL then bounds the discrete data's (tfsmooth/data/synthetic.py); it shapes the data, so a
+  # resumed run cannot change it.
+  config.data = ml_collections.ConfigDict(dict(name=dataset, path='', key='', dequantize=False))
   config.smoothing = ml_collections.ConfigDict(
       dict(enabled=smoothed, kernel='gaussian', sigma=sigma)
   )

@@ -22,12 +22,24 @@ Circle mixtures have equal weights: log p = logsumexp_k log p_k - log K.
 Splits: `load_splits` draws 10,000 train / 1,000 validation / 5,000 test points from a
 synthetic set with seeds 0 / 1 / 2 (`SPLIT_SEEDS`). A `FileDataset` instead shuffles the
 file's rows once (seed `FILE_SHUFFLE_SEED`) and partitions them 10:1:5, with at least one
-row in validation and in test (so a file needs at least 3 rows, and small files still get
-all three splits).
+row in validation and in test. A file of fewer than `MIN_FILE_POINTS` (100) points is refused
+when it is read, with the counts its splits would get: a test NLL on a handful of points
+measures nothing.
+
+Integer-valued points (every coordinate of every point an integer: a lattice, counts, pixel
+levels) draw a warning: a continuous density fitted to discrete points can pile its mass onto
+them and is unbounded below, so the test NLL can go negative and means nothing. The config key
+`data.dequantize` (default False; `--config.data.dequantize=True`) dequantises them: uniform
+noise u ~ U[0, 1)^D is added to every point of the train, validation and test splits, with
+fixed seeds (`DEQUANTIZE_SEEDS`, one per split): a point k lands in its cube [k, k + 1). The NLL
+of the noisy points then bounds the discrete data's: log P(k) >= E_u log p(k + u) (Jensen, as
+P(k) is the mass of p on the unit cube [k, k + 1)), i.e. the test NLL is an upper bound on
+-log P(k) in nats per point. `FileDataset.points` keeps the file's values.
 """
 
 import os
 
+from absl import logging
 import numpy as np
 from scipy import special
 
@@ -36,6 +48,8 @@ from tfsmooth import errors
 SPLIT_SIZES = {'train': 10_000, 'validation': 1_000, 'test': 5_000}
 SPLIT_SEEDS = {'train': 0, 'validation': 1, 'test': 2}
 FILE_SHUFFLE_SEED = 0
+MIN_FILE_POINTS = 100
+DEQUANTIZE_SEEDS = {'train': 3, 'validation': 4, 'test': 5}
 ENTROPY_SEED = 2021
 FILE_EXTENSIONS = ('.npy', '.npz', '.csv')
 _FILE_FLAGS = '--config.data.name=file --config.data.path=/path/to/points.npy'
@@ -230,18 +244,50 @@ class SmoothedCheckerboard(Checkerboard):
 
 class FileDataset(Dataset):
   """A user's own points: an N x D array from .npy, .npz (one array, or `key`) or .csv
-  (comma-separated, optional header row); an empty key means none. No density is known."""
+  (comma-separated, optional header row); an empty key means none. No density is known.
+
+  `dequantize` adds U[0, 1) noise to the split points (see the module docstring); `points`
+  keeps the file's values either way.
+  """
 
   has_density = False
 
-  def __init__(self, path, key=None):
+  def __init__(self, path, key=None, dequantize=False):
     self.path = os.fspath(path)
     points = _read_array(self.path, key or None)
     self.points = validate_points(points, source=f'points in {self.path}')
+    self.dequantize = bool(dequantize)
     super().__init__('file', self.points.shape[1])
+    n = len(self.points)
+    if n < MIN_FILE_POINTS:
+      counts = ' / '.join(str(size) for size in _split_sizes(n).values())
+      enough = ' / '.join(str(size) for size in _split_sizes(MIN_FILE_POINTS).values())
+      raise errors.UserError(
+          f'{self.path} has {n} points, too few to split: train / validation / test would get '
+          f'{counts} points, and a test NLL on so few measures nothing. Use a file of at least '
+          f'{MIN_FILE_POINTS} points (they get {enough}).'
+      )
+    integer = bool(np.all(self.points == np.round(self.points)))
+    if integer and not self.dequantize:
+      _warn_once(
+          self.path,
+          f'Every coordinate of every point in {self.path} is an integer. A continuous '
+          'density fitted to discrete points is unbounded below (it can pile its mass onto '
+          'the integers), so the test NLL can go negative and then means nothing. Set '
+          '--config.data.dequantize=True to add uniform noise U[0, 1) to every coordinate: '
+          "the NLL is then an upper bound on the discrete data's -log P(k).",
+      )
+    elif self.dequantize and not integer:
+      _warn_once(
+          self.path,
+          f'data.dequantize adds U[0, 1) noise to the points of {self.path}, but they are not '
+          "all integers: the NLL is that of the noisy points, no bound for the file's. Set "
+          '--config.data.dequantize=False for continuous data.',
+      )
 
   def _sample(self, rng, n):
-    return self.points[rng.integers(len(self.points), size=n)]
+    rows = self.points[rng.integers(len(self.points), size=n)]
+    return rows + rng.random(rows.shape) if self.dequantize else rows
 
   def log_prob(self, x):
     raise errors.UserError(
@@ -251,19 +297,43 @@ class FileDataset(Dataset):
     )
 
   def splits(self):
-    """Shuffled rows (seed `FILE_SHUFFLE_SEED`) split 10:1:5, >= 1 row in validation and test."""
-    n = len(self.points)
-    if n < 3:
-      raise errors.UserError(
-          f'{self.path} has {n} points; train/validation/test splits need at least 3.'
-      )
-    num_val, num_test = max(1, round(n / 16)), max(1, round(5 * n / 16))
-    rows = self.points[np.random.default_rng(FILE_SHUFFLE_SEED).permutation(n)]
-    return {
+    """Shuffled rows (seed `FILE_SHUFFLE_SEED`) split 10:1:5, >= 1 row in validation and test;
+    with `dequantize`, plus U[0, 1) noise (seeds `DEQUANTIZE_SEEDS`)."""
+    sizes = _split_sizes(len(self.points))
+    rows = self.points[np.random.default_rng(FILE_SHUFFLE_SEED).permutation(len(self.points))]
+    num_val, num_test = sizes['validation'], sizes['test']
+    splits = {
         'train': rows[num_val + num_test :],
         'validation': rows[:num_val],
         'test': rows[num_val : num_val + num_test],
     }
+    if self.dequantize:
+      splits = {
+          name: _dequantized(points, DEQUANTIZE_SEEDS[name]) for name, points in splits.items()
+      }
+    return splits
+
+
+def _split_sizes(n):
+  """{'train', 'validation', 'test'}: row counts of a file of n points, split 10:1:5."""
+  num_val, num_test = max(1, round(n / 16)), max(1, round(5 * n / 16))
+  return {'train': max(0, n - num_val - num_test), 'validation': num_val, 'test': num_test}
+
+
+def _dequantized(points, seed):
+  """points + U[0, 1) noise, float32, each coordinate kept in [x, x + 1) (rounded toward x)."""
+  noise = np.random.default_rng(seed).random(points.shape)
+  return np.maximum(_round_down_float32(points.astype(np.float64) + noise), points)
+
+
+_WARNED = set()
+
+
+def _warn_once(path, message):
+  """`message` as an absl warning, once per process and path (every run loads the data twice)."""
+  if (path, message) not in _WARNED:
+    _WARNED.add((path, message))
+    logging.warning('%s', ' '.join(message.split()))
 
 
 def _read_array(path, key):
@@ -336,15 +406,16 @@ DATASETS = {
 }
 
 
-def get_dataset(name, path=None, key=None):
-  """The synthetic data set `name`, or `name='file'` with `path` (and `key` for .npz)."""
+def get_dataset(name, path=None, key=None, dequantize=False):
+  """The synthetic data set `name`, or `name='file'` with `path` (and `key` for .npz); only
+  `file` may `dequantize` (the built-in sets are continuous)."""
   if name == 'file':
     if not path:
       raise errors.UserError(
           f'Data set "file" needs the path of your points: {_FILE_FLAGS} '
           '(.npy, .npz or .csv holding an N x D array).'
       )
-    return FileDataset(path, key)
+    return FileDataset(path, key, dequantize)
   if name not in DATASETS:
     raise errors.UserError(
         f'Unknown data set {name!r}; valid names: {", ".join(DATASETS)}, file. '
@@ -352,6 +423,11 @@ def get_dataset(name, path=None, key=None):
     )
   if path:
     raise errors.UserError(f'A path ({path}) is only read with data set "file", not {name!r}.')
+  if dequantize:
+    raise errors.UserError(
+        f'data.dequantize only applies to your own integer-valued points (data set "file"); '
+        f'{name!r} is continuous: set --config.data.dequantize=False.'
+    )
   return DATASETS[name]
 
 
