@@ -201,4 +201,4 @@ def main(argv):
 
 if __name__ == '__main__':
   logging.set_verbosity(logging.INFO)
-  app.run(main)
+  errors.run_main(main, ('workdir', 'saved_model', 'out_dir', 'classifier_dir'))

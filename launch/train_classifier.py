@@ -74,4 +74,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  errors.run_main(main, ('workdir', 'export_dir'))
