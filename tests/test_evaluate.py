@@ -1,11 +1,10 @@
-"""launch/evaluate.py and tfsmooth/evaluation/sample_eval.py on untrained tiny Fashion-MNIST
+"""launch/evaluate.py and tfsmooth/programs/sample_eval.py on untrained tiny Fashion-MNIST
 PixelCNN++ runs, scored with the shipped classifier."""
 
 import json
 import os
 import subprocess
 import sys
-import types
 
 import pytest
 
@@ -13,7 +12,7 @@ from tfsmooth import errors
 from tfsmooth import experiment
 from tfsmooth import export
 from tfsmooth.configs import fashion_mnist
-from tfsmooth.evaluation import sample_eval
+from tfsmooth.programs import sample_eval
 from tfsmooth.train import trainer
 from tests import offline_data
 
@@ -105,7 +104,7 @@ def test_baseline_eval_with_c6_entries_and_reuse_of_stored_samples(baseline, net
   def no_sampling(*args):
     raise AssertionError(f'resampled: {args}')
 
-  source.draw = no_sampling
+  source.model.draw = no_sampling
   lines = []
   sample_eval.evaluate(source, network, out_dir, log=lines.append, **TINY)
   again = _read(out_dir)
@@ -117,21 +116,8 @@ def test_baseline_eval_with_c6_entries_and_reuse_of_stored_samples(baseline, net
 
 
 def test_flag_mistakes_get_one_clear_error(tmp_path):
-  with pytest.raises(errors.UserError, match='exactly one of --workdir'):
-    sample_eval.out_dir_of('', '', '')
-  with pytest.raises(errors.UserError, match='exactly one of --workdir'):
-    sample_eval.out_dir_of('runs/a', str(tmp_path), '')
-  with pytest.raises(errors.UserError, match='needs --out_dir'):
-    sample_eval.out_dir_of('', str(tmp_path), '')
-  assert sample_eval.out_dir_of('runs/a', '', '') == 'runs/a'
-  assert sample_eval.out_dir_of('', str(tmp_path), 'out') == 'out'
   with pytest.raises(errors.UserError, match='not a version directory'):
     sample_eval.open_source(saved_model=str(tmp_path))
-  smoothed = types.SimpleNamespace(smoothed=True, density=None)
-  with pytest.raises(errors.UserError, match='App. C.6'):
-    sample_eval.check(smoothed, 8, 0, 2, [0.1])
-  with pytest.raises(errors.UserError, match='sample per split'):
-    sample_eval.check(smoothed, 4, 0, 10, [])
   with pytest.raises(errors.UserError, match='--inception_path'):
     sample_eval.load_network('inception')
   with pytest.raises(errors.UserError, match='trained on fashion_mnist'):
@@ -142,6 +128,8 @@ def test_flag_mistakes_get_one_clear_error(tmp_path):
 def test_binary_reports_flag_mistakes_as_one_paragraph(tmp_path):
   for flags, start in (
       (['--workdir=a', '--saved_model=b'], 'Error: Pass exactly one'),
+      ([], 'Error: Pass exactly one'),
+      (['--workdir=a', '--single_step_sigmas=0.1,-1'], 'Error: --single_step_sigmas must be'),
       ([f'--saved_model={tmp_path}'], 'Error: --saved_model needs'),
   ):
     done = subprocess.run(
@@ -175,12 +163,14 @@ def test_smoothed_eval_scores_three_samplers_and_both_bounds(tmp_path_factory, n
 @pytest.mark.slow
 @needs_idx
 def test_saved_model_input_scores_its_signatures(baseline, network, tmp_path):
-  version_dir = export.export(experiment.Run.load(baseline), str(tmp_path / 'export'))
+  run = experiment.Run.load(baseline)
+  version_dir = export.export(run.model, str(tmp_path / 'export'), 1, run.export_metadata())
   source = sample_eval.open_source(saved_model=version_dir)
   sample_eval.evaluate(source, network, str(tmp_path / 'eval'), **TINY)
   result = _read(str(tmp_path / 'eval'))
   assert result['source']['saved_model'] == os.path.abspath(version_dir)
   assert set(result['samplers']) == {'samples'} and result['bpd']['bpd'] > 0
   assert set(SCORES) <= set(result['samplers']['samples'])
-  run_bpd = sample_eval.RunSource(baseline).bpd(source.task.split('test')[:2], None)['bpd']
+  run_bpd = sample_eval.bpd(sample_eval.RunSource(baseline), source.task.split('test')[:2], 1)
+  run_bpd = run_bpd['bpd']
   assert result['bpd']['bpd'] == pytest.approx(run_bpd, rel=1e-5)

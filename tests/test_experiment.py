@@ -42,7 +42,7 @@ def test_load_rebuilds_the_trained_model(trained):
   workdir, metrics = trained
   run = experiment.Run.load(workdir)
   assert run.step == metrics['best_step']
-  elbo, iw = run.nll(run.model, 'validation', 2, 'validation')
+  iw = run.likelihood(run.model, 'validation', 2).log_prob
   assert iw == pytest.approx(metrics['validation_nll'], rel=1e-5)
 
 

@@ -114,7 +114,12 @@ def rings_export(tmp_path_factory):
   experiment.Run.create(config, workdir).train()
   run = experiment.Run.load(workdir)
   export_dir = str(tmp_path_factory.mktemp('exports'))
-  return run, export.export(run, export_dir), export_dir
+  return run, _export(run, export_dir), export_dir
+
+
+def _export(run, export_dir, iw_samples=None):
+  metadata = run.export_metadata()
+  return export.export(run.model, export_dir, iw_samples or run.config.eval.iw_samples, metadata)
 
 
 def rings_inputs():
@@ -130,14 +135,14 @@ def rings_inputs():
 def rings_expected(model):
   inputs = rings_inputs()
   x = tf.constant(inputs['log_prob']['x'])
-  samples, x_tilde = tf.function(model.sample_rows)(SEEDS)
-  elbo, iw = tf.function(lambda x, s: model.bounds(x, 8, s))(x, SEEDS)
+  drawn = tf.function(model.draw)(SEEDS)
+  iw, elbo = tf.function(lambda x, s: model.likelihood(x, s, 8)[:2])(x, SEEDS)
   return {
-      'sample.x': samples,
-      'sample.x_tilde': x_tilde,
+      'sample.x': drawn['two_step'],
+      'sample.x_tilde': drawn['smoothed'],
       'log_prob.log_prob': iw,
       'log_prob.elbo': elbo,
-      'denoise.x': tf.function(model.denoise_rows)(x, SEEDS),
+      'denoise.x': tf.function(model.denoise)(x, SEEDS)['two_step'],
       'denoise_single_step.x': tf.function(model.denoise_single_step)(x),
   }
 
@@ -203,7 +208,7 @@ def test_exported_log_prob_matches_the_in_process_bound(rings_export):
   x = synthetic.get_dataset('rings').sample(200, seed=5).astype(np.float32)
   seeds = np.stack([np.full(200, 9), np.arange(200)], 1).astype(np.int32)
   exported = model.signatures['log_prob'](x=tf.constant(x), seed=tf.constant(seeds))
-  elbo, iw = tf.function(lambda x, s: run.model.bounds(x, 8, s))(x, seeds)
+  iw = tf.function(lambda x, s: run.model.likelihood(x, s, 8).log_prob)(x, seeds)
   np.testing.assert_allclose(exported['log_prob'].numpy(), iw.numpy(), rtol=1e-4, atol=1e-4)
   assert np.all(exported['log_prob'].numpy() >= exported['elbo'].numpy() - 1e-5)
   with pytest.raises(tf.errors.InvalidArgumentError, match='input x contains NaN'):
@@ -221,12 +226,12 @@ def test_failed_export_leaves_earlier_versions_and_no_partial_directory(rings_ex
 
   monkeypatch.setattr(tf.saved_model, 'save', save_then_fail)
   with pytest.raises(KeyboardInterrupt):
-    export.export(run, export_dir)
+    _export(run, export_dir)
   monkeypatch.undo()
   assert sorted(os.listdir(export_dir)) == ['1']
   assert sorted(os.listdir(version_dir)) == before
   os.makedirs(os.path.join(export_dir, '.tmp-9-999999999'))  # left by a killed export
-  assert export.export(run, export_dir) == os.path.join(export_dir, '2')
+  assert _export(run, export_dir) == os.path.join(export_dir, '2')
   assert sorted(os.listdir(export_dir)) == ['1', '2']
 
 
@@ -242,7 +247,7 @@ def image_export(tmp_path_factory):
   rng = np.random.default_rng(0)
   for v in run.model.trainable_variables:
     v.assign(v + 0.05 * rng.standard_normal(v.shape).astype(np.float32))
-  return run, export.export(run, str(tmp_path_factory.mktemp('image_exports')), iw_samples=2)
+  return run, export.export(run.model, str(tmp_path_factory.mktemp('image_exports')), 2)
 
 
 def image_inputs():
@@ -261,16 +266,16 @@ def image_inputs():
 def image_expected(model):
   inputs = image_inputs()
   x, seeds = tf.constant(inputs['log_prob']['x']), SEEDS[:2]
-  samples, x_tilde = tf.function(model.sample_rows)(seeds)
-  elbo, iw = tf.function(lambda x, s: model.bounds(x, 2, s))(x, seeds)
+  drawn = tf.function(model.draw)(seeds)
+  iw, elbo = tf.function(lambda x, s: model.likelihood(x, s, 2)[:2])(x, seeds)
   return {
-      'sample.x': samples,
-      'sample.x_tilde': x_tilde,
+      'sample.x': drawn['two_step'],
+      'sample.x_tilde': drawn['smoothed'],
       'log_prob.log_prob': iw,
       'log_prob.elbo': elbo,
-      'denoise.x': tf.function(model.denoise_rows)(x, seeds),
+      'denoise.x': tf.function(model.denoise)(x, seeds)['two_step'],
       'denoise_single_step.x': tf.function(model.denoise_single_step)(x),
-      'inpaint.x': tf.function(lambda x, s: model.inpaint_rows(x, [24, 20], s))(x, seeds),
+      'inpaint.x': tf.function(lambda x, s: model.inpaint(x, [24, 20], s))(x, seeds),
   }
 
 
@@ -309,4 +314,4 @@ def test_inpaint_refuses_more_known_rows_than_the_image_has(image_export):
 def test_export_needs_a_restored_model(tmp_path):
   run = experiment.Run(experiment.settle(rings.get_config()), str(tmp_path))
   with pytest.raises(errors.UserError, match='Run.load'):
-    export.export(run, str(tmp_path / 'exports'))
+    export.export(run.model, str(tmp_path / 'exports'))

@@ -12,7 +12,7 @@ from tfsmooth import experiment
 from tfsmooth import tasks
 from tfsmooth.configs import fashion_mnist
 from tfsmooth.data import images as image_data
-from tfsmooth.evaluation import image_grids
+from tfsmooth.programs import image_grids
 from tfsmooth.evaluation import plots
 from tests import offline_data
 
@@ -60,7 +60,7 @@ def test_exact_bpd_is_minus_log_prob_over_dims():
   model.build_variables()
   x = image_data.load_images('fashion_mnist', 'test[:3]', source='idx')
   expected = -np.mean(model.log_prob(x).numpy()) / (28 * 28 * math.log(2.0))
-  assert run.nll(model, 'test', 1, 'test') == pytest.approx(expected, rel=1e-5)
+  assert run.likelihood(model, 'test', 1).log_prob == pytest.approx(expected, rel=1e-5)
 
 
 def test_save_grid_lays_out_rows(tmp_path):
@@ -80,8 +80,11 @@ def test_save_grid_lays_out_rows(tmp_path):
 def test_sample_modes_are_checked():
   run = experiment.Run(experiment.settle(tiny_config('baseline')), '/nonexistent')
   with pytest.raises(ValueError, match='do not apply'):
-    image_grids.modes_of(run, ['two_step'])
-  assert image_grids.modes_of(run) == list(image_grids.BASELINE_MODES)
+    image_grids.modes_of(run.build_model(), ['two_step'])
+  assert image_grids.modes_of(run.build_model()) == ['samples', 'inpaint']
+  smoothed = experiment.Run(experiment.settle(tiny_config('smoothed')), '/nonexistent')
+  modes = ['smoothed', 'single_step', 'two_step', 'denoise', 'inpaint']
+  assert image_grids.modes_of(smoothed.build_model()) == modes
 
 
 @pytest.fixture(scope='module')
@@ -101,7 +104,7 @@ def test_smoothed_run_writes_metrics_and_grids(smoothed_run):
     assert key in saved
   assert saved['steps'] == 2 and saved['sigma'] == 0.5 and saved['test_images'] == 6
   assert 0 < saved['bpd_iw'] <= saved['bpd_elbo'] + 1e-6
-  for name in tasks.ImageTask.smoothed_grids:
+  for name in ('samples_smoothed.png', 'samples_single_step.png', 'samples_two_step.png'):
     assert os.path.exists(os.path.join(workdir, name))
   assert 'test bpd <=' in tasks.ImageTask.summary_line(saved)
 

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tfsmooth import kernels
+from tfsmooth import seeds
 from tfsmooth import smoothing
 from tfsmooth.models import pixelcnn
 
@@ -54,18 +55,23 @@ def test_complete_with_no_known_rows_is_sampling_and_rejects_bad_rows():
     model.complete(_images(1), SHAPE[0] + 1, seed=[0, 1])
 
 
+def _rows(base, count, stream='inpaint'):
+  return seeds.rows(base, stream, 0, count)
+
+
 def test_inpaint_keeps_known_rows_and_uses_them(smoothed):
   x = _images(4)
-  a = smoothed.inpaint(x, 2, seed=[3, 4]).numpy()
+  rows, other_rows = _rows(3, 3), _rows(3, 3, 'samples')
+  a = smoothed.inpaint(x, [2] * 3, rows).numpy()
   np.testing.assert_array_equal(a[:, :2], x.numpy()[:, :2])
-  np.testing.assert_array_equal(a, smoothed.inpaint(x, 2, seed=[3, 4]).numpy())
-  assert not np.array_equal(a[:, 2:], smoothed.inpaint(x, 2, seed=[3, 5]).numpy()[:, 2:])
+  np.testing.assert_array_equal(a, smoothed.inpaint(x, [2] * 3, rows).numpy())
+  assert not np.array_equal(a[:, 2:], smoothed.inpaint(x, [2] * 3, other_rows).numpy()[:, 2:])
   other = tf.concat([_images(5)[:, :2], x[:, 2:]], axis=1)
-  assert not np.array_equal(a[:, 2:], smoothed.inpaint(other, 2, seed=[3, 4]).numpy()[:, 2:])
+  assert not np.array_equal(a[:, 2:], smoothed.inpaint(other, [2] * 3, rows).numpy()[:, 2:])
 
 
 def test_inpaint_is_the_same_under_tf_function(smoothed):
   x = _images(6, n=2)
-  eager = smoothed.inpaint(x, 1, seed=tf.constant([7, 8])).numpy()
-  graph = tf.function(smoothed.inpaint)(x, 1, tf.constant([7, 8])).numpy()
+  eager = smoothed.inpaint(x, [1, 1], _rows(7, 2)).numpy()
+  graph = tf.function(smoothed.inpaint)(x, tf.constant([1, 1]), _rows(7, 2)).numpy()
   np.testing.assert_allclose(eager, graph, atol=1e-6)

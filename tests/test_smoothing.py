@@ -6,6 +6,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfsmooth import kernels
+from tfsmooth import seeds
 from tfsmooth import smoothing
 from tfsmooth.data import synthetic
 from tfsmooth.evaluation import likelihood
@@ -44,9 +45,9 @@ def test_elbo_below_iw_bound_below_exact_log_likelihood():
   model = _linear_gaussian_model()
   x = tf.constant(np.random.default_rng(0).normal(size=(2000, 2)) * MARGINAL_SCALE, tf.float32)
   exact = np.mean(tfd.Independent(tfd.Normal(tf.zeros(2), MARGINAL_SCALE), 1).log_prob(x))
-  seed = tf.constant([5, 6])
-  elbo, iw_2 = (b.numpy() for b in model.bounds(x, 2, seed))
-  _, iw_2000 = (b.numpy() for b in model.bounds(x, 2000, seed))
+  rows = seeds.rows(5, 'test', 0, len(x))
+  elbo, iw_2 = (b.numpy() for b in model.likelihood(x, rows, 2)[1::-1])
+  iw_2000 = model.likelihood(x, rows, 2000).log_prob.numpy()
   assert np.all(elbo <= iw_2 + 1e-5)  # Jensen, draw by draw
   assert np.mean(elbo) < np.mean(iw_2) - 0.02 < np.mean(iw_2000) - 0.04
   # The IW bound converges to log p(x) from below; the ELBO keeps a gap (q is not the posterior).
@@ -66,7 +67,7 @@ def test_elbo_matches_closed_form():
   )
   entropy = 0.5 * np.log(2 * np.pi * np.e * s2)
   expected = np.sum(e_prior + e_cond + entropy)
-  elbo, _ = model.bounds(x, 200_000, tf.constant([1, 1]))
+  elbo = model.likelihood(x, tf.constant([[1, 1]]), 200_000).elbo
   assert float(elbo[0]) == pytest.approx(expected, abs=0.01)
 
 
@@ -119,13 +120,14 @@ def test_samplers_are_seeded_and_have_the_right_shapes():
       made.MADE(2, (8,), 2, conditional=True),
       kernels.SmoothingKernel('gaussian', 0.3),
   )
-  seed = tf.constant([7, 7])
-  two_step = model.sample(5, seed).numpy()
-  assert two_step.shape == (5, 2)
-  np.testing.assert_array_equal(two_step, model.sample(5, seed).numpy())
+  rows = seeds.rows(7, 'samples', 0, 5)
+  drawn = model.draw(rows)
+  assert set(drawn) == {'smoothed', 'single_step', 'two_step'}
+  assert all(x.shape == (5, 2) for x in drawn.values())
+  np.testing.assert_array_equal(drawn['two_step'], model.draw(rows)['two_step'])
   noisy = tf.constant(np.ones((4, 2), np.float32))
-  assert model.denoise(noisy, seed).shape == (4, 2)
-  assert model.sample_single_step(3, seed).shape == (3, 2)
+  denoised = model.denoise(noisy, rows[:4])
+  assert denoised['two_step'].shape == denoised['single_step'].shape == (4, 2)
 
 
 def test_mismatched_stages_are_rejected():
@@ -148,11 +150,12 @@ def test_decompose_finds_no_excess_in_the_true_pair_and_blames_the_wrong_stage(p
       kernels.SmoothingKernel('gaussian', sigma),
   )
   points = dataset.sample(2000, seed=0)
-  terms = likelihood.decompose(model, dataset, points, num_samples=4, batch_size=500)
+  rows = seeds.rows(0, 'test', 0, len(points))
+  terms = likelihood.decompose(model, dataset, points, rows, num_samples=4, batch_size=500)
   # Exact per sample: the true pair's terms equal the truth's, and they sum to -ELBO.
   assert terms['conditional_nll'] == pytest.approx(terms['true_conditional_nll'], abs=1e-4)
   assert terms['nll_elbo'] == pytest.approx(
-      likelihood.smoothed_nll(model, points, 4, batch_size=500)[0], abs=1e-5
+      likelihood.mean_nll(model, points, rows, 4, batch_size=500).elbo, abs=1e-5
   )
   prior_excess = terms['prior_nll'] - terms['true_prior_nll']
   if prior_scale_error == 1.0:

@@ -164,6 +164,11 @@ def export(model, export_dir, iw_samples=1, metadata=None):
 
   A model built in Python exports as it is: no workdir is needed.
   """
+  if model is None or not model.built:
+    raise errors.UserError(
+        'There is no trained model to export: restore a run with experiment.Run.load (or '
+        'build the model and train it) first.'
+    )
   iw_samples = int(iw_samples)
   if iw_samples < 1:
     raise errors.UserError(f'iw_samples must be >= 1, got {iw_samples}.')

@@ -19,6 +19,7 @@ def default_batch_size(num_samples, max_rows=200_000):
 
 def rows(model, points, seeds, num_samples=1, batch_size=None, strategy=None):
   """The `Likelihood` of each point (numpy [N] fields); seeds int32 [N, 2], one per point."""
+  num_samples = num_samples or 1
   fn = lambda x, s: tuple(model.likelihood(x, s, num_samples)[:2])
   log_prob, elbo = replicated.map_batches(
       fn,
