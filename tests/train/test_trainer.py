@@ -116,17 +116,46 @@ def test_mirrored_step_equals_single_device_step(tmp_path):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+def _saved_weights(prefix):
+  """The model weights a checkpoint file holds, in `model.variables` order (the trainer saves
+  them as weights/<position>/<path>), read from the file alone."""
+  reader = tf.train.load_checkpoint(prefix)
+  names = sorted(n for n, _ in tf.train.list_variables(prefix) if n.startswith('weights/'))
+  return [reader.get_tensor(n) for n in names]
+
+
 def test_best_checkpoint_is_selected_on_validation(tmp_path):
   scores = iter([3.0, 1.0, 2.0])
+  seen = {}
+
+  def eval_fn(model):
+    score = next(scores)
+    seen[score] = [v.numpy() for v in model.variables]
+    return {'validation': score}
+
   result = trainer.train(
       _smoothed,
       _dataset,
-      _config(15, eval_every=5),
+      _config(15, eval_every=5, keep_checkpoints=5),
       str(tmp_path),
-      eval_fn=lambda model: {'validation': next(scores)},
+      eval_fn=eval_fn,
   )
   assert result.best_step == 10 and result.best_metric == 1.0
   assert result.step == 15
+  # The returned model holds the weights of step 10 (those scored 1.0), not the last ones: as
+  # the evaluation saw them, and as the ordinary step-10 and step-15 checkpoints hold them.
+  final = [v.numpy() for v in result.model.variables]
+  at_10 = _saved_weights(str(tmp_path / 'checkpoints' / 'ckpt-10'))
+  at_15 = _saved_weights(str(tmp_path / 'checkpoints' / 'ckpt-15'))
+  assert len(final) == len(at_10) == len(at_15) == len(seen[1.0])
+  for restored, saved, evaluated in zip(final, at_10, seen[1.0]):
+    np.testing.assert_array_equal(restored, saved)
+    np.testing.assert_array_equal(restored, evaluated)
+  for restored, saved in zip(final, _saved_weights(str(tmp_path / 'best' / 'ckpt-10'))):
+    np.testing.assert_array_equal(restored, saved)
+  assert not all(np.array_equal(a, b) for a, b in zip(final, at_15))
+  for last, evaluated in zip(at_15, seen[2.0]):
+    np.testing.assert_array_equal(last, evaluated)
 
 
 def test_nan_loss_stops_with_a_clear_error(tmp_path):
@@ -135,12 +164,21 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
     trainer.train(lambda: made.MADE(2, (8,), 2), data, _config(3), str(tmp_path))
 
 
+def _learning_rate_at(optimizer, step):
+  """The rate the optimizer applies at update number `step` (Keras evaluates its schedule at
+  `optimizer.iterations`)."""
+  optimizer.iterations.assign(step)
+  return float(optimizer.learning_rate)
+
+
 def test_final_lr_fraction_follows_the_run_length():
   for steps in (100, 400):
-    schedule = trainer.make_optimizer(_config(steps, final_lr_fraction=0.05))._learning_rate
-    assert float(schedule(0)) == pytest.approx(3e-3)
-    assert float(schedule(steps // 2)) == pytest.approx(3e-3 * 0.05**0.5, rel=1e-4)
-    assert float(schedule(steps)) == pytest.approx(3e-3 * 0.05, rel=1e-4)
+    optimizer = trainer.make_optimizer(_config(steps, final_lr_fraction=0.05))
+    assert _learning_rate_at(optimizer, 0) == pytest.approx(3e-3)
+    assert _learning_rate_at(optimizer, steps // 2) == pytest.approx(3e-3 * 0.05**0.5, rel=1e-4)
+    assert _learning_rate_at(optimizer, steps) == pytest.approx(3e-3 * 0.05, rel=1e-4)
+  constant = trainer.make_optimizer(_config(100))
+  assert _learning_rate_at(constant, 0) == _learning_rate_at(constant, 100) == pytest.approx(3e-3)
   with pytest.raises(ValueError, match='not both'):
     trainer.make_optimizer(_config(10, final_lr_fraction=0.05, lr_decay=0.99))
 
