@@ -3,7 +3,8 @@
 A task knows its data (splits, training examples), its likelihood unit and its pictures:
 
   * `PointsTask` (synthetic sets and a user's .npy/.npz/.csv points): NLL in nats per point
-    (`nll`, or `nll_elbo` / `nll_iw`), the data's entropy when it has a density, the paper's
+    (`nll`, or `nll_elbo` / `nll_iw`); where the data has a density, the true NLL of the very
+    test points scored (`test_true_nll`, the limit of a test NLL) and the entropy; the paper's
     figure for the built-in sets only; scatter plots of samples (the first two coordinates)
     and, for D <= 2, density plots.
   * `ImageTask` (TFDS / offline Fashion-MNIST): bits per dimension, bpd = nats / (D ln 2)
@@ -108,9 +109,11 @@ class PointsTask:
     return kernels.median_heuristic_sigma(self.split('train'))
 
   def reference(self):
-    """The data's entropy (nats per point) and the paper's figure, where they exist."""
+    """The true NLL of the test points and the data's entropy (nats per point), and the
+    paper's figure, where they exist."""
     out = {}
     if self.dataset.has_density:
+      out['test_true_nll'] = -float(np.mean(self.dataset.log_prob(self.split('test'))))
       out['entropy'], out['entropy_stderr'] = self.dataset.entropy()
     if self.config.data.name in synthetic.DATASETS:
       out['paper_nll'] = paper_figure(self.config, 'paper_nll')
@@ -136,7 +139,8 @@ class PointsTask:
         model, grid, run.row_seeds('test', len(grid)), k, strategy=strategy
     ).log_prob
     if self.dataset.has_density:
-      densities['true p(x)'] = self.dataset.log_prob
+      true_nll = -np.mean(self.dataset.log_prob(data))
+      densities[f'true p(x) (test NLL {true_nll:.3f})'] = self.dataset.log_prob
     dim = data.shape[1]
     if dim > 2:
       panels = {f'{title} (x1, x2)': points[:, :2] for title, points in panels.items()}
@@ -152,7 +156,7 @@ class PointsTask:
 
   @staticmethod
   def summary_line(metrics):
-    """Test NLL next to the data's entropy and the paper's figure."""
+    """Test NLL next to the true NLL of the same points, the entropy and the paper's figure."""
     if 'nll_iw' in metrics:
       nll = (
           f'test NLL <= {metrics["nll_iw"]:.3f} (IW-{metrics["iw_samples"]}), '
@@ -161,8 +165,10 @@ class PointsTask:
     else:
       nll = f'test NLL {metrics["nll"]:.3f} (exact)'
     parts = [f'{metrics["dataset"]}: {nll} nats/point']
+    if 'test_true_nll' in metrics:
+      parts.append(f'true NLL of these points {metrics["test_true_nll"]:.4f}')
     if 'entropy' in metrics:
-      parts.append(f'true entropy {metrics["entropy"]:.3f}')
+      parts.append(f'entropy {metrics["entropy"]:.3f}')
     if metrics.get('paper_nll') is not None:
       parts.append(f'paper {metrics["paper_nll"]:.2f}')
     parts.append(f'{metrics["num_params"]} params, {metrics["train_seconds"]:.0f} s training')
