@@ -56,9 +56,11 @@ def test_stacked_network_sees_all_of_top_and_only_earlier_bottom():
 
 
 def test_conditional_model_scores_only_the_bottom_half():
-  model = pixelcnn.PixelCNN((4, 8, 1), conditional=True, **TINY)
-  x_tilde = tf.random.stateless_normal((2, 4, 8, 1), [0, 2])
-  x = tf.random.stateless_uniform((2, 4, 8, 1), [0, 3], -1.0, 1.0)
+  model = pixelcnn.PixelCNN(
+      (4, 4, 1), conditional=True, likelihood='discretized_logistic', dropout=0.0, **TINY
+  )
+  x_tilde = tf.random.stateless_normal((2, 4, 4, 1), [0, 2])
+  x = tf.random.stateless_uniform((2, 4, 4, 1), [0, 3], -1.0, 1.0)
   with tf.GradientTape() as tape:
     tape.watch([x, x_tilde])
     log_prob = model.log_prob(x, x_tilde)
@@ -67,6 +69,20 @@ def test_conditional_model_scores_only_the_bottom_half():
   assert np.all(np.abs(grad_x.numpy()) > 0) and np.any(np.abs(grad_tilde.numpy()) > 0)
   swapped = model.log_prob(tf.reverse(x, [0]), x_tilde)
   assert not np.allclose(swapped.numpy(), tf.reverse(log_prob, [0]).numpy())
+
+  # The same network as plain (unconditional) PixelCNN densities: over the stacked 8 x 4 image
+  # it scores log p(x~) + log p(x | x~), over the 4 x 4 top half alone log p(x~) (the network is
+  # causal, so the top rows' terms do not see the bottom). log p(x | x~) is their difference; a
+  # conditional score that counted the top half would be off by log p(x~).
+  def plain(shape):
+    return pixelcnn.PixelCNNDistribution(
+        model.network, pixelcnn.DiscretizedLogisticMixture, shape, TINY['nr_logistic_mix']
+    )
+
+  log_stacked = plain((8, 4, 1)).log_prob(tf.concat([x_tilde, x], axis=1)).numpy()
+  log_top = plain((4, 4, 1)).log_prob(x_tilde).numpy()
+  assert np.all(np.abs(log_top) > 1.0)  # far beyond the tolerance below
+  np.testing.assert_allclose(log_prob.numpy(), log_stacked - log_top, rtol=1e-4, atol=1e-3)
 
 
 def test_discretized_head_matches_quantized_logistic_mixture():
@@ -242,7 +258,7 @@ def test_log_prob_shapes_training_switch_and_from_config():
   config = dict(nr_resnet=1, nr_filters=8, nr_logistic_mix=2, dropout=0.5)
   prior = pixelcnn.from_config(config, (4, 4, 1), conditional=False)
   conditional = pixelcnn.from_config(config, (4, 4, 1), conditional=True)
-  assert prior.likelihood == 'logistic' and conditional.likelihood == 'discretized_logistic'
+  assert prior.head == 'logistic' and conditional.head == 'discretized_logistic'
   x = tf.random.stateless_normal((3, 2, 4, 4, 1), [6, 6])
   assert prior.distribution().log_prob(x).shape == (3, 2)
   x = x[0]
