@@ -1,10 +1,12 @@
 """The run object: settled config record, refused resumes, user data, bad input, old workdirs."""
 
+import glob
 import json
 import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfsmooth import errors
 from tfsmooth import experiment
@@ -79,12 +81,79 @@ def test_resume_with_another_model_is_refused_and_keeps_the_record(trained):
   assert open(path).read() == before
 
 
-def test_more_steps_and_other_evaluation_settings_resume(trained, tmp_path):
-  workdir, _ = trained
-  config = tiny_config(steps=6)
-  config.eval.iw_samples = 8
-  run = experiment.Run.create(config, workdir)
-  assert run.config.train.steps == 6
+def _checkpoint(workdir, step):
+  """The prefix of the ordinary training checkpoint of `step`."""
+  return os.path.join(workdir, 'checkpoints', f'ckpt-{step}')
+
+
+def _saved_weights(prefix):
+  """{name: value} of the model weights a checkpoint file holds."""
+  reader = tf.train.load_checkpoint(prefix)
+  return {
+      name: reader.get_tensor(name)
+      for name, _ in tf.train.list_variables(prefix)
+      if name.startswith('weights/')
+  }
+
+
+def _logged_losses(event_file):
+  """{step: train/loss} of one TensorBoard events file."""
+  losses = {}
+  for event in tf.compat.v1.train.summary_iterator(event_file):
+    for value in event.summary.value:
+      if value.tag == 'train/loss':
+        losses[event.step] = float(tf.make_ndarray(value.tensor))
+  return losses
+
+
+def _constant_lr_config(points_file, steps, iw_samples):
+  """A tiny run on user points (3-D: no density plot) at a constant learning rate, so that
+  steps 5-6 of a 6-step run are the same whether or not it stopped at step 4 (the rings
+  default decays the rate to a fraction at `steps`, which a resume with more steps changes)."""
+  config = tiny_config(name='file', path=points_file)
+  config.train.update(steps=steps, final_lr_fraction=None, lr_decay=1.0)
+  config.eval.iw_samples = iw_samples
+  return config
+
+
+def test_more_steps_and_other_evaluation_settings_resume(tmp_path):
+  points = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+  np.save(tmp_path / 'points.npy', points)
+  points_file = str(tmp_path / 'points.npy')
+  workdir, straight = str(tmp_path / 'resumed'), str(tmp_path / 'straight')
+  first_metrics = experiment.Run.create(_constant_lr_config(points_file, 4, 2), workdir).train()
+  assert first_metrics['steps'] == 4 and first_metrics['iw_samples'] == 2
+  first_events = set(glob.glob(os.path.join(workdir, 'summaries', '*')))
+  at_4 = _saved_weights(_checkpoint(workdir, 4))
+
+  run = experiment.Run.create(_constant_lr_config(points_file, 6, 8), workdir)
+  assert run.config.train.steps == 6 and run.config.eval.iw_samples == 8
+  metrics = run.train()
+  # The new settings apply: six steps, test bounds with 8 draws.
+  assert metrics['steps'] == 6 and metrics['iw_samples'] == 8
+  assert tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints')).endswith('ckpt-6')
+  reader = tf.train.load_checkpoint(_checkpoint(workdir, 6))
+  assert reader.get_tensor('optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE') == 6
+  # It started from step 4: this run logged step 6 only (a restart logs 2, 4 and 6), and its
+  # training time adds to the first run's.
+  (events,) = set(glob.glob(os.path.join(workdir, 'summaries', '*'))) - first_events
+  resumed_losses = _logged_losses(events)
+  assert sorted(resumed_losses) == [6]
+  assert metrics['train_seconds'] > first_metrics['train_seconds']
+
+  # And it continued the same trajectory (weights, Adam moments, data position, noise seeds):
+  # its loss and weights at step 6 equal those of a run trained 6 steps straight.
+  experiment.Run.create(_constant_lr_config(points_file, 6, 2), straight).train()
+  (straight_events,) = glob.glob(os.path.join(straight, 'summaries', '*'))
+  straight_losses = _logged_losses(straight_events)
+  assert sorted(straight_losses) == [2, 4, 6]
+  assert resumed_losses[6] == pytest.approx(straight_losses[6], rel=1e-6)
+  at_6 = _saved_weights(_checkpoint(workdir, 6))
+  straight_6 = _saved_weights(_checkpoint(straight, 6))
+  assert at_6.keys() == straight_6.keys() == at_4.keys()
+  for name in at_6:
+    np.testing.assert_allclose(at_6[name], straight_6[name], rtol=1e-6, atol=1e-7)
+  assert not all(np.allclose(at_4[name], at_6[name]) for name in at_6)
 
 
 @pytest.mark.parametrize(
