@@ -63,10 +63,12 @@ def to_uint8(x):
 
 
 def read_idx(path):
-  """A (gzipped) IDX file of unsigned bytes as a numpy uint8 array of its stated shape."""
-  opener = gzip.open if path.endswith('.gz') else open
-  with opener(path, 'rb') as f:
+  """A (gzipped) IDX file of unsigned bytes as a numpy uint8 array of its stated shape
+  (`path` a local path or a URL: read through tf.io.gfile)."""
+  with tf.io.gfile.GFile(path, 'rb') as f:
     data = f.read()
+  if path.endswith('.gz'):
+    data = gzip.decompress(data)
   if data[:3] != b'\x00\x00\x08':
     raise errors.UserError(f'{path} is not an IDX file of unsigned bytes (magic {data[:4].hex()}).')
   ndim = data[3]
@@ -76,8 +78,9 @@ def read_idx(path):
 
 def _idx_length(path):
   """The first dimension of an IDX file, from its header."""
-  with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
-    return int.from_bytes(f.read(8)[4:], 'big')
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    header = gzip.GzipFile(fileobj=f).read(8) if path.endswith('.gz') else f.read(8)
+  return int.from_bytes(header[4:], 'big')
 
 
 def _check_name(name):
@@ -112,7 +115,7 @@ def _unavailable(name, data_dir, cause):
 
 
 def _has_idx(idx_dir):
-  return all(os.path.exists(os.path.join(idx_dir, f)) for f in IDX_FILES.values())
+  return all(tf.io.gfile.exists(os.path.join(idx_dir, f)) for f in IDX_FILES.values())
 
 
 def _idx_images(split, idx_dir):

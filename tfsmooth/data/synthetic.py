@@ -37,11 +37,13 @@ P(k) is the mass of p on the unit cube [k, k + 1)), i.e. the test NLL is an uppe
 -log P(k) in nats per point. `FileDataset.points` keeps the file's values.
 """
 
+import io
 import os
 
 from absl import logging
 import numpy as np
 from scipy import special
+import tensorflow as tf
 
 from tfsmooth import errors
 
@@ -343,7 +345,7 @@ def _read_array(path, key):
         f'Cannot read points from {path}: unsupported extension {ext!r}; '
         f'supported: {", ".join(FILE_EXTENSIONS)}.'
     )
-  if not os.path.isfile(path):
+  if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
     raise FileNotFoundError(f'Data file not found: {path} (set by --config.data.path).')
   if key is not None and ext != '.npz':
     raise errors.UserError(f'An array key ({key!r}) only applies to .npz files, not {path}.')
@@ -361,16 +363,28 @@ def _read_array(path, key):
       return arrays[key]
   header = 1 if _csv_has_header(path) else 0
   try:
-    return np.loadtxt(path, delimiter=',', skiprows=header, ndmin=2, encoding='utf-8-sig')
+    return np.loadtxt(_text(path), delimiter=',', skiprows=header, ndmin=2)
   except ValueError as e:
     raise errors.UserError(f'Cannot read {path} as comma-separated numbers: {e}') from e
 
 
+def _read_bytes(path):
+  """The contents of the file `path` (a local path or a URL: read through tf.io.gfile)."""
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    return f.read()
+
+
+def _text(path):
+  """The file `path` as a text stream, decoded as UTF-8 without a byte-order mark."""
+  return io.TextIOWrapper(io.BytesIO(_read_bytes(path)), encoding='utf-8-sig')
+
+
 def _load_numpy(path):
-  if os.path.getsize(path) == 0:
+  data = _read_bytes(path)
+  if not data:
     raise errors.UserError(f'{path} is empty (0 bytes); save your N x D points with np.save.')
   try:
-    return np.load(path, allow_pickle=False)
+    return np.load(io.BytesIO(data), allow_pickle=False)
   except (ValueError, OSError, EOFError) as e:
     raise errors.UserError(
         f'Cannot read {path} as a NumPy file ({e}); save your N x D points '
@@ -379,7 +393,7 @@ def _load_numpy(path):
 
 
 def _csv_has_header(path):
-  with open(path, encoding='utf-8-sig') as f:
+  with _text(path) as f:
     fields = f.readline().split(',')
   try:
     np.asarray(fields, np.float64)

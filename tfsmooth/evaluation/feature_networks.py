@@ -9,17 +9,18 @@ neighbours, `logits` the Inception score. Its `name` goes into every reported fi
     (and `__call__`) take `images` [None, 28, 28, 1] and return `logits` and `features` (the
     penultimate layer). Figures computed with it are "domain" FID / KID / IS.
   * Inception-v3 (TF-GAN's TF-Hub module `tfgan/eval/inception/1`, the graph TF-GAN computes
-    FID / IS with) from a local directory: called on [B, 299, 299, 3] images in [-1, 1], it
-    returns `logits` and `pool_3` (the 2048 pool features). Images are resized bilinearly to
-    299 x 299 (TF-GAN's preprocessing) and grey images repeated to three channels.
+    FID / IS with) from a directory (a local path or a URL): called on [B, 299, 299, 3] images
+    in [-1, 1], it returns `logits` and `pool_3` (the 2048 pool features). Images are resized
+    bilinearly to 299 x 299 (TF-GAN's preprocessing) and grey images repeated to three
+    channels.
 """
 
-import json
 import os
 
 import tensorflow as tf
 
 from tfsmooth import errors
+from tfsmooth import records
 
 CLASSIFIER_NAME = 'fashion_mnist_classifier'
 CLASSIFIER_DIR = os.path.join(
@@ -78,7 +79,7 @@ def _outputs(loaded, features_key, logits_key):
 
 def _load(path, message):
   """tf.saved_model.load(path), or a UserError with `message` if path holds no SavedModel."""
-  if not path or not os.path.isfile(os.path.join(path, 'saved_model.pb')):
+  if not path or not tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
     raise errors.UserError(message)
   return tf.saved_model.load(path)
 
@@ -94,15 +95,14 @@ def load_classifier(base_dir=CLASSIFIER_DIR, flag='--classifier_dir'):
   )
   info = {}
   info_path = os.path.join(base_dir, CLASSIFIER_INFO)
-  if os.path.exists(info_path):
-    with open(info_path) as f:
-      info = json.load(f)
+  if tf.io.gfile.exists(info_path):
+    info = records.read_json(info_path)
   name = info.get('name', CLASSIFIER_NAME)
   return FeatureNetwork(name, _outputs(loaded, 'features', 'logits'), info)
 
 
 def load_inception(path, flag='--inception_path'):
-  """Inception-v3 from a local TF-Hub / SavedModel directory `path` (named by `flag` in errors).
+  """Inception-v3 from a TF-Hub / SavedModel directory `path` (named by `flag` in errors).
 
   The model is called on images resized to 299 x 299 x 3 (values stay in [-1, 1]) and returns
   `logits` and `pool_3` (TF-GAN's Inception contract).
