@@ -49,6 +49,11 @@ def test_complete_keeps_known_rows_and_depends_on_seed_and_known_rows():
 def test_complete_with_no_known_rows_is_sampling_and_rejects_bad_rows():
   model = pixelcnn.PixelCNN(SHAPE, **TINY)
   model.build_variables()
+  # Nothing known: the same draw as sampling from the same seed, whatever x_known holds.
+  sampled = model.sample(3, seed=[0, 1]).numpy()
+  for x_known in (_images(1), _images(2)):
+    np.testing.assert_array_equal(model.complete(x_known, 0, seed=[0, 1]).numpy(), sampled)
+  # Everything known: x_known itself.
   full = model.complete(_images(1, n=2), SHAPE[0], seed=[0, 1])
   np.testing.assert_array_equal(full.numpy(), _images(1, n=2).numpy())
   with pytest.raises(ValueError, match='num_known_rows'):
