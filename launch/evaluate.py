@@ -104,7 +104,7 @@ _CLASSIFIER_DIR = flags.DEFINE_string(
     'Classifier export directory (default: the shipped Fashion-MNIST classifier).',
 )
 _INCEPTION_PATH = flags.DEFINE_string(
-    'inception_path', '', 'Local Inception-v3 TF-Hub module or SavedModel directory.'
+    'inception_path', '', 'Inception-v3 TF-Hub module or SavedModel directory (unpacked).'
 )
 _SIGMAS = flags.DEFINE_list(
     'single_step_sigmas',
@@ -201,4 +201,13 @@ def main(argv):
 
 if __name__ == '__main__':
   logging.set_verbosity(logging.INFO)
-  errors.run_main(main, ('workdir', 'saved_model', 'out_dir', 'classifier_dir'))
+  errors.run_main(
+      main,
+      {
+          'workdir': errors.READ,
+          'saved_model': errors.READ,
+          'out_dir': errors.WRITE,
+          'classifier_dir': errors.READ,
+          'inception_path': errors.READ,
+      },
+  )

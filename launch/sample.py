@@ -70,4 +70,4 @@ def main(argv):
 
 if __name__ == '__main__':
   logging.set_verbosity(logging.INFO)
-  errors.run_main(main, ('workdir', 'out_dir'))
+  errors.run_main(main, {'workdir': errors.READ, 'out_dir': errors.WRITE})

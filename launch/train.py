@@ -44,4 +44,4 @@ def main(argv):
 
 if __name__ == '__main__':
   logging.set_verbosity(logging.INFO)
-  errors.run_main(main)
+  errors.run_main(main, {'workdir': errors.WRITE})

@@ -74,4 +74,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  errors.run_main(main, ('workdir', 'export_dir'))
+  errors.run_main(main, {'workdir': errors.WRITE, 'export_dir': errors.WRITE})

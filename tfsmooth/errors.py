@@ -17,6 +17,12 @@ the flags checked as well:
     flag that names an existing file (`--workdir=notes.txt`) all end the program with one
     paragraph and exit status 2, before `main` runs, so nothing is written. `--help` and the
     other absl flags behave as in absl.
+  * Then the paths (`tfsmooth/paths.py`; local paths or URLs, read and written through
+    tf.io.gfile): a directory flag or `--config.data.path` on a file system TensorFlow does
+    not have here (`s3://...` without its plugin) or that exists but cannot be read, a
+    `--config.data.path` that does not exist, and a directory the program writes (`WRITE`)
+    that cannot be made or written end the program the same way, every read checked before
+    the writes (which leave nothing behind).
 """
 
 import difflib
@@ -89,11 +95,19 @@ class Preempted(Exception):
   """Training stopped on a termination signal after saving a checkpoint; a rerun resumes."""
 
 
+# How a program uses a directory flag (the values of `run_main`'s `directory_flags` mapping).
+READ = 'read'  # readable where it exists (as every directory flag)
+WRITE = 'write'  # also made if missing, and a small file written and removed in it
+_FILE = 'file'  # --config.data.path: a file that must exist and be readable
+
+
 def run_main(main, directory_flags=('workdir',)):
   """Runs an absl binary: `app.run(reported(main))`, its flags parsed by `parse_flags`.
 
-  `directory_flags` names the flags that hold a directory (read or written): one that names an
-  existing file, or lies under one, is refused before `main` runs.
+  `directory_flags` names the flags that hold a directory: one that names an existing file, or
+  lies under one, or whose file system is not available, or that cannot be read, is refused
+  before `main` runs. Given as a mapping {name: READ or WRITE}, those the program writes
+  (WRITE) are made and checked to be writable too.
   """
 
   def parser(argv):
@@ -132,6 +146,7 @@ def parse_flags(argv, directory_flags=(), flag_values=None):
   message = _config_mistake(argv, flag_values) or _directory_mistake(directory_flags, flag_values)
   if message:
     raise UserError(message)
+  _check_paths(directory_flags, flag_values)
   return remaining
 
 
@@ -334,6 +349,8 @@ def _directory_mistake(directory_flags, flag_values):
   for name in directory_flags:
     if name not in flag_values or not flag_values[name].value:
       continue
+    if '://' in os.fspath(flag_values[name].value):
+      continue  # a URL: `_check_paths` asks its file system
     path = os.path.abspath(os.fspath(flag_values[name].value))
     node = path
     while not os.path.lexists(node) and os.path.dirname(node) != node:
@@ -347,3 +364,31 @@ def _directory_mistake(directory_flags, flag_values):
         f'Give a directory path, or move the file away.'
     )
   return None
+
+
+def _check_paths(directory_flags, flag_values):
+  """Raises the `UserError` of a directory flag, or of a config flag's data.path (read when
+  data.name is 'file'), that `tfsmooth.paths` refuses; every read is checked before the first
+  directory is made."""
+  from tfsmooth import paths  # pylint: disable=g-import-not-at-top  # imports TensorFlow
+
+  modes = dict(directory_flags) if isinstance(directory_flags, dict) else {}
+  given = {n: flag_values[n].value for n in directory_flags if n in flag_values}
+  given = {f'--{n}': (v, modes.get(n)) for n, v in given.items() if v}
+  for name in list(flag_values):
+    flag = flag_values[name]
+    if ml_config_flags.is_config_flag(flag) and flag.name == name and flag.value is not None:
+      data = flag.value.get('data')
+      if (
+          isinstance(data, ml_collections.ConfigDict)
+          and data.get('name') == 'file'
+          and data.get('path')
+      ):
+        given[f'--{name}.data.path'] = (data.path, _FILE)
+  for flag, (path, mode) in given.items():
+    if mode != WRITE and not paths.check_readable(path, flag, directory=mode != _FILE):
+      if mode == _FILE:
+        raise UserError(f'{flag}={path} does not exist: give the path of your points file.')
+  for flag, (path, mode) in given.items():
+    if mode == WRITE:
+      paths.check_writable(path, flag)
