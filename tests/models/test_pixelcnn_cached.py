@@ -27,7 +27,7 @@ def _perturbed_model(shape, likelihood, conditional):
 
 def _samplers(model, conditioning):
   """Traced complete_from_uniform(x_known, num_known_rows, u) of both samplers."""
-  head = pixelcnn.HEADS[model.likelihood]
+  head = pixelcnn.HEADS[model.head]
   return {
       name: tf.function(
           pixelcnn.PixelCNNDistribution(
@@ -52,7 +52,7 @@ def case(request):
 
 
 def _assert_same(model, a, b):
-  if model.likelihood == 'discretized_logistic':
+  if model.head == 'discretized_logistic':
     np.testing.assert_array_equal(a, b)  # identical 8-bit values
   else:
     np.testing.assert_allclose(a, b, rtol=0.0, atol=1e-4)

@@ -23,10 +23,13 @@ def map_batches(fn, inputs, batch_size, strategy=None, jit_compile=False, log=No
   replicas = strategy.num_replicas_in_sync
   per_replica = -(-min(batch_size, len(inputs[0])) // replicas)
   size = per_replica * replicas
-  step = tf.function(
-      lambda values: strategy.gather(strategy.run(lambda v: fn(*v), args=(values,)), axis=0),
-      jit_compile=jit_compile,
-  )
+
+  def gathered(values):
+    out = strategy.run(lambda v: fn(*v), args=(values,))
+    # One gather per tensor: strategy.gather of a nest returns one replica's part only.
+    return tf.nest.map_structure(lambda t: strategy.gather(t, axis=0), out)
+
+  step = tf.function(gathered, jit_compile=jit_compile)
   outputs = []
   total = len(inputs[0])
   for start in range(0, total, size):

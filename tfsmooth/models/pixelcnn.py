@@ -491,7 +491,7 @@ class PixelCNN(base.DensityModel):
           f'Unknown PixelCNN++ likelihood {likelihood!r}; choose one of {", ".join(HEADS)}.'
       )
     _check_sampler(sampler)
-    self.likelihood = likelihood
+    self.head = likelihood  # the pixel head: a name in HEADS
     self.sampler = sampler
     self.nr_logistic_mix = int(nr_logistic_mix)
     self.network = PixelCNNNetwork(
@@ -506,7 +506,7 @@ class PixelCNN(base.DensityModel):
     """`PixelCNNDistribution`; `training` switches dropout (None: from the Keras call context)."""
     return PixelCNNDistribution(
         self.network,
-        HEADS[self.likelihood],
+        HEADS[self.head],
         self.event_shape,
         self.nr_logistic_mix,
         conditioning,
