@@ -3,6 +3,7 @@ depend on the replica count: likelihood rows and every sampler, on 5 rows (odd, 
 not divide across 2 replicas)."""
 
 import keras
+import ml_collections
 import numpy as np
 import tensorflow as tf
 
@@ -13,6 +14,7 @@ from tfsmooth import tasks
 from tfsmooth.evaluation import likelihood
 from tfsmooth.models import made
 from tfsmooth.models import pixelcnn
+from tfsmooth.models import realnvp
 
 ROWS = 5
 IMAGE = (4, 4, 1)
@@ -37,11 +39,16 @@ def pixelcnn_pair():
   )
 
 
+def realnvp_plain():
+  return realnvp.RealNVP(2, num_couplings=2, hidden_sizes=(8,))
+
+
 KINDS = {
     'made': lambda: made.MADE(2, (8,), 2),
     'made_pair': made_pair,
     'pixelcnn': pixelcnn_plain,
     'pixelcnn_pair': pixelcnn_pair,
+    'realnvp': realnvp_plain,
 }
 
 
@@ -80,3 +87,21 @@ def evaluate(model, strategy=None, batch_size=3):
       )
   )
   return out
+
+
+def train_config(**overrides):
+  """A `config.train` for a few steps of the tiny models."""
+  settings = dict(
+      steps=4,
+      batch_size=4,
+      learning_rate=1e-3,
+      seed=0,
+      log_every=2,
+      checkpoint_every=100,
+      keep_checkpoints=1,
+      jit_compile=False,
+      ema_decay=0.0,
+      steps_per_loop=1,
+  )
+  settings.update(overrides)
+  return ml_collections.ConfigDict(settings)
