@@ -23,7 +23,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from tfsmooth import experiment  # noqa: E402
-from tfsmooth.train import trainer  # noqa: E402
+from tfsmooth.train import checkpoints  # noqa: E402
 
 _OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/ema_vs_raw.json', 'JSON path.')
 
@@ -56,7 +56,7 @@ def evaluate(workdir):
       train_seconds=recorded.get('train_seconds'),
   )
   result.update(_figures(run, 'ema'))
-  trainer.restore_best(run.model, workdir, ema=False)
+  checkpoints.restore_best(run.model, workdir, ema=False)
   result.update(_figures(run, 'raw'))
   if result['test_true_nll'] is not None and 'ema_iw' in result:
     result['ema_iw_gap'] = result['ema_iw'] - result['test_true_nll']

@@ -31,6 +31,7 @@ from tfsmooth import smoothing
 from tfsmooth import tasks
 from tfsmooth.evaluation import likelihood
 from tfsmooth.models import registry
+from tfsmooth.train import checkpoints
 from tfsmooth.train import strategy as strategy_lib
 from tfsmooth.train import trainer
 
@@ -205,8 +206,8 @@ class Run:
     (`run.weights` says which)."""
     run = cls(read_record(workdir), workdir)
     run.model = build_model(run.config)
-    run.checkpoint = trainer.restore_best(run.model, run.workdir, ema=ema)
-    run.weights = 'ema' if ema and trainer.has_ema(run.checkpoint) else 'raw'
+    run.checkpoint = checkpoints.restore_best(run.model, run.workdir, ema=ema)
+    run.weights = 'ema' if ema and checkpoints.has_ema(run.checkpoint) else 'raw'
     logging.info('Restored %s (%s weights)', run.checkpoint, run.weights)
     return run
 
@@ -304,7 +305,7 @@ class Run:
     before metrics named their weights describe the weights training ended with: the EMA
     averages when the run kept them.)"""
     metrics = self.read_metrics()
-    recorded = metrics.get('weights') or ('ema' if trainer.has_ema(self.checkpoint) else 'raw')
+    recorded = metrics.get('weights') or ('ema' if checkpoints.has_ema(self.checkpoint) else 'raw')
     return metrics if metrics and recorded == self.weights else None
 
   def export_metadata(self, strategy=None):

@@ -14,6 +14,7 @@ import tensorflow as tf
 from tests.train import tiny
 from tfsmooth import errors
 from tfsmooth.models import pixelcnn
+from tfsmooth.train import checkpoints
 from tfsmooth.train import strategy as strategy_lib
 from tfsmooth.train import trainer
 
@@ -216,7 +217,7 @@ def test_ema_equals_its_closed_form(tmp_path):
         str(tmp_path),
     )
     fresh = tiny.model()
-    trainer.restore_model(fresh, str(tmp_path / 'checkpoints'), ema=False)
+    checkpoints.restore_model(fresh, str(tmp_path / 'checkpoints'), ema=False)
     raw.append(_weights(fresh))
   assert result.ema
   # ema_t = d_t ema_{t-1} + (1 - d_t) w_t with d_t = min(d, (1 + t) / (10 + t)), ema_0 = w_0
@@ -226,14 +227,14 @@ def test_ema_equals_its_closed_form(tmp_path):
     expected = [d * e + (1 - d) * w for e, w in zip(expected, weights)]
   _assert_equal(_weights(result.model), expected)
   fresh = tiny.model()
-  trainer.restore_best(fresh, str(tmp_path))  # EMA by default
+  checkpoints.restore_best(fresh, str(tmp_path))  # EMA by default
   _assert_equal(_weights(fresh), expected)
 
 
 def test_workdir_without_ema_restores_and_resumes(tmp_path):
   trainer.train(tiny.model, tiny.dataset, tiny.config(5, ema_decay=0.0), str(tmp_path))
   raw = tiny.model()
-  trainer.restore_best(raw, str(tmp_path))
+  checkpoints.restore_best(raw, str(tmp_path))
   resumed = trainer.train(tiny.model, tiny.dataset, tiny.config(6, ema_decay=0.5), str(tmp_path))
   assert resumed.step == 6 and resumed.ema
 
@@ -263,7 +264,7 @@ def test_unreadable_only_checkpoint_gives_a_clear_error(tmp_path):
   data = tmp_path / 'checkpoints' / 'ckpt-5.data-00000-of-00001'
   data.write_bytes(data.read_bytes()[:100])
   with pytest.raises(errors.UserError, match='ckpt-5.data-00000-of-00001.*backup'):
-    trainer.restore_best(tiny.model(), str(tmp_path))
+    checkpoints.restore_best(tiny.model(), str(tmp_path))
 
 
 def test_tpu_without_a_tpu_fails_fast_with_the_fix():

@@ -8,6 +8,7 @@ import tensorflow as tf
 from tfsmooth import kernels
 from tfsmooth import smoothing
 from tfsmooth.models import made
+from tfsmooth.train import checkpoints
 from tfsmooth.train import strategy as strategy_lib
 from tfsmooth.train import trainer
 
@@ -66,7 +67,7 @@ def test_resumed_run_continues_where_it_stopped(tmp_path, monkeypatch):
   assert sorted(os.listdir(tmp_path / 'resumed' / 'checkpoints'))[-1].startswith('ckpt-20')
   # Evaluation restores the weights alone, into a freshly built model.
   fresh = _smoothed()
-  trainer.restore_model(fresh, str(tmp_path / 'resumed' / 'checkpoints'))
+  checkpoints.restore_model(fresh, str(tmp_path / 'resumed' / 'checkpoints'))
   for a, b in zip(_weights(resumed.model), _weights(fresh)):
     np.testing.assert_array_equal(a, b)
 
@@ -98,7 +99,7 @@ def test_steps_per_loop_changes_only_the_round_trips(tmp_path):
 
 def test_restore_without_checkpoint_names_the_fix(tmp_path):
   with pytest.raises(FileNotFoundError, match='No checkpoint in .*train first'):
-    trainer.restore_model(_smoothed(), str(tmp_path))
+    checkpoints.restore_model(_smoothed(), str(tmp_path))
 
 
 def test_mirrored_step_equals_single_device_step(tmp_path):

@@ -1,5 +1,5 @@
 """A custom training loop over any `tf.distribute` strategy: per-worker input, EMA, resumable and
-preemption-safe checkpoints.
+preemption-safe checkpoints, TensorBoard summaries.
 
 The model is anything with `build_variables()`, `trainable_variables` and a per-example
 `training_loss(x, seed)` (a `DensityModel`: -log p(x); a `SmoothedModel`: -[log p(x~) + log p(x|x~)]).
@@ -26,15 +26,15 @@ and validates, selects the best checkpoint and returns the model with the EMA we
 
 Faults. SIGTERM or Ctrl-C saves a checkpoint at the step reached and raises `errors.Preempted`
 (`PreemptionCheckpointHandler` under multi-worker training, so all workers agree on the step).
-An unreadable checkpoint is reported by name and set aside in `<dir>/unreadable/`, and training
-resumes from the previous good one; orphan `*_temp` directories of a save cut short are removed.
+Resuming, unreadable checkpoints and orphan saves are `checkpoints.RunCheckpoints`' business.
+
+Summaries (`workdir/summaries`, chief only): `train/loss` and `train/steps_per_sec` at each log,
+and what `eval_fn` returns at each evaluation (`eval/<key>`). Every path may be a URL.
 """
 
 import contextlib
 import dataclasses
-import glob
 import os
-import shutil
 import signal
 import threading
 import time
@@ -45,8 +45,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfsmooth import errors
+from tfsmooth.train import checkpoints
 
 PRECISIONS = ('float32', 'mixed_bfloat16')
+
+# Still imported from here by tests/test_evaluate.py; new code takes it from `checkpoints`.
+model_checkpoint = checkpoints.model_checkpoint
 
 
 @dataclasses.dataclass
@@ -59,144 +63,101 @@ class TrainResult:
   ema: bool = False  # `model` holds the EMA weights
 
 
-def _keyed_variables(model):
-  """'<position>/<Keras path>' -> variable for all of `model.variables` (paths alone repeat
-  across sub-models)."""
-  return {f'{i:03d}/{v.path}': v for i, v in enumerate(model.variables)}
+def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
+  """Trains `model_fn()` on the examples of `examples_fn()` in global batches.
 
+  Args:
+    model_fn: builds the model; called inside `strategy.scope()`.
+    examples_fn: `examples_fn() -> tf.data.Dataset` of single examples, infinite and in a
+      fixed (seeded) order.
+    config: `config.train` ConfigDict: steps, batch_size (global), learning_rate, lr_decay or
+      final_lr_fraction, grad_clip_norm, seed, log_every, eval_every, checkpoint_every,
+      keep_checkpoints, jit_compile, ema_decay (0 or None: no EMA), precision ('float32' or
+      'mixed_bfloat16'), steps_per_loop (steps per call of the compiled loop, default 1;
+      logs, evaluations and checkpoints still fall on their own steps).
+    workdir: checkpoints in `workdir/checkpoints`, the best (lowest `eval_fn` 'validation')
+      in `workdir/best`, TensorBoard summaries in `workdir/summaries`; a path or a URL.
+    strategy: a `tf.distribute.Strategy` (default: the current one).
+    eval_fn: optional `eval_fn(model) -> dict` of floats, run every `eval_every` steps and at
+      the end on the EMA weights (if kept); its 'validation' entry (lower is better) selects
+      the best checkpoint.
 
-def model_checkpoint(model, **extra):
-  """A tf.train.Checkpoint of the model's weights (plus `extra`).
+  Returns:
+    TrainResult with the final model (the best checkpoint restored if `eval_fn` is given),
+    holding the EMA weights if the run keeps them.
 
-  Keras 3 models are not tracked by tf.train.Checkpoint through attributes, so the weights
-  are listed explicitly (all of `model.variables`, so dropout seed states too); evaluation
-  and export restore with the same structure.
+  Raises:
+    errors.Preempted: after saving a checkpoint on SIGTERM or Ctrl-C.
   """
-  return tf.train.Checkpoint(weights=_keyed_variables(model), **extra)
-
-
-def _ema_checkpoint(model):
-  """Restores a training checkpoint's EMA averages into the model's trainable weights (the
-  other weights from the raw ones)."""
-  keyed = _keyed_variables(model)
-  return tf.train.Checkpoint(
-      weights={k: v for k, v in keyed.items() if not v.trainable},
-      ema={k: v for k, v in keyed.items() if v.trainable},
+  strategy = strategy or tf.distribute.get_strategy()
+  ema_decay = _ema_decay(config)
+  schedule = _Schedule.of(config)
+  state = _TrainState.build(model_fn, config, strategy, ema_decay)
+  data = _Input(strategy, examples_fn, int(config.batch_size))
+  chief = strategy.extended.should_checkpoint
+  saved = checkpoints.RunCheckpoints(
+      workdir,
+      state.model,
+      {**state.trackables(), **data.trackables()},
+      chief=chief,
+      task_id=None if chief else strategy.cluster_resolver.task_id,
   )
-
-
-def has_ema(path):
-  """Whether the checkpoint at `path` holds EMA averages."""
-  return any(name.startswith('ema/') for name, _ in tf.train.list_variables(path))
-
-
-def _candidates(directory):
-  """Checkpoint prefixes listed in `directory`'s state file, newest first.
-
-  `get_checkpoint_state` already joins relative entries with `directory`.
-  """
-  state = tf.train.get_checkpoint_state(directory)
-  if state is None:
-    return []
-  paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-  return paths[::-1]
-
-
-def _files(prefix):
-  return sorted(glob.glob(glob.escape(prefix) + '.*'))
-
-
-def _describe(error):
-  if 'Failed to restore dataset iterator' in str(error):
-    return (
-        'its input-pipeline position was written by a different data pipeline (the data '
-        "set definition or tfsmooth's input code changed since)"
-    )
-  return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
-def _restore_newest_readable(directory, restore, set_aside=False):
-  """Calls `restore(prefix)` on the newest checkpoint of `directory` that reads, newest first.
-
-  An unreadable checkpoint is logged with its files; with `set_aside`, its files move to
-  `directory/unreadable/` and the state file lists only the ones left, so that a new save
-  under its number cannot silently replace the evidence. Returns the prefix restored, or None
-  if `directory` has none; raises `errors.UserError` if none reads.
-  """
-  candidates = _candidates(directory)
-  bad = {}  # unreadable prefix: why, newest first
-  for prefix in candidates:
-    try:
-      restore(prefix)
-    except (tf.errors.OpError, IndexError) as e:  # IndexError: a truncated data file
-      bad[prefix] = _describe(e)
-      logging.error(
-          'Checkpoint %s is unreadable (%s); files: %s.',
-          prefix,
-          bad[prefix],
-          ', '.join(_files(prefix)) or 'none',
+  resumed = saved.resume(keep=config.get('keep_checkpoints', 2))
+  step = state.step
+  if resumed:
+    logging.info('Resumed from %s at step %d.', resumed, step)
+  iterator = data.iterator_at(step)
+  train_steps = _train_steps_fn(state, strategy, config, ema_decay)
+  summaries = _Summaries(workdir, chief)
+  preemption = _preemption_handler(strategy, saved, state, schedule.total)
+  progress = _Progress(state.train_seconds, step)
+  with _StopSignals((signal.SIGINT,) if preemption else (signal.SIGTERM, signal.SIGINT)) as stop:
+    while step < schedule.total:
+      num_steps = schedule.steps_to_next_stop(step)
+      loss = float(train_steps(iterator, tf.constant(num_steps)))
+      step += num_steps
+      if not np.isfinite(loss):
+        raise FloatingPointError(
+            f'Training loss became {loss} by step {step}. Lower '
+            '--config.train.learning_rate or set grad_clip_norm; the last '
+            f'good checkpoint is in {saved.directory}.'
+        )
+      if schedule.logs(step) or stop.received:
+        progress.log(step, schedule.total, loss, summaries)
+      if stop.received:
+        saved.save(step)
+        summaries.flush()
+        saved.remove_scratch()
+        raise errors.Preempted(
+            _preempted_message(stop.received, step, schedule.total, saved.directory)
+        )
+      if preemption:
+        preemption.save_checkpoint_if_preempted()
+      if eval_fn and schedule.evaluates(step):
+        _evaluate(eval_fn, state, step, summaries, saved)
+        progress.restart()  # evaluation time is not training time
+      if schedule.checkpoints(step):
+        saved.save(step)
+  summaries.flush()
+  saved.remove_scratch()
+  best_step = None
+  if eval_fn:
+    # The weights only: the optimizer and the data position stay those of the last step.
+    best_step = saved.restore_best_weights()
+    if best_step is not None:
+      logging.info(
+          'Restored the best checkpoint (step %d, validation %.4f).',
+          best_step,
+          state.best_metric.numpy(),
       )
-      continue
-    if bad and set_aside:
-      aside = os.path.join(directory, 'unreadable')
-      os.makedirs(aside, exist_ok=True)
-      for path in (f for p in bad for f in _files(p)):
-        shutil.move(path, os.path.join(aside, os.path.basename(path)))
-      good = [p for p in reversed(candidates) if p not in bad]
-      tf.compat.v1.train.update_checkpoint_state(directory, good[-1], good)
-      logging.warning(
-          'Set aside unreadable checkpoint(s) %s in %s; resuming from %s.',
-          ', '.join(map(os.path.basename, bad)),
-          aside,
-          prefix,
-      )
-    elif bad:
-      logging.warning('Using %s, the newest readable checkpoint in %s.', prefix, directory)
-    return prefix
-  if bad:
-
-    def why(prefix, reason):
-      files = _files(prefix)
-      if not files:
-        return f'{prefix}: listed in the "checkpoint" file but its files are missing'
-      return f'{prefix} ({", ".join(files)}): {reason}'
-
-    details = '; '.join(why(p, r) for p, r in bad.items())
-    raise errors.UserError(
-        f'No checkpoint in {directory} can be read ({details}). Restore them '
-        'from a backup, or move them away to start the run over.'
-    )
-  return None
-
-
-def restore_model(model, directory, ema=True):
-  """Builds `model`'s weights and loads them from the newest readable checkpoint in `directory`.
-
-  With `ema` (default) the checkpoint's EMA averages are loaded when the run kept them,
-  otherwise the raw weights. Returns the checkpoint prefix.
-  """
-  model.build_variables()
-
-  def restore(prefix):
-    use_ema = ema and has_ema(prefix)
-    checkpoint = _ema_checkpoint(model) if use_ema else model_checkpoint(model)
-    checkpoint.restore(prefix).expect_partial().assert_existing_objects_matched()
-
-  path = _restore_newest_readable(directory, restore)
-  if path is None:
-    raise FileNotFoundError(
-        f'No checkpoint in {directory}: train first (launch/train.py '
-        'with this --workdir) or point to the right workdir.'
-    )
-  return path
-
-
-def restore_best(model, workdir, ema=True):
-  """Loads a run's best checkpoint (workdir/best), or its newest one if it kept no best; the
-  EMA weights if the run kept them and `ema`, else the raw ones."""
-  best = os.path.join(workdir, 'best')
-  return restore_model(
-      model, best if _candidates(best) else os.path.join(workdir, 'checkpoints'), ema
+  state.keep_ema()
+  return TrainResult(
+      state.model,
+      step,
+      float(state.train_seconds.numpy()),
+      best_step,
+      float(state.best_metric.numpy()) if eval_fn else None,
+      bool(state.ema),
   )
 
 
@@ -226,11 +187,6 @@ def make_optimizer(config):
   return keras.optimizers.Adam(learning_rate, global_clipnorm=config.get('grad_clip_norm'))
 
 
-def _format_seconds(seconds):
-  seconds = int(max(seconds, 0))
-  return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
-
-
 def input_fn(examples_fn, global_batch, num_replicas, start_step=0):
   """The `dataset_fn(input_context)` of `distribute_datasets_from_function`: this pipeline's
   per-replica batches of the global batches from `start_step` on (see the module docstring)."""
@@ -258,6 +214,318 @@ def input_fn(examples_fn, global_batch, num_replicas, start_step=0):
   return dataset_fn
 
 
+def _ema_decay(config):
+  ema_decay = float(config.get('ema_decay') or 0.0)
+  if not 0 <= ema_decay < 1:
+    raise errors.UserError(f'train.ema_decay must be in [0, 1) (0 = no EMA), got {ema_decay}.')
+  return ema_decay
+
+
+@dataclasses.dataclass(frozen=True)
+class _Schedule:
+  """Steps of the run and the cadences of logs, evaluations and checkpoints (0: never
+  evaluate; the last step always logs, evaluates and checkpoints)."""
+
+  total: int
+  steps_per_loop: int
+  log_every: int
+  eval_every: int
+  checkpoint_every: int
+
+  @classmethod
+  def of(cls, config):
+    steps_per_loop = config.get('steps_per_loop', 1)
+    if not isinstance(steps_per_loop, int) or steps_per_loop < 1:
+      raise errors.UserError(
+          f'train.steps_per_loop must be a positive integer, got '
+          f'{steps_per_loop!r}; 1 returns to Python after every step.'
+      )
+    return cls(
+        total=int(config.steps),
+        steps_per_loop=steps_per_loop,
+        log_every=config.get('log_every', 500),
+        eval_every=config.get('eval_every', 0),
+        checkpoint_every=config.get('checkpoint_every', 5000),
+    )
+
+  def steps_to_next_stop(self, step):
+    """Steps the next call may run: up to steps_per_loop, ending on any log, evaluation,
+    checkpoint or the last step, so that these happen at the same steps whatever the loop."""
+    cadences = (self.log_every, self.eval_every, self.checkpoint_every)
+    return min(
+        [self.steps_per_loop, self.total - step]
+        + [every - step % every for every in cadences if every]
+    )
+
+  def logs(self, step):
+    return step % self.log_every == 0 or step == self.total
+
+  def evaluates(self, step):
+    return bool(self.eval_every and step % self.eval_every == 0 or step == self.total)
+
+  def checkpoints(self, step):
+    return step % self.checkpoint_every == 0 or step == self.total
+
+
+def _set_precision(precision):
+  if precision not in PRECISIONS:
+    raise errors.UserError(
+        f'Unknown train.precision {precision!r}; choose one of {", ".join(PRECISIONS)}.'
+    )
+  previous = keras.config.dtype_policy().name
+  keras.config.set_dtype_policy(precision)
+  return previous
+
+
+@dataclasses.dataclass
+class _TrainState:
+  """What training changes: the model, its optimizer, the EMA averages (one per trainable
+  weight; none without EMA), the training time and the best validation figure."""
+
+  model: object
+  optimizer: keras.optimizers.Optimizer
+  ema: list
+  train_seconds: tf.Variable
+  best_metric: tf.Variable
+
+  @classmethod
+  def build(cls, model_fn, config, strategy, ema_decay):
+    """Builds everything in `strategy.scope()` under the config's precision policy (the
+    process keeps its own)."""
+    previous_policy = _set_precision(config.get('precision', 'float32'))
+    try:
+      with strategy.scope():
+        model = model_fn()
+        model.build_variables()
+        optimizer = make_optimizer(config)
+        optimizer.build(model.trainable_variables)
+        train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name='train_seconds')
+        best_metric = tf.Variable(float('inf'), dtype=tf.float64, trainable=False, name='best')
+        ema = [
+            tf.Variable(
+                tf.identity(v),
+                trainable=False,
+                name='ema',
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
+            for v in (model.trainable_variables if ema_decay else [])
+        ]
+    finally:
+      keras.config.set_dtype_policy(previous_policy)
+    return cls(model, optimizer, ema, train_seconds, best_metric)
+
+  @property
+  def step(self):
+    """Steps done (the optimizer's update count)."""
+    return int(self.optimizer.iterations.numpy())
+
+  def trackables(self):
+    """What a training checkpoint holds besides the weights; the averages as 'ema' {key of
+    the weight: average}."""
+    state = dict(
+        optimizer=self.optimizer, train_seconds=self.train_seconds, best_metric=self.best_metric
+    )
+    if self.ema:
+      key_of = {id(v): k for k, v in checkpoints.keyed_variables(self.model).items()}
+      keys = [key_of[id(v)] for v in self.model.trainable_variables]
+      state['ema'] = dict(zip(keys, self.ema))
+    return state
+
+  @contextlib.contextmanager
+  def ema_swapped(self):
+    """Swaps the EMA averages into the model (exactly: assignments only) for the block."""
+
+    def swap():
+      for average, v in zip(self.ema, self.model.trainable_variables):
+        raw = tf.identity(v)
+        v.assign(average)
+        average.assign(raw)
+
+    swap()
+    try:
+      yield
+    finally:
+      swap()
+
+  def keep_ema(self):
+    """Leaves the EMA averages in the model for good."""
+    for average, v in zip(self.ema, self.model.trainable_variables):
+      v.assign(average)
+
+
+class _Input:
+  """The distributed global batches. On one worker (not TPU) the iterator is checkpointed,
+  position included; under several workers, where each worker's iterator has its own
+  position and a checkpoint holds one, or on TPU, it is rebuilt as `skip(step * B)`."""
+
+  def __init__(self, strategy, examples_fn, global_batch):
+    self._strategy = strategy
+    self._examples_fn = examples_fn
+    self._global_batch = global_batch
+    self._iterator = None
+    if not (
+        strategy.extended._in_multi_worker_mode()  # pylint: disable=protected-access
+        or isinstance(strategy, tf.distribute.TPUStrategy)
+    ):
+      iterator = iter(self._dataset(0))
+      if isinstance(iterator, tf.__internal__.tracking.Trackable):
+        self._iterator = iterator
+
+  def _dataset(self, start_step):
+    return self._strategy.distribute_datasets_from_function(
+        input_fn(
+            self._examples_fn, self._global_batch, self._strategy.num_replicas_in_sync, start_step
+        )
+    )
+
+  def trackables(self):
+    return {} if self._iterator is None else {'data': self._iterator}
+
+  def iterator_at(self, step):
+    """The iterator at `step`: the checkpointed one (restored with the checkpoint), or a
+    new one skipping steps 1..step."""
+    if self._iterator is None:
+      if step:
+        logging.info(
+            'Skipping the %d examples of steps 1-%d to reach the data position.',
+            step * self._global_batch,
+            step,
+        )
+      self._iterator = iter(self._dataset(step))
+    return self._iterator
+
+
+def _train_steps_fn(state, strategy, config, ema_decay):
+  """The compiled loop `train_steps(iterator, num_steps) -> loss`: `num_steps` steps in one
+  call, without a round trip to Python between them; returns the last step's loss.
+
+  A step at t (= optimizer.iterations) on replica r: loss = sum of the per-example losses of
+  its batch / B, with noise seed fold_in(fold_in(seed, t), r); one Adam update of the summed
+  gradients; then ema <- d_t ema + (1 - d_t) w.
+  """
+  model, optimizer, ema = state.model, state.optimizer, state.ema
+  global_batch = int(config.batch_size)
+  base_seed = tf.constant([config.get('seed', 0), 0], tf.int32)
+
+  def replica_step(batch, step):
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    seed = tf.random.experimental.stateless_fold_in(
+        tf.random.experimental.stateless_fold_in(base_seed, step), replica
+    )
+    with tf.GradientTape() as tape:
+      per_example = tf.cast(model(batch, seed=seed, training=True), tf.float32)
+      loss = tf.reduce_sum(per_example) / global_batch
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    t = tf.cast(step + 1, tf.float32)  # this update's number
+    decay = tf.minimum(ema_decay, (1.0 + t) / (10.0 + t))
+    for average, v in zip(ema, model.trainable_variables):
+      average.assign(decay * average + (1.0 - decay) * v)
+    return loss
+
+  replica_step_fn = tf.function(
+      replica_step, jit_compile=_jit_compile(config, strategy.num_replicas_in_sync)
+  )
+
+  @tf.function
+  def train_steps(iterator, num_steps):
+    loss = tf.constant(0.0)
+    for _ in tf.range(num_steps):
+      step = tf.cast(optimizer.iterations, tf.int32)
+      losses = strategy.run(replica_step_fn, args=(next(iterator), step))
+      loss = strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+    return loss
+
+  return train_steps
+
+
+def _jit_compile(config, num_replicas):
+  jit_compile = config.get('jit_compile', False)
+  if jit_compile and num_replicas > 1 and not tf.config.list_logical_devices('GPU'):
+    logging.warning(
+        "XLA cannot place one replica's variables on another CPU device: "
+        'training %d CPU replicas without jit_compile.',
+        num_replicas,
+    )
+    return False
+  return jit_compile
+
+
+class _Summaries:
+  """TensorBoard summaries in `workdir/summaries`, written by the chief only (other workers
+  write to a no-op writer)."""
+
+  def __init__(self, workdir, chief):
+    self._writer = (
+        tf.summary.create_file_writer(os.path.join(workdir, 'summaries'))
+        if chief
+        else tf.summary.create_noop_writer()
+    )
+
+  def training(self, step, loss, steps_per_sec):
+    with self._writer.as_default(step=step):
+      tf.summary.scalar('train/loss', loss)
+      tf.summary.scalar('train/steps_per_sec', steps_per_sec)
+
+  def evaluation(self, step, metrics):
+    with self._writer.as_default(step=step):
+      for key, value in metrics.items():
+        tf.summary.scalar(f'eval/{key}', value)
+
+  def flush(self):
+    self._writer.flush()
+
+
+class _Progress:
+  """Training time and speed: the seconds between logs, less evaluations, add to the
+  checkpointed `train_seconds`."""
+
+  def __init__(self, train_seconds, step):
+    self._train_seconds = train_seconds
+    self._start, self._step = time.perf_counter(), step
+
+  def restart(self):
+    self._start = time.perf_counter()
+
+  def log(self, step, total, loss, summaries):
+    elapsed = time.perf_counter() - self._start
+    self._train_seconds.assign_add(elapsed)
+    steps_per_sec = (step - self._step) / max(elapsed, 1e-9)
+    logging.info(
+        'step %d/%d loss %.4f | %.1f steps/s | ETA %s',
+        step,
+        total,
+        loss,
+        steps_per_sec,
+        _format_seconds((total - step) / max(steps_per_sec, 1e-9)),
+    )
+    summaries.training(step, loss, steps_per_sec)
+    self._start, self._step = time.perf_counter(), step
+
+
+def _format_seconds(seconds):
+  seconds = int(max(seconds, 0))
+  return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
+
+
+def _evaluate(eval_fn, state, step, summaries, saved):
+  """Runs `eval_fn` on the EMA weights (if kept), writes its summaries and saves a best
+  checkpoint when its 'validation' figure is the lowest yet."""
+  logging.info('Evaluating at step %d.', step)
+  with state.ema_swapped():
+    metrics = eval_fn(state.model)
+  summaries.evaluation(step, metrics)
+  logging.info(
+      'step %d eval%s %s',
+      step,
+      ' (EMA weights)' if state.ema else '',
+      ' '.join(f'{k} {v:.4f}' for k, v in metrics.items()),
+  )
+  if metrics['validation'] < state.best_metric.numpy():
+    state.best_metric.assign(metrics['validation'])
+    saved.save_best(step)
+
+
 class _StopSignals:
   """SIGTERM and SIGINT ask the loop to checkpoint and stop after the current step; a second
   Ctrl-C interrupts at once. Signal handlers exist only in the main thread."""
@@ -283,319 +551,23 @@ class _StopSignals:
       signal.signal(s, handler)
 
 
-def _set_precision(precision):
-  if precision not in PRECISIONS:
-    raise errors.UserError(
-        f'Unknown train.precision {precision!r}; choose one of {", ".join(PRECISIONS)}.'
-    )
-  previous = keras.config.dtype_policy().name
-  keras.config.set_dtype_policy(precision)
-  return previous
+def _preemption_handler(strategy, saved, state, total):
+  """Under several workers, a `PreemptionCheckpointHandler`: SIGTERM to any worker saves a
+  checkpoint on all of them at a step they agree on, then raises `errors.Preempted`.
+  None otherwise (`_StopSignals` handles SIGTERM)."""
+  if not strategy.extended._in_multi_worker_mode():  # pylint: disable=protected-access
+    return None
 
+  def preempted():
+    saved.remove_scratch()
+    raise errors.Preempted(_preempted_message('SIGTERM', state.step, total, saved.directory))
 
-def _remove_orphans(directory):
-  """Deletes `ckpt-N_temp` directories that a save killed midway left behind (never listed in
-  the state file, so never restored)."""
-  for path in glob.glob(os.path.join(glob.escape(directory), '*_temp')):
-    logging.info('Removing %s, left by a save that did not finish.', path)
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
-  """Trains `model_fn()` on the examples of `examples_fn()` in global batches.
-
-  Args:
-    model_fn: builds the model; called inside `strategy.scope()`.
-    examples_fn: `examples_fn() -> tf.data.Dataset` of single examples, infinite and in a
-      fixed (seeded) order.
-    config: `config.train` ConfigDict: steps, batch_size (global), learning_rate, lr_decay or
-      final_lr_fraction, grad_clip_norm, seed, log_every, eval_every, checkpoint_every,
-      keep_checkpoints, jit_compile, ema_decay (0 or None: no EMA), precision ('float32' or
-      'mixed_bfloat16'), steps_per_loop (steps per call of the compiled loop, default 1;
-      logs, evaluations and checkpoints still fall on their own steps).
-    workdir: checkpoints in `workdir/checkpoints`, the best (lowest `eval_fn` 'validation')
-      in `workdir/best`, TensorBoard summaries in `workdir/summaries`.
-    strategy: a `tf.distribute.Strategy` (default: the current one).
-    eval_fn: optional `eval_fn(model) -> dict` of floats, run every `eval_every` steps and at
-      the end on the EMA weights (if kept); its 'validation' entry (lower is better) selects
-      the best checkpoint.
-
-  Returns:
-    TrainResult with the final model (the best checkpoint restored if `eval_fn` is given),
-    holding the EMA weights if the run keeps them.
-
-  Raises:
-    errors.Preempted: after saving a checkpoint on SIGTERM or Ctrl-C.
-  """
-  strategy = strategy or tf.distribute.get_strategy()
-  global_batch = int(config.batch_size)
-  num_replicas = strategy.num_replicas_in_sync
-  ema_decay = float(config.get('ema_decay') or 0.0)
-  if not 0 <= ema_decay < 1:
-    raise errors.UserError(f'train.ema_decay must be in [0, 1) (0 = no EMA), got {ema_decay}.')
-  steps_per_loop = config.get('steps_per_loop', 1)
-  if not isinstance(steps_per_loop, int) or steps_per_loop < 1:
-    raise errors.UserError(
-        f'train.steps_per_loop must be a positive integer, got '
-        f'{steps_per_loop!r}; 1 returns to Python after every step.'
-    )
-  chief = strategy.extended.should_checkpoint
-  checkpoint_dir = os.path.join(workdir, 'checkpoints')
-  best_dir = os.path.join(workdir, 'best')
-  # Non-chief workers take part in every save (it is collective) but write to a scratch
-  # directory; all workers restore from the chief's.
-  scratch = (
-      None if chief else os.path.join(workdir, f'scratch_worker{strategy.cluster_resolver.task_id}')
-  )
-  previous_policy = _set_precision(config.get('precision', 'float32'))
-  try:
-    with strategy.scope():
-      model = model_fn()
-      model.build_variables()
-      optimizer = make_optimizer(config)
-      optimizer.build(model.trainable_variables)
-      train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name='train_seconds')
-      best_metric = tf.Variable(float('inf'), dtype=tf.float64, trainable=False, name='best')
-      ema = (
-          [
-              tf.Variable(
-                  tf.identity(v),
-                  trainable=False,
-                  name='ema',
-                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-              )
-              for v in model.trainable_variables
-          ]
-          if ema_decay
-          else []
-      )
-  finally:
-    keras.config.set_dtype_policy(previous_policy)
-  key_of = {id(v): k for k, v in _keyed_variables(model).items()}
-  keys = [key_of[id(v)] for v in model.trainable_variables]
-  state = dict(optimizer=optimizer, train_seconds=train_seconds, best_metric=best_metric)
-  if ema:
-    state['ema'] = dict(zip(keys, ema))
-  dataset = lambda start: strategy.distribute_datasets_from_function(  # noqa: E731
-      input_fn(examples_fn, global_batch, num_replicas, start)
-  )
-  # Each worker's iterator has its own position, and a checkpoint holds one: only a single
-  # worker's (trackable) iterator is checkpointed.
-  if not (
-      strategy.extended._in_multi_worker_mode()  # pylint: disable=protected-access
-      or isinstance(strategy, tf.distribute.TPUStrategy)
-  ):
-    iterator = iter(dataset(0))
-    if isinstance(iterator, tf.__internal__.tracking.Trackable):
-      state['data'] = iterator
-  checkpoint = model_checkpoint(model, **state)
-
-  def restore(prefix):
-    if ema and not has_ema(prefix):
-      logging.warning(
-          '%s holds no EMA weights (saved without EMA): the averages start from its weights.',
-          prefix,
-      )
-      without = {k: v for k, v in state.items() if k != 'ema'}
-      model_checkpoint(model, **without).restore(prefix).assert_existing_objects_matched()
-      for average, v in zip(ema, model.trainable_variables):
-        average.assign(v)
-    else:
-      checkpoint.restore(prefix).assert_existing_objects_matched()
-
-  if chief:
-    for directory in (checkpoint_dir, best_dir):
-      _remove_orphans(directory)
-  resumed = _restore_newest_readable(checkpoint_dir, restore, set_aside=chief)
-  step = int(optimizer.iterations.numpy())
-  if resumed:
-    logging.info('Resumed from %s at step %d.', resumed, step)
-  if 'data' not in state:
-    if step:
-      logging.info(
-          'Skipping the %d examples of steps 1-%d to reach the data position.',
-          step * global_batch,
-          step,
-      )
-    iterator = iter(dataset(step))
-  manager = tf.train.CheckpointManager(
-      checkpoint, scratch or checkpoint_dir, max_to_keep=config.get('keep_checkpoints', 2)
-  )
-  best_manager = tf.train.CheckpointManager(
-      checkpoint, os.path.join(scratch, 'best') if scratch else best_dir, max_to_keep=1
-  )
-  base_seed = tf.constant([config.get('seed', 0), 0], tf.int32)
-
-  def replica_step(batch, step):
-    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-    seed = tf.random.experimental.stateless_fold_in(
-        tf.random.experimental.stateless_fold_in(base_seed, step), replica
-    )
-    with tf.GradientTape() as tape:
-      per_example = tf.cast(model(batch, seed=seed, training=True), tf.float32)
-      loss = tf.reduce_sum(per_example) / global_batch
-    grads = tape.gradient(loss, model.trainable_variables)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
-    t = tf.cast(step + 1, tf.float32)  # this update's number
-    decay = tf.minimum(ema_decay, (1.0 + t) / (10.0 + t))
-    for average, v in zip(ema, model.trainable_variables):
-      average.assign(decay * average + (1.0 - decay) * v)
-    return loss
-
-  jit_compile = config.get('jit_compile', False)
-  if jit_compile and num_replicas > 1 and not tf.config.list_logical_devices('GPU'):
-    logging.warning(
-        "XLA cannot place one replica's variables on another CPU device: "
-        'training %d CPU replicas without jit_compile.',
-        num_replicas,
-    )
-    jit_compile = False
-  replica_step_fn = tf.function(replica_step, jit_compile=jit_compile)
-
-  @tf.function
-  def train_steps(iterator, num_steps):
-    """`num_steps` steps in one call, without a round trip to Python between them; returns
-    the last step's loss."""
-    loss = tf.constant(0.0)
-    for _ in tf.range(num_steps):
-      step = tf.cast(optimizer.iterations, tf.int32)
-      losses = strategy.run(replica_step_fn, args=(next(iterator), step))
-      loss = strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
-    return loss
-
-  @contextlib.contextmanager
-  def ema_weights():
-    """Swaps the EMA averages into the model (exactly: assignments only) for the block."""
-
-    def swap():
-      for average, v in zip(ema, model.trainable_variables):
-        raw = tf.identity(v)
-        v.assign(average)
-        average.assign(raw)
-
-    swap()
-    try:
-      yield
-    finally:
-      swap()
-
-  writer = (
-      tf.summary.create_file_writer(os.path.join(workdir, 'summaries'))
-      if chief
-      else tf.summary.create_noop_writer()
-  )
-  total = int(config.steps)
-  log_every = config.get('log_every', 500)
-  eval_every = config.get('eval_every', 0)
-  checkpoint_every = config.get('checkpoint_every', 5000)
-
-  def steps_to_next_stop(step):
-    """Steps the next call may run: up to steps_per_loop, ending on any log, evaluation,
-    checkpoint or the last step, so that these happen at the same steps whatever the loop."""
-    return min(
-        [steps_per_loop, total - step]
-        + [every - step % every for every in (log_every, eval_every, checkpoint_every) if every]
-    )
-
-  def save(step):
-    manager.save(checkpoint_number=step)
-
-  def evaluate(step):
-    with ema_weights():
-      metrics = eval_fn(model)
-    with writer.as_default(step=step):
-      for key, value in metrics.items():
-        tf.summary.scalar(f'eval/{key}', value)
-    logging.info(
-        'step %d eval%s %s',
-        step,
-        ' (EMA weights)' if ema else '',
-        ' '.join(f'{k} {v:.4f}' for k, v in metrics.items()),
-    )
-    if metrics['validation'] < best_metric.numpy():
-      best_metric.assign(metrics['validation'])
-      best_manager.save(checkpoint_number=step)
-
-  preemption = None
-  if strategy.extended._in_multi_worker_mode():  # pylint: disable=protected-access
-
-    def preempted():
-      if scratch:
-        shutil.rmtree(scratch, ignore_errors=True)
-      raise errors.Preempted(_preempted_message('SIGTERM', step, total, checkpoint_dir))
-
-    preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
-        strategy.cluster_resolver,
-        tf.train.CheckpointManager(checkpoint, checkpoint_dir, 1),
-        termination_config=tf.distribute.experimental.TerminationConfig(
-            exit_fn=preempted, save_fn=lambda: save(step)
-        ),
-    )
-  window_start, window_step = time.perf_counter(), step
-  with _StopSignals((signal.SIGINT,) if preemption else (signal.SIGTERM, signal.SIGINT)) as stop:
-    while step < total:
-      num_steps = steps_to_next_stop(step)
-      loss = float(train_steps(iterator, tf.constant(num_steps)))
-      step += num_steps
-      if not np.isfinite(loss):
-        raise FloatingPointError(
-            f'Training loss became {loss} by step {step}. Lower '
-            '--config.train.learning_rate or set grad_clip_norm; the last '
-            f'good checkpoint is in {checkpoint_dir}.'
-        )
-      if step % log_every == 0 or step == total or stop.received:
-        elapsed = time.perf_counter() - window_start
-        train_seconds.assign_add(elapsed)
-        steps_per_sec = (step - window_step) / max(elapsed, 1e-9)
-        logging.info(
-            'step %d/%d loss %.4f | %.1f steps/s | ETA %s',
-            step,
-            total,
-            loss,
-            steps_per_sec,
-            _format_seconds((total - step) / max(steps_per_sec, 1e-9)),
-        )
-        with writer.as_default(step=step):
-          tf.summary.scalar('train/loss', loss)
-          tf.summary.scalar('train/steps_per_sec', steps_per_sec)
-        window_start, window_step = time.perf_counter(), step
-      if stop.received:
-        save(step)
-        writer.flush()
-        if scratch:
-          shutil.rmtree(scratch, ignore_errors=True)
-        raise errors.Preempted(_preempted_message(stop.received, step, total, checkpoint_dir))
-      if preemption:
-        preemption.save_checkpoint_if_preempted()
-      if eval_fn and (eval_every and step % eval_every == 0 or step == total):
-        logging.info('Evaluating at step %d.', step)
-        evaluate(step)
-        window_start = time.perf_counter()
-      if step % checkpoint_every == 0 or step == total:
-        save(step)
-  writer.flush()
-  if scratch:
-    shutil.rmtree(scratch, ignore_errors=True)
-  best_step = None
-  if eval_fn and _candidates(best_dir):
-    # The weights only: the optimizer and the data position stay those of the last step.
-    best = model_checkpoint(model, ema=state['ema']) if ema else model_checkpoint(model)
-    best.restore(_candidates(best_dir)[0]).expect_partial()
-    best_step = int(os.path.basename(_candidates(best_dir)[0]).split('-')[-1])
-    logging.info(
-        'Restored the best checkpoint (step %d, validation %.4f).', best_step, best_metric.numpy()
-    )
-  if ema:
-    for average, v in zip(ema, model.trainable_variables):
-      v.assign(average)
-  best = best_metric.numpy() if eval_fn else None
-  return TrainResult(
-      model,
-      step,
-      float(train_seconds.numpy()),
-      best_step,
-      None if best is None else float(best),
-      bool(ema),
+  return tf.distribute.experimental.PreemptionCheckpointHandler(
+      strategy.cluster_resolver,
+      tf.train.CheckpointManager(saved.checkpoint, saved.directory, 1),
+      termination_config=tf.distribute.experimental.TerminationConfig(
+          exit_fn=preempted, save_fn=lambda: saved.save(state.step)
+      ),
   )
 
 

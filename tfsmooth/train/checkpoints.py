@@ -1,0 +1,286 @@
+"""Checkpoints of a model and of a training run: keyed weights, EMA averages, readable fallback.
+
+A checkpoint holds a model's weights as `weights/<position>/<Keras path>` (all of
+`model.variables`, dropout seed states too); a training checkpoint adds the optimizer, the
+training time, the best validation figure, the EMA averages as `ema/<key>` for the trainable
+weights (when the run keeps them) and, on one worker, the input position.
+
+A run's checkpoints are `<workdir>/checkpoints` (periodic, resumable) and `<workdir>/best` (the
+lowest validation). Restoring takes the newest checkpoint that reads; an unreadable one is
+named with its files and, when training resumes, set aside in `<dir>/unreadable/` (its number
+is then free, and the evidence stays). Orphan `ckpt-N_temp` directories of a save cut short
+are removed. Every path may be a URL: all file access goes through `tf.io.gfile`.
+"""
+
+import os
+
+from absl import logging
+import tensorflow as tf
+
+from tfsmooth import errors
+
+CHECKPOINTS = 'checkpoints'
+BEST = 'best'
+UNREADABLE = 'unreadable'
+
+
+def keyed_variables(model):
+  """'<position>/<Keras path>' -> variable for all of `model.variables` (paths alone repeat
+  across sub-models)."""
+  return {f'{i:03d}/{v.path}': v for i, v in enumerate(model.variables)}
+
+
+def model_checkpoint(model, **extra):
+  """A tf.train.Checkpoint of the model's weights (plus `extra`).
+
+  Keras 3 models are not tracked by tf.train.Checkpoint through attributes, so the weights
+  are listed explicitly (all of `model.variables`, so dropout seed states too); evaluation
+  and export restore with the same structure.
+  """
+  return tf.train.Checkpoint(weights=keyed_variables(model), **extra)
+
+
+def _ema_checkpoint(model):
+  """Restores a training checkpoint's EMA averages into the model's trainable weights (the
+  other weights from the raw ones)."""
+  keyed = keyed_variables(model)
+  return tf.train.Checkpoint(
+      weights={k: v for k, v in keyed.items() if not v.trainable},
+      ema={k: v for k, v in keyed.items() if v.trainable},
+  )
+
+
+def has_ema(prefix):
+  """Whether the checkpoint `prefix` holds EMA averages."""
+  # Read from the prefix itself: `tf.train.list_variables` first asks whether it is a
+  # directory, which some file systems (ram://) answer yes for any prefix of a file name.
+  reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+  return any(name.startswith('ema/') for name in reader.get_variable_to_shape_map())
+
+
+def candidates(directory):
+  """Checkpoint prefixes listed in `directory`'s state file, newest first.
+
+  `get_checkpoint_state` already joins relative entries with `directory`.
+  """
+  state = tf.train.get_checkpoint_state(directory)
+  if state is None:
+    return []
+  paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+  return paths[::-1]
+
+
+def _names(directory):
+  """Entry names in `directory` (none if it does not exist), without the '/' that object
+  stores append to directories."""
+  if not tf.io.gfile.isdir(directory):
+    return []
+  try:
+    return sorted(name.rstrip('/') for name in tf.io.gfile.listdir(directory))
+  except tf.errors.NotFoundError:
+    return []
+
+
+def _files(prefix):
+  """The files of checkpoint `prefix`: `<prefix>.*` (listed, not globbed: a path may hold
+  glob metacharacters and `tf.io.gfile.glob` cannot escape them)."""
+  directory, base = os.path.split(prefix)
+  return [os.path.join(directory, n) for n in _names(directory) if n.startswith(base + '.')]
+
+
+def _describe(error):
+  if 'Failed to restore dataset iterator' in str(error):
+    return (
+        'its input-pipeline position was written by a different data pipeline (the data '
+        "set definition or tfsmooth's input code changed since)"
+    )
+  return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _set_aside(directory, bad, good):
+  """Moves the files of the `bad` prefixes to `directory/unreadable/` and lists only `good`
+  (oldest first) in the state file."""
+  aside = os.path.join(directory, UNREADABLE)
+  tf.io.gfile.makedirs(aside)
+  for path in (f for p in bad for f in _files(p)):
+    tf.io.gfile.rename(path, os.path.join(aside, os.path.basename(path)), overwrite=True)
+  tf.compat.v1.train.update_checkpoint_state(directory, good[-1], good)
+  return aside
+
+
+def restore_newest_readable(directory, restore, set_aside=False):
+  """Calls `restore(prefix)` on the newest checkpoint of `directory` that reads, newest first.
+
+  An unreadable checkpoint is logged with its files; with `set_aside`, its files move to
+  `directory/unreadable/` and the state file lists only the ones left, so that a new save
+  under its number cannot silently replace the evidence. Returns the prefix restored, or None
+  if `directory` has none; raises `errors.UserError` if none reads.
+  """
+  listed = candidates(directory)
+  bad = {}  # unreadable prefix: why, newest first
+  for prefix in listed:
+    try:
+      restore(prefix)
+    except (tf.errors.OpError, IndexError) as e:  # IndexError: a truncated data file
+      bad[prefix] = _describe(e)
+      logging.error(
+          'Checkpoint %s is unreadable (%s); files: %s.',
+          prefix,
+          bad[prefix],
+          ', '.join(_files(prefix)) or 'none',
+      )
+      continue
+    if bad and set_aside:
+      aside = _set_aside(directory, bad, [p for p in reversed(listed) if p not in bad])
+      logging.warning(
+          'Set aside unreadable checkpoint(s) %s in %s; resuming from %s.',
+          ', '.join(map(os.path.basename, bad)),
+          aside,
+          prefix,
+      )
+    elif bad:
+      logging.warning('Using %s, the newest readable checkpoint in %s.', prefix, directory)
+    return prefix
+  if bad:
+
+    def why(prefix, reason):
+      files = _files(prefix)
+      if not files:
+        return f'{prefix}: listed in the "checkpoint" file but its files are missing'
+      return f'{prefix} ({", ".join(files)}): {reason}'
+
+    details = '; '.join(why(p, r) for p, r in bad.items())
+    raise errors.UserError(
+        f'No checkpoint in {directory} can be read ({details}). Restore them '
+        'from a backup, or move them away to start the run over.'
+    )
+  return None
+
+
+def remove_tree(path):
+  """Deletes the directory `path` and its contents, if it exists (best effort)."""
+  try:
+    if tf.io.gfile.exists(path):
+      tf.io.gfile.rmtree(path)
+  except tf.errors.OpError as e:
+    logging.warning('Could not remove %s: %s', path, e)
+
+
+def remove_orphans(directory):
+  """Deletes `ckpt-N_temp` directories that a save killed midway left behind (never listed in
+  the state file, so never restored)."""
+  for name in _names(directory):
+    path = os.path.join(directory, name)
+    if name.endswith('_temp') and not name.startswith('.') and tf.io.gfile.isdir(path):
+      logging.info('Removing %s, left by a save that did not finish.', path)
+      remove_tree(path)
+
+
+def restore_model(model, directory, ema=True):
+  """Builds `model`'s weights and loads them from the newest readable checkpoint in `directory`.
+
+  With `ema` (default) the checkpoint's EMA averages are loaded when the run kept them,
+  otherwise the raw weights. Returns the checkpoint prefix.
+  """
+  model.build_variables()
+
+  def restore(prefix):
+    use_ema = ema and has_ema(prefix)
+    checkpoint = _ema_checkpoint(model) if use_ema else model_checkpoint(model)
+    checkpoint.restore(prefix).expect_partial().assert_existing_objects_matched()
+
+  path = restore_newest_readable(directory, restore)
+  if path is None:
+    raise FileNotFoundError(
+        f'No checkpoint in {directory}: train first (launch/train.py '
+        'with this --workdir) or point to the right workdir.'
+    )
+  return path
+
+
+def restore_best(model, workdir, ema=True):
+  """Loads a run's best checkpoint (workdir/best), or its newest one if it kept no best; the
+  EMA weights if the run kept them and `ema`, else the raw ones."""
+  best = os.path.join(workdir, BEST)
+  return restore_model(model, best if candidates(best) else os.path.join(workdir, CHECKPOINTS), ema)
+
+
+def step_of(prefix):
+  """The step N of a 'ckpt-N' prefix."""
+  return int(os.path.basename(prefix).split('-')[-1])
+
+
+class RunCheckpoints:
+  """The checkpoints of one training run in `workdir`, on every worker.
+
+  Each holds the model's weights and `state` (a dict of trackables: optimizer, counters,
+  `ema` {key: average} when the run keeps averages, the input iterator). Saves are collective:
+  the chief writes `workdir/checkpoints` and `workdir/best`, other workers a scratch directory
+  of their own (removed by `remove_scratch`); all workers restore from the chief's.
+  """
+
+  def __init__(self, workdir, model, state, chief=True, task_id=0):
+    self.model = model
+    self.state = state
+    self.chief = chief
+    self.directory = os.path.join(workdir, CHECKPOINTS)
+    self.best_directory = os.path.join(workdir, BEST)
+    self.scratch = None if chief else os.path.join(workdir, f'scratch_worker{task_id}')
+    self.checkpoint = model_checkpoint(model, **state)
+    self._managers = None
+
+  def resume(self, keep):
+    """Restores the newest readable checkpoint (the chief first removes orphan saves and sets
+    unreadable ones aside), then starts keeping the newest `keep`. Returns the prefix
+    restored, or None for a new run."""
+    if self.chief:
+      for directory in (self.directory, self.best_directory):
+        remove_orphans(directory)
+    resumed = restore_newest_readable(self.directory, self._restore, set_aside=self.chief)
+    # Managers read the state file when made: after unreadable checkpoints left it.
+    write_to = self.scratch or self.directory
+    self._managers = (
+        tf.train.CheckpointManager(self.checkpoint, write_to, max_to_keep=keep),
+        tf.train.CheckpointManager(
+            self.checkpoint,
+            os.path.join(self.scratch, BEST) if self.scratch else self.best_directory,
+            max_to_keep=1,
+        ),
+    )
+    return resumed
+
+  def _restore(self, prefix):
+    """Restores everything; from a checkpoint saved without EMA, the averages start from
+    its weights."""
+    if 'ema' in self.state and not has_ema(prefix):
+      logging.warning(
+          '%s holds no EMA weights (saved without EMA): the averages start from its weights.',
+          prefix,
+      )
+      without = {k: v for k, v in self.state.items() if k != 'ema'}
+      model_checkpoint(self.model, **without).restore(prefix).assert_existing_objects_matched()
+      for key, v in keyed_variables(self.model).items():
+        if key in self.state['ema']:
+          self.state['ema'][key].assign(v)
+    else:
+      self.checkpoint.restore(prefix).assert_existing_objects_matched()
+
+  def save(self, step):
+    self._managers[0].save(checkpoint_number=step)
+
+  def save_best(self, step):
+    self._managers[1].save(checkpoint_number=step)
+
+  def restore_best_weights(self):
+    """Loads the weights (and EMA averages) of the best checkpoint, leaving the optimizer and
+    the input position as they are; returns its step, or None if there is none."""
+    best = candidates(self.best_directory)
+    if not best:
+      return None
+    weights = {'ema': self.state['ema']} if 'ema' in self.state else {}
+    model_checkpoint(self.model, **weights).restore(best[0]).expect_partial()
+    return step_of(best[0])
+
+  def remove_scratch(self):
+    if self.scratch:
+      remove_tree(self.scratch)
