@@ -239,10 +239,17 @@ class Run:
     return record._replace(log_prob=to_unit(record.log_prob), elbo=to_unit(record.elbo))
 
   def _validation_fn(self, strategy):
+    """The trainer's eval_fn: the validation figure, and for TensorBoard the task's pictures
+    of every sampler from fixed seed rows (grids for images, scatters for points)."""
     samples = self.config.eval.validation_samples
-    return lambda model: {
-        'validation': self.likelihood(model, 'validation', samples, strategy).log_prob
-    }
+
+    def evaluate(model):
+      return {
+          'validation': self.likelihood(model, 'validation', samples, strategy).log_prob,
+          **self.task.summary_images(self, model, strategy),
+      }
+
+    return evaluate
 
   def train(self, strategy=None):
     """Trains (or resumes), then writes metrics.json, then the plots; returns the metrics."""
@@ -256,6 +263,7 @@ class Run:
         self.workdir,
         strategy,
         self._validation_fn(strategy),
+        config_text=config.to_json_best_effort(indent=2),
     )
     self.model = result.model
     self.weights = 'ema' if result.ema else 'raw'

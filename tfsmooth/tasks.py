@@ -14,6 +14,8 @@ A task knows its data (splits, training examples), its likelihood unit and its p
 import math
 import os
 
+from matplotlib import figure as mpl_figure
+from matplotlib.backends import backend_agg
 import numpy as np
 import tensorflow as tf
 
@@ -154,6 +156,31 @@ class PointsTask:
           resolution=400 if dim == 1 else 150,
       )
 
+  def summary_images(self, run, model, strategy=None):
+    """{'images/<sampler>': uint8 [1, H, W, 3]} for TensorBoard: a scatter of 200 draws of
+    every sampler (the first two coordinates; a histogram in 1-D) on the test data's axes, from
+    the first seed rows of samples.png, so that successive evaluations compare."""
+    limits = plots.plot_limits(self.split('test')[:, :2])
+    drawn = draw_rows(model, run.row_seeds('samples', 200), strategy=strategy)
+    images = {}
+    for name, x in drawn.items():
+      fig = mpl_figure.Figure(figsize=(2.4, 2.4), dpi=80)
+      ax = fig.subplots()
+      if x.shape[1] == 1:
+        ax.hist(x[:, 0], bins=50, range=limits, density=True, color='tab:blue')
+      else:
+        ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.6, color='tab:blue')
+        ax.set_ylim(*limits)
+        ax.set_aspect('equal')
+      ax.set_xlim(*limits)
+      ax.set_title(SAMPLER_TITLES[name], fontsize=8)
+      ax.tick_params(labelsize=6)
+      fig.tight_layout()
+      canvas = backend_agg.FigureCanvasAgg(fig)
+      canvas.draw()
+      images[f'images/{name}'] = np.array(canvas.buffer_rgba())[None, ..., :3]
+    return images
+
   @staticmethod
   def summary_line(metrics):
     """Test NLL next to the true NLL of the same points, the entropy and the paper's figure."""
@@ -231,6 +258,13 @@ class ImageTask:
     )
     for name, x in drawn.items():
       plots.save_image_grid(plots.chunks(x, 8), os.path.join(run.workdir, self.grid_file(name)))
+
+  def summary_images(self, run, model, strategy=None):
+    """{'images/<sampler>': uint8 [1, H, W, C]} for TensorBoard: a one-row grid of 8 draws of
+    every sampler, from the first seed rows of the samples_*.png grids (a pair's samplers from
+    the same x~), so that successive evaluations compare."""
+    drawn = draw_rows(model, run.row_seeds('samples', 8), strategy=strategy)
+    return {f'images/{name}': plots.image_grid([x])[None] for name, x in drawn.items()}
 
   @staticmethod
   def grid_file(sampler):

@@ -44,6 +44,14 @@ def _events(directory):
   return out
 
 
+def _image(value):
+  """The uint8 batch [k, H, W, C] of an image summary (its tensor: width, height, k PNGs)."""
+  tensor = tf.make_ndarray(value.tensor)
+  images = np.stack([tf.io.decode_png(png).numpy() for png in tensor[2:]])
+  assert [int(tensor[0]), int(tensor[1])] == [images.shape[2], images.shape[1]]
+  return images
+
+
 def _weights(model):
   return [v.numpy() for v in model.trainable_variables]
 
@@ -53,12 +61,15 @@ def test_ram_workdir_trains_resumes_sets_aside_and_writes_summaries(local_disk_u
   directory = f'{workdir}/checkpoints'
   config = tiny.config(10, checkpoint_every=5, eval_every=5, steps_per_loop=3)
   scores = iter([2.0, 1.0, 3.0, 0.5])
+  grid = np.arange(2 * 6 * 5 * 3, dtype=np.uint8).reshape(2, 6, 5, 3)
 
   def eval_fn(model):
     del model
-    return {'validation': next(scores)}
+    return {'validation': next(scores), 'images/samples': grid}
 
-  first = trainer.train(tiny.model, tiny.dataset, config, workdir, eval_fn=eval_fn)
+  first = trainer.train(
+      tiny.model, tiny.dataset, config, workdir, eval_fn=eval_fn, config_text='{"a": 1}'
+  )
   assert first.step == 10 and first.best_step == 10
   assert checkpoints.candidates(directory) == [f'{directory}/ckpt-10', f'{directory}/ckpt-5']
   assert gfile.exists(f'{workdir}/best/ckpt-10.index')
@@ -96,8 +107,17 @@ def test_ram_workdir_trains_resumes_sets_aside_and_writes_summaries(local_disk_u
   events = _events(f'{workdir}/summaries')
   tags = sorted((tag, step) for tag, step, _ in events)
   assert [(tag, s) for tag, s in tags if tag.startswith('eval/')] == [
+      ('eval/images/samples', 5),
+      ('eval/images/samples', 10),
+      ('eval/images/samples', 10),  # the rerun's
       ('eval/validation', 5),
       ('eval/validation', 10),
-      ('eval/validation', 10),  # the rerun's
+      ('eval/validation', 10),
   ]
   assert ('train/loss', 10) in tags
+  for tag, _, value in events:
+    if tag == 'eval/images/samples':
+      np.testing.assert_array_equal(_image(value), grid)
+  texts = [(step, v) for tag, step, v in events if tag == 'config']
+  assert len(texts) == 1 and texts[0][0] == 0  # the rerun got no config_text
+  assert '{"a": 1}' in tf.make_ndarray(texts[0][1].tensor).item().decode()

@@ -28,8 +28,9 @@ Faults. SIGTERM or Ctrl-C saves a checkpoint at the step reached and raises `err
 (`PreemptionCheckpointHandler` under multi-worker training, so all workers agree on the step).
 Resuming, unreadable checkpoints and orphan saves are `checkpoints.RunCheckpoints`' business.
 
-Summaries (`workdir/summaries`, chief only): `train/loss` and `train/steps_per_sec` at each log,
-and what `eval_fn` returns at each evaluation (`eval/<key>`). Every path may be a URL.
+Summaries (`workdir/summaries`, chief only): the config as text at the start, `train/loss` and
+`train/steps_per_sec` at each log, and what `eval_fn` returns at each evaluation (`eval/<key>`:
+scalars, and image batches under keys starting with `images/`). Every path may be a URL.
 """
 
 import contextlib
@@ -48,6 +49,7 @@ from tfsmooth import errors
 from tfsmooth.train import checkpoints
 
 PRECISIONS = ('float32', 'mixed_bfloat16')
+IMAGES = 'images/'  # an eval_fn key with this prefix holds an image batch [k, H, W, C]
 
 # Still imported from here by tests/test_evaluate.py; new code takes it from `checkpoints`.
 model_checkpoint = checkpoints.model_checkpoint
@@ -63,7 +65,7 @@ class TrainResult:
   ema: bool = False  # `model` holds the EMA weights
 
 
-def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
+def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None, config_text=None):
   """Trains `model_fn()` on the examples of `examples_fn()` in global batches.
 
   Args:
@@ -78,9 +80,13 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
     workdir: checkpoints in `workdir/checkpoints`, the best (lowest `eval_fn` 'validation')
       in `workdir/best`, TensorBoard summaries in `workdir/summaries`; a path or a URL.
     strategy: a `tf.distribute.Strategy` (default: the current one).
-    eval_fn: optional `eval_fn(model) -> dict` of floats, run every `eval_every` steps and at
-      the end on the EMA weights (if kept); its 'validation' entry (lower is better) selects
-      the best checkpoint.
+    eval_fn: optional `eval_fn(model) -> dict`, run every `eval_every` steps and at the end
+      on the EMA weights (if kept). Entries are floats, except those under keys starting with
+      'images/': image batches [k, H, W, C], uint8 or float in [0, 1]. Each goes to
+      TensorBoard as `eval/<key>`; the 'validation' float (lower is better) selects the best
+      checkpoint.
+    config_text: optional text of the run's whole settled config (JSON), written to
+      TensorBoard as `config` when training starts or resumes.
 
   Returns:
     TrainResult with the final model (the best checkpoint restored if `eval_fn` is given),
@@ -109,6 +115,8 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None):
   iterator = data.iterator_at(step)
   train_steps = _train_steps_fn(state, strategy, config, ema_decay)
   summaries = _Summaries(workdir, chief)
+  if config_text:
+    summaries.config(step, config_text)
   preemption = _preemption_handler(strategy, saved, state, schedule.total)
   progress = _Progress(state.train_seconds, step)
   with _StopSignals((signal.SIGINT,) if preemption else (signal.SIGTERM, signal.SIGINT)) as stop:
@@ -462,6 +470,10 @@ class _Summaries:
         else tf.summary.create_noop_writer()
     )
 
+  def config(self, step, text):
+    with self._writer.as_default(step=step):
+      tf.summary.text('config', f'```json\n{text}\n```')  # Markdown: keep the layout
+
   def training(self, step, loss, steps_per_sec):
     with self._writer.as_default(step=step):
       tf.summary.scalar('train/loss', loss)
@@ -470,7 +482,10 @@ class _Summaries:
   def evaluation(self, step, metrics):
     with self._writer.as_default(step=step):
       for key, value in metrics.items():
-        tf.summary.scalar(f'eval/{key}', value)
+        if key.startswith(IMAGES):
+          tf.summary.image(f'eval/{key}', value, max_outputs=len(value))
+        else:
+          tf.summary.scalar(f'eval/{key}', value)
 
   def flush(self):
     self._writer.flush()
@@ -515,14 +530,15 @@ def _evaluate(eval_fn, state, step, summaries, saved):
   with state.ema_swapped():
     metrics = eval_fn(state.model)
   summaries.evaluation(step, metrics)
+  scalars = {k: v for k, v in metrics.items() if not k.startswith(IMAGES)}
   logging.info(
       'step %d eval%s %s',
       step,
       ' (EMA weights)' if state.ema else '',
-      ' '.join(f'{k} {v:.4f}' for k, v in metrics.items()),
+      ' '.join(f'{k} {v:.4f}' for k, v in scalars.items()),
   )
-  if metrics['validation'] < state.best_metric.numpy():
-    state.best_metric.assign(metrics['validation'])
+  if scalars['validation'] < state.best_metric.numpy():
+    state.best_metric.assign(scalars['validation'])
     saved.save_best(step)
 
 
