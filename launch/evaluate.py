@@ -43,7 +43,9 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from tfsmooth import errors  # noqa: E402
+from tfsmooth import experiment  # noqa: E402
 from tfsmooth.programs import sample_eval  # noqa: E402
+from tfsmooth.train import strategy as strategy_lib  # noqa: E402
 from tfsmooth.evaluation import sample_quality  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', '', 'A trained image run (launch/train.py --workdir).')
@@ -119,6 +121,13 @@ _NUM_NEIGHBOURS = flags.DEFINE_integer(
     'Samples per sampler shown with their nearest training images.',
     lower_bound=1,
 )
+_STRATEGY = flags.DEFINE_string(
+    'strategy',
+    '',
+    'tf.distribute strategy of the sampling and the bounds (default, mirrored, multi_worker, '
+    "tpu; '': the run's train.strategy, or default for --saved_model). Every replica draws its "
+    'share of the rows; under several workers only the chief writes files.',
+)
 _SPLITS = flags.DEFINE_integer(
     'splits', sample_quality.SPLITS, 'Splits of the Inception score.', lower_bound=1
 )
@@ -134,6 +143,14 @@ def _sigmas(values):
   if any(not sigma > 0 for sigma in sigmas):
     raise errors.UserError(f'--single_step_sigmas must be positive, got {sigmas}.')
   return sigmas
+
+
+def _strategy():
+  name = _STRATEGY.value
+  if not name and _WORKDIR.value:
+    record = experiment.read_record(_WORKDIR.value)
+    return strategy_lib.get_strategy(record.train.strategy, record.train.get('tpu_address', ''))
+  return strategy_lib.get_strategy(name or 'default')
 
 
 def _out_dir(ema):
@@ -173,7 +190,8 @@ def main(argv):
   ema = _WEIGHTS.value == 'ema'
   out_dir = _out_dir(ema)
   sigmas = _sigmas(_SIGMAS.value)
-  source = sample_eval.open_source(_WORKDIR.value, _SAVED_MODEL.value, ema)
+  strategy = _strategy()
+  source = sample_eval.open_source(_WORKDIR.value, _SAVED_MODEL.value, ema, strategy)
   _check(source, sigmas)
   network = sample_eval.load_network(
       _FEATURE_NETWORK.value,
@@ -194,6 +212,8 @@ def main(argv):
       single_step_sigmas=sigmas,
       num_neighbours=_NUM_NEIGHBOURS.value,
       splits=_SPLITS.value,
+      strategy=strategy,
+      write=strategy.extended.should_checkpoint,
       log=lambda line: print(line, flush=True),
   )
   print(f'wrote {os.path.join(out_dir, sample_eval.EVAL_FILE)}', flush=True)

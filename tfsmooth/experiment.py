@@ -15,8 +15,10 @@ Evaluation draws come from the named per-row seed streams of `seeds` with base e
 run on every replica of the run's strategy. Every path may be a URL (`tf.io.gfile`).
 """
 
+import contextlib
 import json
 import os
+import tempfile
 
 from absl import logging
 import keras
@@ -28,6 +30,7 @@ from tfsmooth import kernels
 from tfsmooth import records
 from tfsmooth import seeds
 from tfsmooth import smoothing
+from tfsmooth import standardized
 from tfsmooth import tasks
 from tfsmooth.evaluation import likelihood
 from tfsmooth.models import registry
@@ -78,6 +81,10 @@ def settle(config, sigma=None):
     raise errors.UserError(f'train.learning_rate must be > 0, got {config.train.learning_rate}.')
   task = tasks.for_config(config)
   config.data.event_shape = list(task.event_shape)
+  if 'standardize' in config.data:  # point data: only a user's file is standardised
+    config.data.standardize = bool(config.data.standardize and config.data.name == 'file')
+    if config.data.standardize and config.data.get('shift') is None:
+      config.data.shift, config.data.scale = task.standardization()
   if config.smoothing.enabled:
     if sigma is not None:
       config.smoothing.sigma = float(sigma)
@@ -103,9 +110,13 @@ def _flat(config):
   return out
 
 
+# Keys added after records were first written, with the value an older record means.
+ADDED_KEYS = {'data.dequantize': False, 'data.standardize': False}
+
+
 def frozen_differences(recorded, config):
   """Keys outside `MUTABLE` whose values differ between two settled configs, as text lines."""
-  old, new = _flat(recorded), _flat(config)
+  old, new = {**ADDED_KEYS, **_flat(recorded)}, {**ADDED_KEYS, **_flat(config)}
   lines = []
   for key in sorted(set(old) | set(new)):
     if key.startswith(MUTABLE) or key == 'format':
@@ -148,17 +159,43 @@ def _has_checkpoint(workdir):
   return tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints')) is not None
 
 
+def _names_a_file(path):
+  """Whether `path` or one of its parents is an existing file."""
+  while path and path != os.path.dirname(path):
+    if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+      return True
+    path = os.path.dirname(path)
+  return False
+
+
+@contextlib.contextmanager
+def _scratch_unless(chief):
+  """None (write into the workdir) on the chief; elsewhere a local scratch directory removed
+  afterwards, so that other workers compute their share without writing the run's files."""
+  if chief:
+    yield None
+    return
+  scratch = tempfile.mkdtemp(prefix='tfsmooth_worker_')
+  try:
+    yield scratch
+  finally:
+    tf.io.gfile.rmtree(scratch)
+
+
 def build_model(config):
-  """The baseline `DensityModel` or the `SmoothedModel` of a settled config."""
+  """The baseline `DensityModel` or the `SmoothedModel` of a settled config (in the data's
+  units: `Standardized` around it where config.data.standardize is set)."""
   event_shape = tuple(config.data.event_shape)
-  prior = registry.build(config.model, event_shape)
-  if not config.smoothing.enabled:
-    return prior
-  kernel = kernels.SmoothingKernel(
-      config.smoothing.kernel, config.smoothing.sigma, event_ndims=len(event_shape)
-  )
-  conditional = registry.build(config.conditional_model, event_shape, conditional=True)
-  return smoothing.SmoothedModel(prior, conditional, kernel)
+  model = registry.build(config.model, event_shape)
+  if config.smoothing.enabled:
+    kernel = kernels.SmoothingKernel(
+        config.smoothing.kernel, config.smoothing.sigma, event_ndims=len(event_shape)
+    )
+    conditional = registry.build(config.conditional_model, event_shape, conditional=True)
+    model = smoothing.SmoothedModel(model, conditional, kernel)
+  if config.data.get('standardize'):
+    model = standardized.Standardized(model, config.data.shift, config.data.scale)
+  return model
 
 
 class Run:
@@ -179,6 +216,11 @@ class Run:
     Raises `errors.UserError` (and writes nothing) when the workdir holds checkpoints of a run
     whose recorded config differs in a key outside `MUTABLE`.
     """
+    if not tf.io.gfile.isdir(workdir) and _names_a_file(workdir):
+      raise errors.UserError(
+          f'The workdir {workdir} names a file (or lies under one); a workdir is a directory: '
+          'choose another path.'
+      )
     config = settle(config)
     if _has_checkpoint(workdir):
       if not tf.io.gfile.exists(os.path.join(workdir, CONFIG_FILE)):
@@ -200,12 +242,13 @@ class Run:
     return cls(config, workdir)
 
   @classmethod
-  def load(cls, workdir, ema=True):
-    """The run of `workdir`, its model built from config.json with the best checkpoint's
-    weights restored: the EMA averages if the run kept them and `ema`, else the raw weights
-    (`run.weights` says which)."""
+  def load(cls, workdir, ema=True, strategy=None):
+    """The run of `workdir`, its model built from config.json (inside `strategy`'s scope, to
+    evaluate on its replicas) with the best checkpoint's weights restored: the EMA averages if
+    the run kept them and `ema`, else the raw weights (`run.weights` says which)."""
     run = cls(read_record(workdir), workdir)
-    run.model = build_model(run.config)
+    with (strategy or tf.distribute.get_strategy()).scope():
+      run.model = build_model(run.config)
     run.checkpoint = checkpoints.restore_best(run.model, run.workdir, ema=ema)
     run.weights = 'ema' if ema and checkpoints.has_ema(run.checkpoint) else 'raw'
     logging.info('Restored %s (%s weights)', run.checkpoint, run.weights)
@@ -282,10 +325,14 @@ class Run:
             f'validation_{self.task.unit}': result.best_metric,
         }
     )
-    self.write_metrics(metrics)
+    # Every worker draws its replicas' share of the plots; only the chief writes files.
+    chief = strategy.extended.should_checkpoint
+    if chief:
+      self.write_metrics(metrics)
     logging.info('Writing plots into %s.', self.workdir)
-    self.task.write_plots(self, self.model, strategy)
-    return self.read_metrics()
+    with _scratch_unless(chief) as scratch:
+      self.task.write_plots(self, self.model, strategy, out_dir=scratch)
+    return self.read_metrics() if chief else records.json_ready(metrics)
 
   def evaluate(self, strategy=None):
     """Test figures of `self.model` (the `weights` it holds) in the task's unit, beside the

@@ -139,6 +139,10 @@ class SmoothedModel(keras.Model):
     iw = tf.reduce_logsumexp(log_w, axis=0) - math.log(num_samples)
     return base.Likelihood(iw, elbo, int(num_samples), False)
 
+  def smoothed_log_prob(self, x_tilde):
+    """log p(x~) of the first stage."""
+    return self.prior.log_prob(x_tilde)
+
   def smooth(self, x, seeds):
     """x~ = x + e, e ~ q, row i from seeds[i] alone."""
     x = self.prior.check_events(x, 'x')

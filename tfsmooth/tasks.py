@@ -84,7 +84,10 @@ class PointsTask:
   def __init__(self, config):
     self.config = config
     self.dataset = synthetic.get_dataset(
-        config.data.name, config.data.get('path') or None, config.data.get('key') or None
+        config.data.name,
+        config.data.get('path') or None,
+        config.data.get('key') or None,
+        dequantize=config.data.get('dequantize', False),
     )
     self._splits = None
 
@@ -107,8 +110,20 @@ class PointsTask:
     return nats
 
   def sigma_heuristic(self):
-    """Median pairwise distance / (2 sqrt(D)) on the training points (paper App. C.1)."""
-    return kernels.median_heuristic_sigma(self.split('train'))
+    """Median pairwise distance / (2 sqrt(D)) on the training points (paper App. C.1), in
+    the units the model sees (standardised ones where config.data.shift is settled)."""
+    train = self.split('train')
+    data = self.config.data
+    if data.get('shift') is not None:
+      train = (train - np.asarray(data.shift)) / np.asarray(data.scale)
+    return kernels.median_heuristic_sigma(train.astype(np.float32))
+
+  def standardization(self):
+    """(shift, scale) per coordinate: the training points' mean and standard deviation
+    (1 where a coordinate is constant)."""
+    train = self.split('train').astype(np.float64)
+    scale = train.std(axis=0)
+    return train.mean(axis=0).tolist(), np.where(scale > 0, scale, 1.0).tolist()
 
   def reference(self):
     """The true NLL of the test points and the data's entropy (nats per point), and the
@@ -121,10 +136,11 @@ class PointsTask:
       out['paper_nll'] = paper_figure(self.config, 'paper_nll')
     return out
 
-  def write_plots(self, run, model, strategy=None):
+  def write_plots(self, run, model, strategy=None, out_dir=None):
     """samples.png (data, and every sampler of the model; a pair's smoothed data x~ too) and,
     for D <= 2, density.png (the model's log-density or its IW bound, p(x~) of a pair, the
-    truth where known)."""
+    truth where known), into `out_dir` (default: the workdir)."""
+    out_dir = out_dir or run.workdir
     data = self.split('test')
     n = min(run.config.eval.num_plot_samples, len(data))
     limits = plots.plot_limits(data[:, :2])
@@ -132,7 +148,7 @@ class PointsTask:
     densities = {}
     if model.denoisers:
       panels['smoothed data x~'] = model.smooth(data[:n], run.row_seeds('smooth_data', n)).numpy()
-      densities['p(x~)'] = tf.function(model.prior.log_prob)
+      densities['p(x~)'] = tf.function(model.smoothed_log_prob)
     drawn = draw_rows(model, run.row_seeds('samples', n), strategy=strategy)
     panels.update({SAMPLER_TITLES[name]: x for name, x in drawn.items()})
     k = run.config.eval.density_iw_samples
@@ -146,11 +162,11 @@ class PointsTask:
     dim = data.shape[1]
     if dim > 2:
       panels = {f'{title} (x1, x2)': points[:, :2] for title, points in panels.items()}
-    plots.sample_panels(panels, os.path.join(run.workdir, self.plots[0]), limits)
+    plots.sample_panels(panels, os.path.join(out_dir, self.plots[0]), limits)
     if dim <= 2:
       plots.density_panels(
           densities,
-          os.path.join(run.workdir, self.plots[1]),
+          os.path.join(out_dir, self.plots[1]),
           limits,
           dim=dim,
           resolution=400 if dim == 1 else 150,
@@ -247,9 +263,10 @@ class ImageTask:
     """The paper's sigma (App. C.1) on this data set's training images."""
     return image_data.resolve_sigma('heuristic', self.config.data.name, **self.source)
 
-  def write_plots(self, run, model, strategy=None):
+  def write_plots(self, run, model, strategy=None, out_dir=None):
     """samples_<sampler>.png: a grid of every sampler of the model, all from the same seed
-    rows (a pair's samplers from the same x~)."""
+    rows (a pair's samplers from the same x~), into `out_dir` (default: the workdir)."""
+    out_dir = out_dir or run.workdir
     drawn = draw_rows(
         model,
         run.row_seeds('samples', run.config.eval.num_samples),
@@ -257,7 +274,7 @@ class ImageTask:
         strategy=strategy,
     )
     for name, x in drawn.items():
-      plots.save_image_grid(plots.chunks(x, 8), os.path.join(run.workdir, self.grid_file(name)))
+      plots.save_image_grid(plots.chunks(x, 8), os.path.join(out_dir, self.grid_file(name)))
 
   def summary_images(self, run, model, strategy=None):
     """{'images/<sampler>': uint8 [1, H, W, C]} for TensorBoard: a one-row grid of 8 draws of

@@ -31,8 +31,13 @@ def get_config(
   # name 'file' reads your points from `path` (.npy/.npz/.csv, N x D; `key` picks an .npz
   # array). `dequantize` (file data only) adds U[0, 1) noise to integer-valued points, whose
   # NLL then bounds the discrete data's (tfsmooth/data/synthetic.py); it shapes the data, so a
-  # resumed run cannot change it.
-  config.data = ml_collections.ConfigDict(dict(name=dataset, path='', key='', dequantize=False))
+  # resumed run cannot change it. `standardize` (file data only) fits the model to the points
+  # standardised per coordinate, where sigma and the initialisation assume unit scale, and
+  # reports NLL, samples and denoised points in the file's units (tfsmooth/standardized.py);
+  # the built-in sets keep their units, in which the paper's sigma is given.
+  config.data = ml_collections.ConfigDict(
+      dict(name=dataset, path='', key='', dequantize=False, standardize=True)
+  )
   config.smoothing = ml_collections.ConfigDict(
       dict(enabled=smoothed, kernel='gaussian', sigma=sigma)
   )

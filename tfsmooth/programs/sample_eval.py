@@ -68,8 +68,8 @@ class RunSource:
 
   differentiable = True
 
-  def __init__(self, workdir, ema=True):
-    self.run = experiment.Run.load(workdir, ema=ema)
+  def __init__(self, workdir, ema=True, strategy=None):
+    self.run = experiment.Run.load(workdir, ema=ema, strategy=strategy)
     self.model = self.run.model
     self.config = self.run.config
     self.task = _image_task(self.config, workdir)
@@ -144,10 +144,10 @@ class SavedModelSource:
     self.recorded = metadata.get('metrics', {})
 
 
-def open_source(workdir=None, saved_model=None, ema=True):
-  """The `RunSource` of `workdir` (EMA or raw weights) or else the `SavedModelSource` of
-  `saved_model`."""
-  return RunSource(workdir, ema) if workdir else SavedModelSource(saved_model)
+def open_source(workdir=None, saved_model=None, ema=True, strategy=None):
+  """The `RunSource` of `workdir` (EMA or raw weights, the model in `strategy`'s scope) or
+  else the `SavedModelSource` of `saved_model`."""
+  return RunSource(workdir, ema, strategy) if workdir else SavedModelSource(saved_model)
 
 
 def load_network(name, classifier_dir='', inception_path='', dataset=None):
