@@ -124,7 +124,7 @@ def test_flag_mistakes_get_one_clear_error(tmp_path):
     sample_eval.load_network('classifier', dataset='cifar10')
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # four fresh processes that import TensorFlow
 def test_binary_reports_flag_mistakes_as_one_paragraph(tmp_path):
   for flags, start in (
       (['--workdir=a', '--saved_model=b'], 'Error: Pass exactly one'),
@@ -139,6 +139,7 @@ def test_binary_reports_flag_mistakes_as_one_paragraph(tmp_path):
     assert 'Traceback' not in done.stderr
 
 
+# Slow: sampling the 28 x 28 pair (x~, then x | x~) takes about 60 s of CPU.
 @pytest.mark.slow
 @needs_idx
 def test_smoothed_eval_scores_three_samplers_and_both_bounds(tmp_path_factory, network, tmp_path):
@@ -160,8 +161,7 @@ def test_smoothed_eval_scores_three_samplers_and_both_bounds(tmp_path_factory, n
     )
 
 
-@pytest.mark.slow
-@needs_idx
+@needs_idx  # not slow: the baseline fixture is shared; export and eval take about 25 s of CPU
 def test_saved_model_input_scores_its_signatures(baseline, network, tmp_path):
   run = experiment.Run.load(baseline)
   version_dir = export.export(run.model, str(tmp_path / 'export'), 1, run.export_metadata())

@@ -93,6 +93,8 @@ def smoothed_run(tmp_path_factory):
   return workdir, experiment.Run.create(tiny_config('smoothed'), workdir).train()
 
 
+# Slow: the smoothed pair's run and its 28 x 28 denoise / inpaint grids take about 150 s of CPU
+# together (the fixture alone about half), minutes on 2 shared cores.
 @pytest.mark.slow
 @needs_idx
 def test_smoothed_run_writes_metrics_and_grids(smoothed_run):
@@ -109,8 +111,7 @@ def test_smoothed_run_writes_metrics_and_grids(smoothed_run):
   assert 'test bpd <=' in tasks.ImageTask.summary_line(saved)
 
 
-@pytest.mark.slow
-@needs_idx
+@needs_idx  # not slow: two steps of a tiny PixelCNN++ (about 50 s of CPU)
 def test_baseline_run_writes_exact_bpd(tmp_path):
   metrics = experiment.Run.create(tiny_config('baseline'), tmp_path).train()
   assert metrics['bpd'] > 0 and metrics['steps'] == 2 and 'bpd_iw' not in metrics
