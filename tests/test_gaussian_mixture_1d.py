@@ -76,3 +76,11 @@ def test_posterior_samples_follow_the_posterior(truth):
 def test_gap_fraction():
   points = np.array([-0.2, -0.05, 0.0, 0.099, 0.1, 0.3])
   assert gaussian_mixture_1d.gap_fraction(points) == pytest.approx(0.5)
+
+
+def test_gap_probability_is_the_mass_of_the_data_density_in_the_gap():
+  grid = np.linspace(-0.1, 0.1, 20001)
+  density = np.mean(stats.norm.pdf(grid[:, None], MEANS, SCALE), axis=1)
+  numeric = np.trapezoid(density, grid)
+  assert gaussian_mixture_1d.gap_probability(MEANS, SCALE) == pytest.approx(numeric, rel=1e-8)
+  assert gaussian_mixture_1d.gap_probability([0.0], 1.0, gap=1.0) == pytest.approx(0.682689492)

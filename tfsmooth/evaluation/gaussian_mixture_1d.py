@@ -87,3 +87,10 @@ class GaussianMixturePosterior:
 def gap_fraction(x, gap=GAP):
   """Fraction of points with |x| < gap."""
   return float(np.mean(np.abs(np.asarray(x).reshape(-1)) < gap))
+
+
+def gap_probability(means, scale, gap=GAP):
+  """P(|x| < gap) for x from the equal mixture of N(mu_k, scale^2) over `means`:
+  the mean over k of Phi((gap - mu_k) / scale) - Phi((-gap - mu_k) / scale)."""
+  means = np.asarray(means, np.float64)
+  return float(np.mean(special.ndtr((gap - means) / scale) - special.ndtr((-gap - means) / scale)))
