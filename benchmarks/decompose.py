@@ -12,7 +12,6 @@ Writes <workdir>/decomposition.json and prints one line per term.
   python benchmarks/decompose.py --workdir=runs/rings
 """
 
-import json
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -20,6 +19,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+import common  # noqa: E402
 from tfsmooth import errors  # noqa: E402
 from tfsmooth import experiment  # noqa: E402
 from tfsmooth import seeds  # noqa: E402
@@ -45,8 +45,7 @@ def main(argv):
       num_samples=_NUM_SAMPLES.value,
       test_points=len(test),
   )
-  with open(os.path.join(_WORKDIR.value, 'decomposition.json'), 'w') as f:
-    json.dump(terms, f, indent=2)
+  common.write_json(os.path.join(_WORKDIR.value, 'decomposition.json'), terms)
   for label, model_key, true_key in (
       ('p(x~)', 'prior_nll', 'true_prior_nll'),
       ('p(x | x~)', 'conditional_nll', 'true_conditional_nll'),

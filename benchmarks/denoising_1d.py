@@ -22,7 +22,6 @@ sigma<sigma>_denoised.png (paper figures 8-11 b) and posterior_x0.png (figures 1
   python benchmarks/denoising_1d.py --workdir=runs/denoising_1d
 """
 
-import json
 import os
 import time
 
@@ -31,7 +30,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
-import keras  # noqa: E402
 import matplotlib  # noqa: E402
 
 matplotlib.use('Agg')
@@ -40,15 +38,17 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import common  # noqa: E402
 from tfsmooth import errors  # noqa: E402
-from tfsmooth import experiment  # noqa: E402
 from tfsmooth import tasks  # noqa: E402
 from tfsmooth.configs import two_gaussians_1d  # noqa: E402
 from tfsmooth.data import synthetic  # noqa: E402
 from tfsmooth.evaluation import plots  # noqa: E402
+from tfsmooth.evaluation import quadrature  # noqa: E402
 from tfsmooth.evaluation.gaussian_mixture_1d import GAP  # noqa: E402
 from tfsmooth.evaluation.gaussian_mixture_1d import GaussianMixturePosterior  # noqa: E402
 from tfsmooth.evaluation.gaussian_mixture_1d import gap_fraction  # noqa: E402
+from tfsmooth.evaluation.gaussian_mixture_1d import gap_probability  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Root for one workdir per run.')
 _SIGMAS = flags.DEFINE_list('sigmas', ['0.3', '0.1'], 'Gaussian kernel standard deviations.')
@@ -78,24 +78,6 @@ def make_config(sigma, conditional_mixtures, steps):
   config.conditional_model.num_mixtures = int(conditional_mixtures)
   config.train.steps = int(steps)
   return config
-
-
-def run_or_load(config, workdir):
-  """metrics.json of a finished run (same steps), else trains or resumes it."""
-  keras.backend.clear_session()
-  run = experiment.Run.create(config, workdir)
-  metrics = run.read_metrics()
-  return metrics if metrics.get('steps') == config.train.steps else run.train()
-
-
-def _relative(path):
-  """`path` as recorded in a result file: relative to the working directory if absolute."""
-  return os.path.relpath(path) if os.path.isabs(path) else path
-
-
-def restore(workdir):
-  keras.backend.clear_session()
-  return experiment.Run.load(workdir).model
 
 
 def _conditional_log_prob(fn, x, x_tilde):
@@ -131,7 +113,7 @@ def evaluate_sigma(sigma, runs, dataset, num_points, seed):
   exact_log_posterior = truth.posterior_log_prob(x, x_tilde)
   for k in sorted(runs):
     config, workdir, _ = runs[k]
-    model = restore(workdir)
+    model = common.load_model(workdir)
     conditional_log_prob = tf.function(model.conditional.log_prob, reduce_retracing=True)
     if k == max(runs):  # every run trains the same p(x~) (same seeds); use one
       denoised['single-step, learned p(x~)'] = (
@@ -157,19 +139,8 @@ def evaluate_sigma(sigma, runs, dataset, num_points, seed):
       sorted(denoised.items(), key=lambda item: [item[0].startswith(p) for p in order].index(True))
   )
 
-  inside = true_posterior > 1e-12
   kl_at_x0 = {
-      str(k): float(
-          np.sum(
-              true_posterior[inside]
-              * (
-                  np.log(true_posterior[inside])
-                  - np.log(np.maximum(posterior_curves[k][inside], 1e-300))
-              )
-          )
-          * (grid[1] - grid[0])
-      )
-      for k in runs
+      str(k): quadrature.kl_divergence(true_posterior, posterior_curves[k], grid) for k in runs
   }
   methods = {
       name: {
@@ -194,7 +165,7 @@ def evaluate_sigma(sigma, runs, dataset, num_points, seed):
               )
               if key in runs[k][2]
           }
-          | {'workdir': _relative(runs[k][1])}
+          | {'workdir': common.relative(runs[k][1])}
           for k in sorted(runs)
       },
       'methods': methods,
@@ -277,13 +248,7 @@ def main(argv):
   start = time.perf_counter()
   dataset = synthetic.get_dataset(DATASET)
   entropy, _ = dataset.entropy()
-  # P(|x| < GAP) under the data: sum_k w_k [Phi((GAP - mu_k) / s) - Phi((-GAP - mu_k) / s)].
-  data_gap = float(
-      np.mean(
-          stats.norm.cdf((GAP - dataset.means) / dataset.scale)
-          - stats.norm.cdf((-GAP - dataset.means) / dataset.scale)
-      )
-  )
+  data_gap = gap_probability(dataset.means, dataset.scale)  # P(|x| < GAP) under the data
   results = {
       'dataset': DATASET,
       'entropy': float(entropy),
@@ -293,7 +258,7 @@ def main(argv):
       'num_points': _NUM_POINTS.value,
       'paper': PAPER,
       'command': (
-          f'python benchmarks/denoising_1d.py --workdir={_relative(_WORKDIR.value)} '
+          f'python benchmarks/denoising_1d.py --workdir={common.relative(_WORKDIR.value)} '
           f'--steps={_STEPS.value}'
       ),
       'units': 'wasserstein: W1 to fresh data draws; conditional_kl: '
@@ -307,7 +272,7 @@ def main(argv):
     for k in map(int, _MIXTURES.value):
       config = make_config(sigma, k, _STEPS.value)
       workdir = os.path.join(_WORKDIR.value, f's{sigma:g}_k{k}')
-      runs[k] = (config, workdir, run_or_load(config, workdir))
+      runs[k] = (config, workdir, common.run_or_load(config, workdir)[1])
       logging.info('sigma %g K %d: %s', sigma, k, tasks.PointsTask.summary_line(runs[k][2]))
     summary, denoised, curves, truth = evaluate_sigma(
         sigma, runs, dataset, _NUM_POINTS.value, _SEED.value
@@ -330,9 +295,7 @@ def main(argv):
       for run in summary['runs'].values()
   )
   results['driver_seconds_this_invocation'] = time.perf_counter() - start
-  os.makedirs(os.path.dirname(_RESULTS.value) or '.', exist_ok=True)
-  with open(_RESULTS.value, 'w') as f:
-    json.dump(results, f, indent=2)
+  common.write_json(_RESULTS.value, results)
   print(f'{DATASET}: entropy {entropy:.3f}, data in gap |x|<{GAP:g}: {data_gap:.4f}')
   for sigma, summary in results['sigmas'].items():
     print(f'sigma {sigma}: W1(data, data) {summary["wasserstein_data_vs_data"]:.4f}')

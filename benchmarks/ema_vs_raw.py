@@ -13,7 +13,6 @@ time and best step; gaps are to the true NLL of the same points.
 """
 
 import json
-import os
 
 from tfsmooth import logs
 
@@ -22,15 +21,11 @@ logs.quiet()
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+import common  # noqa: E402
 from tfsmooth import experiment  # noqa: E402
 from tfsmooth.train import checkpoints  # noqa: E402
 
 _OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/ema_vs_raw.json', 'JSON path.')
-
-
-def _relative(path):
-  """`path` as recorded in a result file: relative to the working directory if absolute."""
-  return os.path.relpath(path) if os.path.isabs(path) else path
 
 
 def _figures(run, prefix):
@@ -42,10 +37,9 @@ def _figures(run, prefix):
 
 def evaluate(workdir):
   run = experiment.Run.load(workdir)  # EMA weights when the run kept them
-  with open(os.path.join(workdir, 'metrics.json')) as f:
-    recorded = json.load(f)
+  recorded = run.read_metrics()
   result = dict(
-      workdir=_relative(workdir),
+      workdir=common.relative(workdir),
       seed=run.config.train.seed,
       unit=run.task.unit,
       ema_decay=run.config.train.ema_decay,
@@ -69,8 +63,7 @@ def main(argv):
   for workdir in argv[1:]:
     results.append(evaluate(workdir))
     print(json.dumps(results[-1]), flush=True)
-  with open(_OUTPUT.value, 'w') as f:
-    json.dump(results, f, indent=2)
+  common.write_json(_OUTPUT.value, results)
 
 
 if __name__ == '__main__':

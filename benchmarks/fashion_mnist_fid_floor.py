@@ -16,10 +16,7 @@ The nearest-neighbour grids (paper App. C.5) of the first --num_neighbour_rows t
 the training split, by pixel and by feature L2, go into --grid_dir.
 """
 
-import json
 import os
-import shlex
-import sys
 import time
 
 from tfsmooth import logs
@@ -31,6 +28,7 @@ from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
+import common  # noqa: E402
 from tfsmooth import errors  # noqa: E402
 from tfsmooth.data import images  # noqa: E402
 from tfsmooth.evaluation import feature_networks  # noqa: E402
@@ -57,20 +55,6 @@ _GRID_ROWS = flags.DEFINE_integer('num_neighbour_rows', 8, 'Test images in the g
 _OUTPUT = flags.DEFINE_string(
     'output', 'benchmarks/results/fashion_mnist_fid_floor.json', 'JSON path.'
 )
-
-
-def _relative(path):
-  """`path` as recorded in a result file: relative to the working directory if absolute."""
-  return os.path.relpath(path) if os.path.isabs(path) else path
-
-
-def _relative_argv(argv):
-  """A command line as recorded: the program and --flag=/path values relative if absolute."""
-  out = []
-  for arg in argv:
-    name, sep, value = arg.partition('=')
-    out.append(name + sep + _relative(value) if sep and name.startswith('--') else _relative(arg))
-  return out
 
 
 @errors.reported
@@ -121,19 +105,17 @@ def main(argv):
         flush=True,
     )
   result = dict(
-      command='python ' + shlex.join(_relative_argv(sys.argv)),
+      command=common.command(),
       feature_network=network.name,
       classifier_test_accuracy=network.info.get('test_accuracy'),
       reference='test split',
       rows=rows,
       neighbour_grids={
-          name: _relative(os.path.join(_GRID_DIR.value, f'nearest_{name}.png')) for name in grids
+          name: common.relative(os.path.join(_GRID_DIR.value, f'nearest_{name}.png'))
+          for name in grids
       },
   )
-  os.makedirs(os.path.dirname(_OUTPUT.value) or '.', exist_ok=True)
-  with open(_OUTPUT.value, 'w') as f:
-    json.dump(result, f, indent=2)
-    f.write('\n')
+  common.write_json(_OUTPUT.value, result)
   print(_OUTPUT.value, flush=True)
 
 

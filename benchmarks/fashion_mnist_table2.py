@@ -25,6 +25,8 @@ import shutil
 from absl import app
 from absl import flags
 
+import common
+
 _BASELINE = flags.DEFINE_string(
     'baseline',
     'runs/fmnist_baseline',
@@ -65,11 +67,6 @@ SCORES = (
 )
 
 
-def _relative(path):
-  """`path` as recorded in a result file: relative to the working directory if absolute."""
-  return os.path.relpath(path) if os.path.isabs(path) else path
-
-
 def _read(directory):
   path = os.path.join(directory, 'eval.json')
   if not os.path.exists(path):
@@ -98,7 +95,7 @@ def _model(directory):
   metrics = evaluation['recorded_metrics']
   return (
       dict(
-          eval_dir=_relative(directory),
+          eval_dir=common.relative(directory),
           weights=evaluation['source'].get('weights'),
           checkpoint=evaluation['source'].get('checkpoint'),
           steps=metrics.get('steps'),
@@ -205,7 +202,7 @@ def main(argv):
       if key.startswith('train_')
       if int(key.split('_')[1]) >= rows[0]['num_samples']
   )
-  floor = dict(floor_record['rows'][f'train_{size}'], source=_relative(_FLOOR.value))
+  floor = dict(floor_record['rows'][f'train_{size}'], source=common.relative(_FLOOR.value))
   fid = {row['sampler']: row['fid'] for row in rows}
   reduction = 1 - fid['two_step'] / fid['samples']
   result = dict(
@@ -223,8 +220,7 @@ def main(argv):
       feature_network=evaluations['baseline']['feature_network'],
   )
   result['markdown'] = markdown(result)
-  with open(_OUTPUT.value, 'w') as f:
-    json.dump(result, f, indent=2)
+  common.write_json(_OUTPUT.value, result)
   print(result['markdown'])
   for entry in ablation:
     print(

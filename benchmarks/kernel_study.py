@@ -13,15 +13,15 @@ bound), both upper bounds on -log p(x); and `nll_quadrature`, -log p(x) itself, 
 
   p(x) = int p(x~) p(x | x~) dx~  ~  trapezoid rule over x~ = x + sigma u, u in [-10, 10]
 
-(1-D only; this truncation drops the x~ that q(x~ | x) never proposes). Baselines report the
-exact NLL. Writes --results (JSON), elbo_vs_sigma.png (test ELBO, a log-likelihood, against
-sigma, one curve per kernel, the true -entropy as a line) and density.png (paper figure 4:
-the true density, the baselines and the best Gaussian-smoothed model) under --plot_dir.
+(`tfsmooth.evaluation.quadrature.log_prob`; this truncation drops the x~ that q(x~ | x) never
+proposes). Baselines report the exact NLL. Writes --results (JSON), elbo_vs_sigma.png (test
+ELBO, a log-likelihood, against sigma, one curve per kernel, the true -entropy as a line) and
+density.png (paper figure 4: the true density, the baselines and the best Gaussian-smoothed
+model) under --plot_dir.
 
   python benchmarks/kernel_study.py --workdir=runs/kernel_study
 """
 
-import json
 import os
 import time
 
@@ -30,7 +30,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
-import keras  # noqa: E402
 import matplotlib  # noqa: E402
 
 matplotlib.use('Agg')
@@ -38,12 +37,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import common  # noqa: E402
 from tfsmooth import errors  # noqa: E402
-from tfsmooth import experiment  # noqa: E402
 from tfsmooth import tasks  # noqa: E402
 from tfsmooth.configs import modes6_1d  # noqa: E402
 from tfsmooth.data import synthetic  # noqa: E402
 from tfsmooth.evaluation import plots  # noqa: E402
+from tfsmooth.evaluation import quadrature  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Root for one workdir per run.')
 _KERNELS = flags.DEFINE_list('kernels', ['gaussian', 'laplace', 'uniform'], 'Smoothing kernels.')
@@ -79,8 +79,6 @@ _RESULTS = flags.DEFINE_string('results', 'benchmarks/results/kernel_study.json'
 _PLOT_DIR = flags.DEFINE_string('plot_dir', 'benchmarks/results/kernel_study', 'PNG directory.')
 flags.mark_flag_as_required('workdir')
 
-QUADRATURE_POINTS = 401
-QUADRATURE_HALF_WIDTH = 10.0
 PAPER = (
     'Figures only: ELBO against sigma is an inverted U for the Gaussian, Laplace and '
     'Uniform kernels, Gaussian best; MoL(8) fails to separate the six modes while the '
@@ -113,61 +111,14 @@ def run_name(kernel=None, sigma=None, baseline_mixtures=None, init_range=None, s
   return name + (f'_seed{seed}' if seed else '')
 
 
-def _relative(path):
-  """`path` as recorded in a result file: relative to the working directory if absolute."""
-  return os.path.relpath(path) if os.path.isabs(path) else path
-
-
-def restore(workdir):
-  """The run's best-on-validation model, rebuilt from its config record."""
-  keras.backend.clear_session()
-  return experiment.Run.load(workdir).model
-
-
-def quadrature_log_prob(
-    model, x, num_points=QUADRATURE_POINTS, half_width=QUADRATURE_HALF_WIDTH, chunk=2000
-):
-  """log p(x) = log int p(x~) p(x | x~) dx~ of a 1-D SmoothedModel, per point of x [N, 1].
-
-  Trapezoid rule on x~ = x + sigma u, u = linspace(-half_width, half_width, num_points).
-  """
-  u = np.linspace(-half_width, half_width, num_points)
-  step = model.kernel.sigma * (u[1] - u[0])
-  log_weights = np.log(np.full(num_points, step))
-  log_weights[[0, -1]] -= np.log(2.0)
-  offsets = tf.constant(model.kernel.sigma * u, tf.float32)
-
-  @tf.function
-  def log_joint(points):
-    x_tilde = points + offsets[None, :]  # [n, M]
-    flat_tilde = tf.reshape(x_tilde, (-1, 1))
-    flat_x = tf.reshape(tf.broadcast_to(points, tf.shape(x_tilde)), (-1, 1))
-    values = model.prior.log_prob(flat_tilde) + model.conditional.log_prob(flat_x, flat_tilde)
-    return tf.reshape(values, tf.shape(x_tilde))
-
-  x = np.asarray(x, np.float32).reshape(-1, 1)
-  out = [
-      log_joint(tf.constant(x[i : i + chunk])).numpy().astype(np.float64)
-      for i in range(0, len(x), chunk)
-  ]
-  joint = np.concatenate(out) + log_weights
-  top = joint.max(axis=1, keepdims=True)
-  return (top + np.log(np.exp(joint - top).sum(axis=1, keepdims=True)))[:, 0]
-
-
 def run_or_load(config, workdir, smoothed):
-  """metrics.json of a finished run (same steps), else trains/resumes it; adds the quadrature
+  """`common.run_or_load` (a run trained here records its wall_seconds); adds the quadrature
   NLL (smoothed runs) to metrics.json once."""
-  keras.backend.clear_session()
-  run = experiment.Run.create(config, workdir)
-  metrics = run.read_metrics()
-  if metrics.get('steps') != config.train.steps:
-    start = time.perf_counter()
-    metrics = run.train()
-    metrics['wall_seconds'] = time.perf_counter() - start
+  run, metrics = common.run_or_load(config, workdir, wall_seconds=True)
   if smoothed and 'nll_quadrature' not in metrics:
     test = run.task.split('test')
-    metrics['nll_quadrature'] = float(-np.mean(quadrature_log_prob(restore(workdir), test)))
+    model = common.load_model(workdir)
+    metrics['nll_quadrature'] = float(-np.mean(quadrature.log_prob(model, test)))
   run.write_metrics(metrics)
   return metrics
 
@@ -269,16 +220,16 @@ def density_plot(dataset, baselines, best, path):
   for ax in axes[1:]:
     ax.fill_between(grid[:, 0], true, color='lightgrey', label='true p(x)')
   for style, row in zip((':', '--', '-'), baselines):
-    model = restore(row['workdir'])
+    model = common.load_model(row['workdir'])
     density = np.exp(tf.function(model.log_prob)(tf.constant(grid)).numpy())
     axes[1].plot(
         grid, density, ls=style, lw=1, label=f'MoL({row["num_mixtures"]}), NLL {row["nll"]:.3f}'
     )
   axes[1].set_title('mixture-of-logistics baselines (exact)', fontsize=10)
-  model = restore(best['workdir'])
+  model = common.load_model(best['workdir'])
   axes[2].plot(
       grid,
-      np.exp(quadrature_log_prob(model, grid)),
+      np.exp(quadrature.log_prob(model, grid)),
       color='tab:red',
       lw=1,
       label=f'p(x), NLL {best["nll_quadrature"]:.3f} (ELBO {best["nll_elbo"]:.3f})',
@@ -359,7 +310,7 @@ def main(argv):
 
   def public(rows):
     return [
-        {k: _relative(v) if k == 'workdir' else v for k, v in row.items() if k != 'config'}
+        {k: common.relative(v) if k == 'workdir' else v for k, v in row.items() if k != 'config'}
         for row in rows
     ]
 
@@ -370,9 +321,12 @@ def main(argv):
       'steps': steps,
       'units': 'nats per test point (5000 points); nll_elbo = -ELBO, '
       'nll_iw = -IW bound (upper bounds on NLL), nll_quadrature = NLL of the smoothed model by '
-      f'quadrature ({QUADRATURE_POINTS} points over x~ in x +- {QUADRATURE_HALF_WIDTH:g} sigma), '
+      f'quadrature ({quadrature.NUM_POINTS} points over x~ in x +- {quadrature.HALF_WIDTH:g} '
+      'sigma), '
       'nll = exact NLL of a baseline',
-      'command': f'python benchmarks/kernel_study.py --workdir={_relative(root)} --steps={steps}',
+      'command': (
+          f'python benchmarks/kernel_study.py --workdir={common.relative(root)} --steps={steps}'
+      ),
       'seeds': seeds,
       'seed_sigmas': sorted(seed_sigmas),
       'baselines': public(baselines),
@@ -387,9 +341,7 @@ def main(argv):
       'total_train_seconds': sum(r['train_seconds'] for r in baselines + smoothed + narrow),
       'driver_seconds_this_invocation': time.perf_counter() - start,
   }
-  os.makedirs(os.path.dirname(_RESULTS.value) or '.', exist_ok=True)
-  with open(_RESULTS.value, 'w') as f:
-    json.dump(results, f, indent=2)
+  common.write_json(_RESULTS.value, results)
   print(f'modes6_1d: true entropy {entropy:.3f}')
   for row in baselines + narrow:
     if 'nll' in row:

@@ -15,10 +15,7 @@ Writes --output (JSON). Machines here are shared: compare the ratios, not the se
   python benchmarks/pixelcnn_speed.py --output=benchmarks/results/pixelcnn_speed.json
 """
 
-import json
 import os
-import statistics
-import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -28,6 +25,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 
+import common  # noqa: E402
 from tfsmooth import experiment  # noqa: E402
 from tfsmooth.configs import fashion_mnist  # noqa: E402
 from tfsmooth.models import pixelcnn  # noqa: E402
@@ -76,12 +74,6 @@ def _models():
   yield 'smoothed_pair', lambda: _ours(build('smoothed'))
 
 
-def _time(fn, *args):
-  start = time.perf_counter()
-  tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
-  return time.perf_counter() - start
-
-
 def measure(build, x):
   loss_fn, sample_fn, variables = build()
 
@@ -93,14 +85,15 @@ def measure(build, x):
       v.assign_sub(1e-4 * g)
     return loss
 
-  for _ in range(2):
-    _time(train_step, x)
-  step_seconds = statistics.median(_time(train_step, x) for _ in range(_STEPS.value))
+  step_seconds = common.median_seconds(train_step, x, runs=_STEPS.value, warmup=2)
   sample = tf.function(sample_fn)
-  _time(sample, _NUM_SAMPLES.value, tf.constant([0, 0]))
-  sample_seconds = _time(sample, _NUM_SAMPLES.value, tf.constant([1, 2]))
-  num_params = int(sum(np.prod(v.shape) for v in variables))
-  return dict(step_seconds=step_seconds, sample_seconds=sample_seconds, num_params=num_params)
+  common.timed(sample, _NUM_SAMPLES.value, tf.constant([0, 0]))
+  sample_seconds = common.timed(sample, _NUM_SAMPLES.value, tf.constant([1, 2]))
+  return dict(
+      step_seconds=step_seconds,
+      sample_seconds=sample_seconds,
+      num_params=common.num_params(variables),
+  )
 
 
 def main(argv):
@@ -124,8 +117,7 @@ def main(argv):
       cpu_count=os.cpu_count(),
       load_average=os.getloadavg(),
   )
-  with open(_OUTPUT.value, 'w') as f:
-    json.dump(results, f, indent=2)
+  common.write_json(_OUTPUT.value, results)
   for name, r in results.items():
     if name != 'settings':
       print(

@@ -24,16 +24,14 @@ The machine is shared: compare the ratios, measured in the same run, not the sec
 
 import json
 import os
-import statistics
-import subprocess
-import sys
-import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+import common  # noqa: E402
 
 _BATCH = flags.DEFINE_integer('batch_size', 16, 'Images per batch.')
 _PIXELS = flags.DEFINE_integer('pixels', 3, 'Timed loop steps when extrapolating.')
@@ -58,16 +56,9 @@ def _shape(name):
   return tuple(int(d) for d in name.split('x'))
 
 
-def _timed(fn, *args):
-  start = time.perf_counter()
-  tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
-  return time.perf_counter() - start
-
-
 def _per_step(step, *args):
   """Median seconds of --pixels calls of step(*args), after one untimed call."""
-  _timed(step, *args)
-  return statistics.median(_timed(step, *args) for _ in range(_PIXELS.value))
+  return common.median_seconds(step, *args, runs=_PIXELS.value)
 
 
 def time_tfp(shape, model):
@@ -94,27 +85,16 @@ def time_tfp(shape, model):
         tfp_seconds=_per_step(step, x) * (pixels + 1), tfp_extrapolated_from_pixels=_PIXELS.value
     )
   sample = tf.function(lambda: dist.sample(n, seed=7))  # tfd.PixelCNN takes int seeds only
-  _timed(sample)  # its first call takes much longer than the second
-  return dict(tfp_seconds=_timed(sample), tfp_extrapolated_from_pixels=None)
+  common.timed(sample)  # its first call takes much longer than the second
+  return dict(tfp_seconds=common.timed(sample), tfp_extrapolated_from_pixels=None)
 
 
 def _spawn_tfp(shape_name, model):
   """`time_tfp` in a fresh process with TF_USE_LEGACY_KERAS=1 (tfd.PixelCNN is tf_keras)."""
-  env = dict(os.environ, TF_USE_LEGACY_KERAS='1')
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
-  flag_values = [
-      f'--{name}={",".join(v) if isinstance(v, list) else v}'
-      for name, v in ((n, flags.FLAGS[n].value) for n in ('batch_size', 'pixels', 'extrapolate'))
-  ]
-  out = subprocess.run(
-      [sys.executable, os.path.abspath(__file__), *flag_values, f'--case={shape_name},{model}'],
-      env=env,
-      check=True,
-      capture_output=True,
-      text=True,
-  ).stdout
-  return json.loads(out.strip().splitlines()[-1])
+  flag_values = common.forwarded_flags(('batch_size', 'pixels', 'extrapolate'))
+  return common.spawn(
+      __file__, [*flag_values, f'--case={shape_name},{model}'], env={'TF_USE_LEGACY_KERAS': '1'}
+  )
 
 
 def _ours(shape, model):
@@ -141,8 +121,8 @@ def time_ours(shape, model):
   sample = tf.function(lambda seed: net.sample(n, seed=seed))
   out = dict(
       num_params=net.num_params,
-      cached_first_call_seconds=_timed(sample, tf.constant([0, 0])),
-      cached_seconds=_timed(sample, tf.constant([0, 1])),
+      cached_first_call_seconds=common.timed(sample, tf.constant([0, 0])),
+      cached_seconds=common.timed(sample, tf.constant([0, 1])),
   )
   naive = pixelcnn.PixelCNNDistribution(
       net.network, pixelcnn.HEADS[net.likelihood], shape, size['mixtures'], sampler='naive'
@@ -162,7 +142,8 @@ def time_ours(shape, model):
     naive_sample = tf.function(lambda seed: naive.sample(n, seed=seed))
     naive_sample.get_concrete_function(tf.TensorSpec([2], tf.int32))
     out.update(
-        naive_seconds=_timed(naive_sample, tf.constant([0, 1])), naive_extrapolated_from_pixels=None
+        naive_seconds=common.timed(naive_sample, tf.constant([0, 1])),
+        naive_extrapolated_from_pixels=None,
     )
   return out
 
@@ -172,8 +153,8 @@ def time_ours_xla(shape, model):
   net, n = _ours(shape, model), _BATCH.value
   xla = tf.function(lambda seed: net.sample(n, seed=seed), jit_compile=True)
   return dict(
-      cached_xla_first_call_seconds=_timed(xla, tf.constant([0, 0])),
-      cached_xla_seconds=_timed(xla, tf.constant([0, 1])),
+      cached_xla_first_call_seconds=common.timed(xla, tf.constant([0, 0])),
+      cached_xla_seconds=common.timed(xla, tf.constant([0, 1])),
   )
 
 
@@ -186,20 +167,6 @@ def _ratios(r):
   return r
 
 
-def _relative(path):
-  """`path` as recorded in a result file: relative to the working directory if absolute."""
-  return os.path.relpath(path) if os.path.isabs(path) else path
-
-
-def _relative_argv(argv):
-  """A command line as recorded: the program and --flag=/path values relative if absolute."""
-  out = []
-  for arg in argv:
-    name, sep, value = arg.partition('=')
-    out.append(name + sep + _relative(value) if sep and name.startswith('--') else _relative(arg))
-  return out
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -208,7 +175,7 @@ def main(argv):
     print(json.dumps(time_tfp(_shape(shape_name), model)))
     return
   results = dict(
-      command='python ' + ' '.join(_relative_argv(sys.argv)),
+      command=common.command(),
       settings=dict(
           batch_size=_BATCH.value,
           pixels=_PIXELS.value,
@@ -230,8 +197,7 @@ def main(argv):
     r.update(timing(shape_name, model))
     _ratios(r)
     results['settings']['load_average_end'] = os.getloadavg()
-    with open(_OUTPUT.value, 'w') as f:
-      json.dump(results, f, indent=2)
+    common.write_json(_OUTPUT.value, results)
     print(
         shape_name,
         model,

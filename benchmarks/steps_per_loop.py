@@ -24,6 +24,7 @@ logs.quiet()
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+import common  # noqa: E402
 from tfsmooth import experiment  # noqa: E402
 from tfsmooth.configs import rings  # noqa: E402
 from tfsmooth.train import trainer  # noqa: E402
@@ -74,8 +75,7 @@ def main(argv):
       cpu_count=os.cpu_count(),
       load_average_after=os.getloadavg(),
   )
-  with open(_OUTPUT.value, 'w') as f:
-    json.dump(results, f, indent=2)
+  common.write_json(_OUTPUT.value, results)
   print(json.dumps({n: round(r['ratio'], 2) for n, r in results.items() if n != 'settings'}))
 
 

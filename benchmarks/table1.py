@@ -3,10 +3,11 @@
 Table 1: MADE baselines with 3 and 6 logistics vs the smoothed pair with 3 (sigma 0.3).
 Figure 12: smoothed pairs with 2, 3, 4 logistics vs MADE baselines with 5, 6, 7.
 Every run is an `experiment.Run` of a config from `tfsmooth/configs/` (the same as
-`launch/train.py`); finished runs (metrics.json present) are read, not retrained. Writes
-`<out>/<experiment>.json` (all metrics), `<out>/<experiment>.md` (the table, with the
-paper's figures and the true entropy) and `<out>/<experiment>/<dataset>_samples.png` (data
-and every model's samples side by side; smoothed models' samples are two-step).
+`launch/train.py`); finished runs (metrics.json of the configured steps) are read, not
+retrained, and unfinished ones resume. Writes `<out>/<experiment>.json` (all metrics),
+`<out>/<experiment>.md` (the table, with the paper's figures and the true entropy) and
+`<out>/<experiment>/<dataset>_samples.png` (data and every model's samples side by side;
+smoothed models' samples are two-step).
 
   python benchmarks/table1.py --experiment=table1 --workdir=runs/table1
   python benchmarks/table1.py --experiment=figure12 --workdir=runs/figure12
@@ -27,6 +28,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+import common  # noqa: E402
 from tfsmooth import errors  # noqa: E402
 from tfsmooth import experiment  # noqa: E402
 from tfsmooth import tasks  # noqa: E402
@@ -103,15 +105,15 @@ def main(argv):
   for dataset, variant, k in runs:
     config = run_config(dataset, variant, k, overrides)
     workdir = os.path.join(_WORKDIR.value, f'{dataset}_{variant}{k}')
-    run = experiment.Run.create(config, workdir)
-    metrics = run.read_metrics() or run.train()
+    run, metrics = common.run_or_load(config, workdir)
     logging.info('%s', run.summary_line(metrics))
     rows.append(metrics)
     samples[(dataset, variant, k)] = samples_of(workdir)
   out = os.path.join(_OUT.value, name)
   os.makedirs(out, exist_ok=True)
-  with open(out + '.json', 'w') as f:
-    json.dump([dict(m, variant=v, mixtures=k) for (_, v, k), m in zip(runs, rows)], f, indent=2)
+  common.write_json(
+      out + '.json', [dict(m, variant=v, mixtures=k) for (_, v, k), m in zip(runs, rows)]
+  )
   with open(out + '.md', 'w') as f:
     f.write(markdown(rows, runs))
   for dataset in _DATASETS.value:

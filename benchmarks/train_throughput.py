@@ -32,9 +32,7 @@ import os
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 
 from tfsmooth import logs
 
@@ -45,6 +43,8 @@ from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
+
+import common  # noqa: E402
 
 _BATCH = flags.DEFINE_integer('batch_size', 32, 'Training batch size.')
 _FILTERS = flags.DEFINE_integer('filters', 32, 'Filters of every hidden layer.')
@@ -152,48 +152,33 @@ def run_case(model, xla, profile=False):
       np.random.default_rng(0).integers(0, 256, (_BATCH.value,) + SHAPE) / 127.5 - 1.0, tf.float32
   )
 
-  def timed():
-    start = time.perf_counter()
-    train_step(x).numpy()
-    return time.perf_counter() - start
-
   if profile:
     return _profile(lambda: train_step(x).numpy())
-  first = timed()
-  for _ in range(_WARMUP.value - 1):
-    timed()
-  seconds = statistics.median(timed() for _ in range(_STEPS.value))
+  first = common.timed(train_step, x)
+  seconds = common.median_seconds(train_step, x, runs=_STEPS.value, warmup=_WARMUP.value - 1)
   return dict(
       examples_per_sec=_BATCH.value / seconds,
       step_seconds=seconds,
       first_call_seconds=first,
-      num_params=int(sum(np.prod(v.shape) for v in variables)),
+      num_params=common.num_params(variables),
       peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
   )
 
 
 def _spawn(model, mode):
-  env = dict(os.environ)
-  if model == 'tfp':
-    env['TF_USE_LEGACY_KERAS'] = '1'
-  flag_values = [
-      f'--{name}={flags.FLAGS[name].value}'
-      for name in ('batch_size', 'filters', 'resnets', 'mixtures', 'steps', 'warmup')
-  ]
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
+  """`run_case` in a fresh process (TFP's with TF_USE_LEGACY_KERAS=1: it is a tf_keras model)."""
+  flag_values = common.forwarded_flags(
+      ('batch_size', 'filters', 'resnets', 'mixtures', 'steps', 'warmup')
+  )
   try:
-    out = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), *flag_values, f'--case={model},{mode}'],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
+    return common.spawn(
+        __file__,
+        [*flag_values, f'--case={model},{mode}'],
+        env={'TF_USE_LEGACY_KERAS': '1'} if model == 'tfp' else None,
         timeout=_TIMEOUT.value,
-    ).stdout
+    )
   except subprocess.TimeoutExpired:
     return {'unfinished': f'stopped after --case_timeout={_TIMEOUT.value} s'}
-  return json.loads(out.strip().splitlines()[-1])
 
 
 def _median_case(figures):
@@ -228,8 +213,7 @@ def main(argv):
         results['tfp']['op_seconds_per_step'] / results['ours']['op_seconds_per_step']
     )
     results['load_average_after'] = os.getloadavg()
-    with open(_OUTPUT.value, 'w') as f:
-      json.dump(results, f, indent=2)
+    common.write_json(_OUTPUT.value, results)
     print(json.dumps(results, indent=1))
     return
   for mode in _MODES.value:
@@ -261,8 +245,7 @@ def main(argv):
       cpu_count=os.cpu_count(),
       load_average_after=os.getloadavg(),
   )
-  with open(_OUTPUT.value, 'w') as f:
-    json.dump(results, f, indent=2)
+  common.write_json(_OUTPUT.value, results)
   print('ratio (ours / TFP, examples/s):', results['ratio'])
 
 
