@@ -175,12 +175,7 @@ def _check(source, sigmas):
         f'must be at least --splits={_SPLITS.value}: the Inception score needs a sample per '
         'split.'
     )
-  if sigmas and not (source.model.exact_likelihood and source.differentiable):
-    raise errors.UserError(
-        "--single_step_sigmas (paper App. C.6) denoises a baseline's samples with its own "
-        'grad log p(x): pass the --workdir of a baseline run (not a smoothed run, not a '
-        'SavedModel, whose signatures have no gradient).'
-    )
+  sample_eval.check_ablation(source, sigmas)
 
 
 @errors.reported

@@ -13,7 +13,7 @@ from tfsmooth import experiment
 from tfsmooth import export
 from tfsmooth.configs import fashion_mnist
 from tfsmooth.programs import sample_eval
-from tfsmooth.train import trainer
+from tfsmooth.train import checkpoints
 from tests import offline_data
 
 needs_idx = offline_data.needs_idx
@@ -51,7 +51,7 @@ def _workdir(tmp_path_factory, variant):
   run = experiment.Run.create(config, workdir)
   model = run.build_model()
   model.build_variables()
-  trainer.model_checkpoint(model).save(os.path.join(workdir, 'best', 'ckpt'))
+  checkpoints.model_checkpoint(model).save(os.path.join(workdir, 'best', 'ckpt'))
   return workdir
 
 

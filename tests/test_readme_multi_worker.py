@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -32,7 +33,11 @@ def test_two_workers_as_the_readme_says():
       capture_output=True,
       text=True,
       timeout=1800,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'),
+      env=dict(
+          os.environ,
+          TF_CPP_MIN_LOG_LEVEL='2',
+          PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'],
+      ),
   )
   assert done.returncode == 0, done.stderr[-3000:]
   with open(os.path.join(WORKDIR, 'metrics.json')) as f:

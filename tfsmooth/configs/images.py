@@ -91,8 +91,3 @@ def get_config(
       dict(paper_bpd=dict(paper_bpd or {}), paper_label=paper_label)
   )
   return config
-
-
-def reference_bpd(config):
-  """The paper's test bpd for this variant ('smoothed' or 'baseline'), or None."""
-  return config.reference.paper_bpd.get('smoothed' if config.smoothing.enabled else 'baseline')

@@ -107,10 +107,3 @@ def get_1d_config(
   config.model.hidden_sizes = ()
   config.conditional_model.hidden_sizes = (64, 64)
   return config
-
-
-def reference_nll(config):
-  """The paper's figure for this variant and mixture count, or None if it reports none."""
-  variant = 'smoothed' if config.smoothing.enabled else 'baseline'
-  detail = config.model.get('num_mixtures', config.model.name)
-  return config.reference.paper_nll.get(f'{variant}_{detail}')

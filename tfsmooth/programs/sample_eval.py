@@ -89,7 +89,8 @@ class ExportedModel:
   smoothed = False  # set from the metadata
 
   def __init__(self, version_dir, metadata):
-    self.signatures = tf.saved_model.load(version_dir).signatures
+    self.loaded = tf.saved_model.load(version_dir)  # owns the variables the signatures read
+    self.signatures = self.loaded.signatures
     self.smoothed = bool(metadata['smoothed'])
     self.iw_samples = metadata.get('iw_samples')
     self.event_shape = tuple(metadata['event_shape'])
@@ -271,6 +272,17 @@ def single_step_ablation(model, samples, sigmas, batch_size, log=logging.info):
   return out
 
 
+def check_ablation(source, single_step_sigmas):
+  """Refuses the App. C.6 ablation where it cannot apply: it denoises a baseline's samples
+  with the gradient of its own log p(x)."""
+  if single_step_sigmas and not (source.model.exact_likelihood and source.differentiable):
+    raise errors.UserError(
+        'Single-step denoising of samples (paper App. C.6, --single_step_sigmas) uses a '
+        "baseline's own grad log p(x): pass the --workdir of a baseline run (not a smoothed "
+        'run, not a SavedModel, whose signatures have no gradient).'
+    )
+
+
 def bpd(source, points, iw_samples, strategy=None):
   """Test bpd of `source.model` on `points` from the rows of the 'test' seed stream (base
   eval.seed), as a run scores its test split: {'bpd'} exact, or {'bpd_elbo', 'bpd_iw'}."""
@@ -313,6 +325,7 @@ def evaluate(
   strategy: draws and bounds run on its replicas; write: False on non-chief workers.
   Returns the content of eval.json.
   """
+  check_ablation(source, single_step_sigmas)
   if write:
     tf.io.gfile.makedirs(out_dir)
   config, task, model = source.config, source.task, source.model

@@ -51,9 +51,6 @@ from tfsmooth.train import checkpoints
 PRECISIONS = ('float32', 'mixed_bfloat16')
 IMAGES = 'images/'  # an eval_fn key with this prefix holds an image batch [k, H, W, C]
 
-# Still imported from here by tests/test_evaluate.py; new code takes it from `checkpoints`.
-model_checkpoint = checkpoints.model_checkpoint
-
 
 @dataclasses.dataclass
 class TrainResult:
