@@ -1,6 +1,5 @@
 import os
 
-import ml_collections
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -51,8 +50,8 @@ def test_offline_fashion_mnist_from_idx_files(tmp_path):
   assert test.shape == (10_000, 28, 28, 1) and test.min() == -1.0 and test.max() == 1.0
   assert _on_grid(test[:100])
   # 'auto' falls back to the IDX files when TFDS has no prepared copy; the same pipeline.
-  config = ml_collections.ConfigDict(dict(name='fashion_mnist', data_dir=str(tmp_path)))
-  first = next(iter(images.from_config(config, 'test[:8]', batch_size=8))).numpy()
+  first = next(iter(images.make_dataset('fashion_mnist', 'test[:8]', 8, data_dir=str(tmp_path))))
+  first = first.numpy()
   np.testing.assert_array_equal(first, test[:8])
   tail = images.load_images('fashion_mnist', 'train[-5:]', source='idx')
   raw = images.read_idx(os.path.join(images.FASHION_MNIST_IDX_DIR, images.IDX_FILES['train']))

@@ -234,19 +234,6 @@ def load_images(
   return np.concatenate(batches) if batches else np.zeros((0,) + image_shape(name), np.float32)
 
 
-def from_config(data_config, split, batch_size, **kwargs):
-  """`make_dataset` from `config.data.{name, data_dir, source, idx_dir}`; kwargs pass through."""
-  return make_dataset(
-      data_config.name,
-      split,
-      batch_size,
-      data_dir=data_config.get('data_dir') or None,
-      source=data_config.get('source', 'auto'),
-      idx_dir=data_config.get('idx_dir') or FASHION_MNIST_IDX_DIR,
-      **kwargs,
-  )
-
-
 def resolve_sigma(sigma, name, max_points=2000, seed=0, **source):
   """A smoothing sigma: the number `sigma`, or with sigma='heuristic' the paper's heuristic.
 
