@@ -67,10 +67,15 @@ def test_batched_activations_equal_one_shot_and_accept_batch_iterables():
   assert batched['features'].shape == (23, 2) and batched['logits'].shape == (23, 2)
 
 
-def test_sample_quality_names_its_feature_network():
+def test_scores_name_the_feature_network():
   rng = np.random.default_rng(0)
   samples, reference = rng.uniform(-1, 1, (2, 40, 4, 4, 1)).astype(np.float32)
-  result = sample_quality.sample_quality(samples, reference, _toy_network(), batch_size=16)
+  network = _toy_network()
+  result = sample_quality.scores(
+      sample_quality.activations(network, samples, batch_size=16),
+      sample_quality.activations(network, reference, batch_size=16),
+      network.name,
+  )
   assert result['feature_network'] == 'toy'
   assert result['num_samples'] == 40 and result['num_reference'] == 40
   assert result['kid_std'] is None  # one KID block

@@ -116,18 +116,3 @@ def scores(samples, reference, network_name, splits=SPLITS, kid_block_size=KID_B
       num_reference=len(reference['features']),
       splits=splits,
   )
-
-
-def sample_quality(samples, reference, network, batch_size=500, splits=SPLITS):
-  """FID / KID / IS of sample images against reference images (see `scores`).
-
-  `samples`, `reference`: float32 images [N, H, W, C] in [-1, 1] (or iterables of batches);
-  `network`: a `feature_networks.FeatureNetwork`, whose name goes into the result. To score
-  several samplers against one reference set, compute its `activations` once and call `scores`.
-  """
-  return scores(
-      activations(network, samples, batch_size),
-      activations(network, reference, batch_size),
-      network.name,
-      splits,
-  )
