@@ -58,12 +58,8 @@ class GaussianMixturePosterior:
     x_tilde = np.asarray(x_tilde, np.float64).reshape(-1, 1)
     return (self.sigma**2 * self.means + self.scale**2 * x_tilde) / self.t2
 
-  def posterior_mean(self, x_tilde):
-    """E[x | x~] = sum_k r_k m_k, [N]."""
-    return np.sum(self.responsibilities(x_tilde) * self.posterior_means(x_tilde), axis=1)
-
   def single_step(self, x_tilde):
-    """x~ + sigma^2 grad log p(x~), [N] (equals `posterior_mean`)."""
+    """x~ + sigma^2 grad log p(x~), [N]: E[x | x~] = sum_k r_k m_k (Tweedie)."""
     return np.asarray(x_tilde, np.float64).reshape(-1) + self.sigma**2 * self.score(x_tilde)
 
   def posterior_log_prob(self, x, x_tilde):
