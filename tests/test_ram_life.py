@@ -27,15 +27,6 @@ from tfsmooth.data import synthetic
 from tests import offline_data
 
 SEEDS = np.stack([np.full(6, 3), np.arange(6)], 1).astype(np.int32)
-# TF 2.21's ram:// renames a directory's own entry, not the files under it, and lists a
-# directory by name prefix (ram://v/1/assets lists assets.extra's files as '.extra'), so
-# export.export's write-to-a-temporary-directory-then-rename loses the version there and its
-# clean-up's rmtree fails with NotFoundError. Strict: remove the mark once exports work on ram://.
-EXPORT_FAILS_ON_RAM = pytest.mark.xfail(
-    raises=tf.errors.NotFoundError,
-    strict=True,
-    reason="export.export's directory rename on TF 2.21's ram:// loses the files under it",
-)
 
 
 # TensorFlow's autograph writes the Python source of each function it converts to a temporary
@@ -122,7 +113,6 @@ def _listing(directory):
   return [name.rstrip('/') for name in tf.io.gfile.listdir(directory)]
 
 
-@EXPORT_FAILS_ON_RAM
 def test_made_pair_on_a_user_point_file_lives_on_ram(nothing_local, caplog):
   points = synthetic.get_dataset('rings').sample(400, seed=0)
   path = _ram('data/points.npy')
@@ -157,7 +147,6 @@ def test_made_pair_on_a_user_point_file_lives_on_ram(nothing_local, caplog):
 
 @pytest.mark.slow  # minutes on 2 cores: tracing PixelCNN++'s step twice, sampling 784 pixels
 @offline_data.needs_idx
-@EXPORT_FAILS_ON_RAM
 def test_tiny_pixelcnn_pair_lives_on_ram(nothing_local, caplog):
   config = fashion_mnist.get_config('smoothed')
   config.data.update(

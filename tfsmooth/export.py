@@ -482,11 +482,42 @@ def export(model, export_dir, iw_samples=1, metadata=None):
           f'{final} appeared during the export (another export into '
           f'{export_dir}?); rerun to write the next version.'
       )
-    tf.io.gfile.rename(temporary, final)
+    _publish(temporary, final)
   finally:
-    if tf.io.gfile.exists(temporary):
-      tf.io.gfile.rmtree(temporary)
+    _remove(temporary)
   return final
+
+
+def _publish(temporary, final):
+  """Puts the finished export in place so that TF Serving never loads half of it. On a local
+  disk, a rename (atomic). On URL file systems a directory rename is a copy of object after
+  object (gs://, s3://) or moves no files (ram://): the files are copied one by one, the graph
+  saved_model.pb last, so a server that lists the version before the copy ends finds no graph,
+  fails that load and retries, and never loads a version without its variables."""
+  if '://' not in temporary:
+    tf.io.gfile.rename(temporary, final)
+    return
+  files = [
+      os.path.join(folder, name)
+      for folder, _, names in tf.io.gfile.walk(temporary)
+      for name in names
+  ]  # ram:// also lists names that only share a prefix (assets/.extra of assets.extra)
+  files = [path for path in files if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path)]
+  files.sort(key=lambda path: os.path.basename(path) == 'saved_model.pb')
+  for path in files:
+    target = os.path.join(final, os.path.relpath(path, temporary))
+    tf.io.gfile.makedirs(os.path.dirname(target))
+    tf.io.gfile.copy(path, target)
+
+
+def _remove(directory):
+  """Removes a temporary export directory, file by file where rmtree cannot (ram://)."""
+  if not tf.io.gfile.exists(directory):
+    return
+  try:
+    tf.io.gfile.rmtree(directory)
+  except tf.errors.NotFoundError:  # ram:// lists names it cannot remove; its files are gone
+    pass
 
 
 def read_metadata(version_dir):
