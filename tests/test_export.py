@@ -1,6 +1,7 @@
 """SavedModel exports: every signature through saved_model_cli and a fresh TF-only process,
 equal to the in-process model, per-row seeds, versioning, and a failed export."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -13,11 +14,14 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tfsmooth import errors
 from tfsmooth import experiment
 from tfsmooth import export
+from tfsmooth import kernels
 from tfsmooth.configs import fashion_mnist
 from tfsmooth.configs import rings
 from tfsmooth.data import synthetic
 
 SEEDS = np.array([[0, 1], [0, 2], [7, 3]], np.int32)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAUNCH = os.path.join(REPO, 'launch', 'export.py')
 CLI = os.path.join(os.path.dirname(sys.executable), 'saved_model_cli')
 
 # Runs in a fresh interpreter that imports TensorFlow only: calls every signature given inputs
@@ -235,6 +239,102 @@ def test_failed_export_leaves_earlier_versions_and_no_partial_directory(rings_ex
   assert sorted(os.listdir(export_dir)) == ['1', '2']
 
 
+def test_rings_export_checks_inputs_in_the_graph_and_carries_warmup_requests(rings_export):
+  _, version_dir, _ = rings_export
+  model = tf.saved_model.load(version_dir)
+  seed = tf.constant(SEEDS[:1])
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r'input x must have shape \[N, 2\]'):
+    model.signatures['log_prob'](x=tf.zeros([1, 3]), seed=seed)
+  with pytest.raises(tf.errors.InvalidArgumentError, match='input seed must have one row per'):
+    model.signatures['log_prob'](x=tf.zeros([3, 2]), seed=seed)
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r'input seed must have shape \[N, 2\]'):
+    model.signatures['sample'](seed=tf.zeros([2, 3], tf.int32))
+  replayed = export.read_warmup(version_dir)
+  assert sorted(name for name, _ in replayed) == sorted(model.signatures)
+  for name, inputs in replayed:
+    outputs = model.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+    assert {v.shape[0] for v in outputs.values()} == {1}
+
+
+def test_export_stores_each_weight_once_and_restores_them(rings_export):
+  run, version_dir, _ = rings_export
+  prefix = os.path.join(version_dir, export.VARIABLES)
+  keys = set(tf.train.load_checkpoint(prefix).get_variable_to_shape_map()) - {
+      '_CHECKPOINTABLE_OBJECT_GRAPH'
+  }
+  assert len(keys) == len(run.model.variables)
+  rebuilt = experiment.build_model(run.config)
+  rebuilt.build_variables()
+  export.restore_weights(rebuilt, version_dir)
+  for restored, trained in zip(rebuilt.variables, run.model.variables):
+    np.testing.assert_array_equal(restored.numpy(), trained.numpy())
+  other = experiment.settle(run.config)
+  other.model.hidden_sizes = (4,)
+  wrong = experiment.build_model(other)
+  wrong.build_variables()
+  with pytest.raises(errors.UserError, match='do not fit the model rebuilt'):
+    export.restore_weights(wrong, version_dir)
+
+
+def test_export_refuses_metrics_of_other_weights(rings_export, tmp_path):
+  run, _, _ = rings_export
+  metadata = run.export_metadata()
+  other = 'ema' if run.weights == 'raw' else 'raw'
+  metadata['metrics'] = dict(metadata['metrics'], weights=other)
+  with pytest.raises(errors.UserError, match=f'measured on the {other} weights'):
+    export.export(run.model, str(tmp_path / 'exports'), 8, metadata)
+  assert not os.path.exists(tmp_path / 'exports')
+
+
+def test_default_rings_pair_graph_is_small_and_its_export_quiet(tmp_path, caplog):
+  model = experiment.build_model(experiment.settle(rings.get_config()))
+  model.build_variables()
+  caplog.set_level(logging.INFO, logger='absl')
+  version_dir = export.export(model, str(tmp_path), 100)
+  assert os.path.getsize(os.path.join(version_dir, 'saved_model.pb')) <= 1.5e6
+  assert not [r for r in caplog.records if 'will be renamed' in r.getMessage()]
+
+
+def _launch(*args, cwd):
+  return subprocess.run(
+      [sys.executable, LAUNCH, *args],
+      cwd=cwd,
+      env=dict(_env(), PYTHONPATH=REPO),
+      capture_output=True,
+      text=True,
+      timeout=900,
+      check=False,
+  )
+
+
+def test_launch_export_takes_a_workdir_or_a_saved_model(rings_export, tmp_path):
+  run, version_dir, _ = rings_export
+  for given in ([], [f'--workdir={run.workdir}', f'--saved_model={version_dir}']):
+    done = _launch(*given, '--export_dir=out', cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert 'exports one model' in done.stderr and 'Traceback' not in done.stderr
+  assert not os.path.exists(tmp_path / 'out' / '1')
+  done = _launch(f'--saved_model={os.path.dirname(version_dir)}', '--export_dir=out', cwd=tmp_path)
+  assert done.returncode == 2 and '--saved_model=' in done.stderr and 'Traceback' not in done.stderr
+
+
+def test_launch_export_re_exports_an_export(rings_export, tmp_path):
+  _, version_dir, _ = rings_export
+  done = _launch(f'--saved_model={version_dir}', '--export_dir=again', cwd=tmp_path)
+  assert done.returncode == 0, done.stderr
+  old, new = export.read_metadata(version_dir), export.read_metadata(tmp_path / 'again' / '1')
+  assert new['weights'] == old['weights'] and new['metrics'] == old['metrics']
+  assert new['step'] == old['step'] and new['iw_samples'] == old['iw_samples']
+  assert 'measured on these weights' in new['metrics_source']
+  assert new['re_exported_from']['version'] == old['version']
+  x = tf.constant(rings_inputs()['log_prob']['x'])
+  answers = [
+      tf.saved_model.load(d).signatures['log_prob'](x=x, seed=tf.constant(SEEDS))['log_prob']
+      for d in (version_dir, str(tmp_path / 'again' / '1'))
+  ]
+  np.testing.assert_allclose(answers[0].numpy(), answers[1].numpy(), rtol=1e-6)
+
+
 @pytest.fixture(scope='module')
 def image_export(tmp_path_factory):
   """An untrained tiny Fashion-MNIST pair with weights moved off their initial values."""
@@ -307,6 +407,26 @@ def test_inpaint_refuses_more_known_rows_than_the_image_has(image_export):
     model.signatures['inpaint'](
         x=tf.constant(inputs['x']),
         num_known_rows=tf.constant([24, 29]),
+        seed=tf.constant(inputs['seed']),
+    )
+
+
+def test_image_export_refuses_pixels_outside_the_data_range(image_export):
+  _, version_dir = image_export
+  meta = export.read_metadata(version_dir)
+  assert meta['signatures']['inpaint']['ranges'] == {'x': [-1.0, 1.0], 'num_known_rows': [0, 28]}
+  bound = export.noise_bound(kernels.SmoothingKernel(meta['kernel'], meta['sigma']))
+  assert meta['signatures']['denoise']['ranges']['x_tilde'] == pytest.approx(
+      [-1 - bound, 1 + bound]
+  )
+  model = tf.saved_model.load(version_dir)
+  inputs = image_inputs()['inpaint']
+  with pytest.raises(
+      tf.errors.InvalidArgumentError, match=r'input x must hold values in \[-1, 1\]'
+  ):
+    model.signatures['inpaint'](
+        x=tf.fill([2, 28, 28, 1], 5.0),
+        num_known_rows=tf.constant(inputs['num_known_rows']),
         seed=tf.constant(inputs['seed']),
     )
 
