@@ -379,6 +379,7 @@ def image_expected(model):
   }
 
 
+@pytest.mark.slow  # ~2.5 min; tests/test_golden.py checks fresh PixelCNN++ exports' outputs
 def test_image_signatures_in_a_fresh_process_and_saved_model_cli(image_export, tmp_path):
   run, version_dir = image_export
   assert set(_method_names(version_dir).values()) == {'tensorflow/serving/predict'}

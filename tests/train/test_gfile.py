@@ -83,7 +83,7 @@ def test_ram_workdir_trains_resumes_sets_aside_and_writes_summaries(local_disk_u
   with gfile.GFile(index, 'wb') as f:
     f.write(head)
   gfile.makedirs(f'{directory}/ckpt-15_temp')
-  with caplog.at_level('INFO'):
+  with caplog.at_level('INFO', logger='absl'):  # absl's level may be set by other tests
     resumed = trainer.train(
         tiny.model, tiny.dataset, config.copy_and_resolve_references(), workdir, eval_fn=eval_fn
     )
