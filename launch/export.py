@@ -2,8 +2,7 @@
 --export_dir/<next version number>.
 
   python launch/export.py --workdir=runs/rings --export_dir=exports/rings
-  python launch/export.py --saved_model=saved_models/rings/1 --weights=ema \
-      --export_dir=saved_models/rings
+  python launch/export.py --saved_model=exports/rings/1 --export_dir=exports/rings
   saved_model_cli show --dir exports/rings/1 --all
 
 --workdir: the best checkpoint of a run (its EMA averages when the run kept them, or with
@@ -47,7 +46,7 @@ _SAVED_MODEL = flags.DEFINE_string(
     'saved_model',
     None,
     'Instead of --workdir: the version directory of an earlier export (e.g. '
-    'saved_models/rings/1) to re-export with this code.',
+    'saved_models/rings/2) to re-export with this code.',
 )
 _EXPORT_DIR = flags.DEFINE_string(
     'export_dir', None, 'Model base path: versions go in <export_dir>/1, 2, ...'
@@ -86,7 +85,7 @@ def _one_source():
     raise errors.UserError(
         f'launch/export.py exports one model and was given {given} of --workdir and '
         '--saved_model: pass --workdir=<a launch/train.py run> to export its best checkpoint, '
-        'or --saved_model=<version directory of an earlier export, e.g. saved_models/rings/1> '
+        'or --saved_model=<version directory of an earlier export, e.g. saved_models/rings/2> '
         'to re-export that export with this code.'
     )
 
@@ -119,7 +118,7 @@ def _read_old(version_dir):
     raise errors.UserError(
         f'--saved_model={version_dir} is not the version directory of a tfsmooth export (it '
         f'has no {export.METADATA}).{hint} Pass a numeric version directory such as '
-        'saved_models/rings/1.'
+        'saved_models/rings/2.'
     )
   return export.read_metadata(version_dir)
 
