@@ -5,7 +5,6 @@ divide across the replicas are padded and trimmed."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.distributed import tiny_models
+from tests.train import tiny
 from tfsmooth.data import images
 from tfsmooth.evaluation import replicated
 from tfsmooth.train import strategy as strategy_lib
@@ -67,19 +67,9 @@ def test_padding_keeps_rows_and_order():
   np.testing.assert_array_equal(out['double'], 2 * rows)
 
 
-def _free_ports(n):
-  sockets = [socket.socket() for _ in range(n)]
-  for s in sockets:
-    s.bind(('127.0.0.1', 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
-
-
 @pytest.mark.parametrize('kind', ['made_pair', 'pixelcnn'])
 def test_two_workers_equal_one_device(kind, references, tmp_path):
-  cluster = {'worker': [f'127.0.0.1:{p}' for p in _free_ports(2)]}
+  cluster = {'worker': [f'127.0.0.1:{p}' for p in tiny.free_ports(2)]}
   workers = []
   for i in range(2):
     env = dict(

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -67,16 +66,6 @@ def straight(tmp_path_factory):
   return _weights(result.model)
 
 
-def _free_ports(n):
-  sockets = [socket.socket() for _ in range(n)]
-  for s in sockets:
-    s.bind(('127.0.0.1', 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
-
-
 def test_worker_shards_are_disjoint_and_cover_the_global_batch():
   examples = lambda: tf.data.Dataset.range(10_000)  # noqa: E731
   global_batch, replicas = 8, 4
@@ -109,7 +98,7 @@ def test_worker_shards_are_disjoint_and_cover_the_global_batch():
 
 def test_two_workers_match_one_process_with_two_replicas(tmp_path):
   steps = 20
-  ports = _free_ports(2)
+  ports = tiny.free_ports(2)
   cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
   workers = [
       _driver(
@@ -136,7 +125,7 @@ def test_two_workers_match_one_process_with_two_replicas(tmp_path):
 
 
 def test_sigterm_to_one_worker_checkpoints_both_at_the_same_step(tmp_path):
-  ports = _free_ports(2)
+  ports = tiny.free_ports(2)
   cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
   workers = [
       _driver(

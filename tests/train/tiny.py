@@ -1,4 +1,7 @@
-"""The tiny model, data and config that the trainer tests share with their subprocess driver."""
+"""The tiny model, data and config that the trainer tests share with their subprocess driver,
+and free loopback ports for multi-worker tests."""
+
+import socket
 
 import ml_collections
 import numpy as np
@@ -33,3 +36,14 @@ def config(steps, **overrides):
   )  # the fault tests run the multi-step loop
   settings.update(overrides)
   return ml_collections.ConfigDict(settings)
+
+
+def free_ports(n):
+  """n TCP ports on 127.0.0.1 that were free a moment ago (for a TF_CONFIG cluster)."""
+  sockets = [socket.socket() for _ in range(n)]
+  for s in sockets:
+    s.bind(('127.0.0.1', 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
