@@ -31,10 +31,13 @@ holds one small request per signature (TFRecord of `PredictionLog`), which TF Se
 at load so that its first client does not pay for the graph's first run. Paths go through
 `tf.io.gfile` (local paths or URLs).
 
-Size: the export traces each function of the model interface once (a two-step model's `sample`
-calls the same traced `denoise` as the `denoise` signature), and numpy arrays that layers hold
-(MADE's masks) are captured as constants, stored once in the SavedModel, instead of being
-embedded at every call site of every traced function.
+Size: each weight is stored once (only the tf.Variables are tracked); a pair's `sample` calls
+the same traced `denoise` function as the `denoise` signature (the conditional sampler is
+traced once); and numpy arrays that layers hold (MADE's masks) are captured as constants,
+stored once in the SavedModel, instead of being embedded at every call site of every traced
+function (rings: saved_model.pb 6.1 MB -> 0.92 MB). The captured masks enter the MADE
+sampler's per-row loops as loop inputs, which costs that loop about 15% (a 1000-row rings
+`sample`, measured A/B in one process); log_prob and denoise run as fast as before.
 """
 
 import contextlib
@@ -187,26 +190,33 @@ def _constants_captured(model):
 
 @contextlib.contextmanager
 def _shared_denoise(model):
-  """While tracing: the model's `denoise` as one tf.function, so that a two-step model's
-  `draw` (whose two-step sampler denoises its x~) and the `denoise` signature call one traced
-  function instead of tracing the conditional sampler twice. Removed afterwards."""
-  if 'two_step' not in model.denoisers:
+  """While tracing: the `denoise` of the model and of every pair inside it (a wrapper such as
+  `standardized.Standardized` holds one) as one tf.function each, so that a pair's `draw` (whose
+  two-step sampler denoises its x~) and the `denoise` signature call one traced function
+  instead of tracing the conditional sampler twice. Removed afterwards."""
+  patched = []
+  for layer in model._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
+    if 'two_step' in getattr(layer, 'denoisers', ()) and callable(getattr(layer, 'denoise', None)):
+      object.__setattr__(layer, 'denoise', _one_traced_denoise(layer, layer.denoise))
+      patched.append(layer)
+  try:
     yield
-    return
-  method = model.denoise
+  finally:
+    for layer in patched:
+      object.__delattr__(layer, 'denoise')
+
+
+def _one_traced_denoise(layer, method):
+  """`method` (a pair's denoise), its two-step denoising through one tf.function."""
   shared = tf.function(lambda x_tilde, seeds: method(x_tilde, seeds, ['two_step']))
 
   def denoise(x_tilde, seeds, denoisers=None):
-    chosen = tuple(model.denoisers if denoisers is None else denoisers)
+    chosen = tuple(layer.denoisers if denoisers is None else denoisers)
     if chosen != ('two_step',):
       return method(x_tilde, seeds, chosen)
     return shared(x_tilde, seeds)
 
-  object.__setattr__(model, 'denoise', denoise)
-  try:
-    yield
-  finally:
-    object.__delattr__(model, 'denoise')
+  return denoise
 
 
 class Servable(tf.Module):
