@@ -1,10 +1,10 @@
 """Size, load time and call latency of SavedModel exports, before and after an export change.
 
-  git worktree add /tmp/old_export 8c419e2  # the commit before the export's checks and sharing
+  git worktree add runs/old_export 8c419e2  # the commit before the export's checks and sharing
   nice -n 0 python benchmarks/export_latency.py \
       --models=saved_models/rings/2,saved_models/olympics/2,saved_models/fashion_mnist_smoothed/3,saved_models/fashion_mnist_baseline/3 \
-      --before_checkout=/tmp/old_export --out=benchmarks/results/export_latency.json
-  git worktree remove /tmp/old_export
+      --before_checkout=runs/old_export --out=benchmarks/results/export_latency.json
+  git worktree remove runs/old_export
 
 The weights of each --models version directory are exported twice in this run, each time in a
 subprocess: by the code of --before_checkout (8c419e2, the commit before the change: its

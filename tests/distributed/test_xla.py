@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tests.distributed import tiny_models
+from tests.train import tiny
 from tfsmooth import seeds
 from tfsmooth.evaluation import replicated
 from tfsmooth.train import trainer
@@ -44,6 +45,6 @@ def test_train_loop_with_steps_per_loop_compiles_with_xla(kind, tmp_path):
   model = tiny_models.build(kind)
   points = np.repeat(tiny_models.points(model), 4, axis=0)
   examples = lambda: tf.data.Dataset.from_tensor_slices(points).repeat()
-  config = tiny_models.train_config(steps=4, jit_compile=True, steps_per_loop=2)
+  config = tiny.config(4, batch_size=4, ema_decay=0.0, jit_compile=True, steps_per_loop=2)
   result = trainer.train(lambda: tiny_models.build(kind), examples, config, str(tmp_path))
   assert result.step == 4

@@ -3,7 +3,6 @@ depend on the replica count: likelihood rows and every sampler, on 5 rows (odd, 
 not divide across 2 replicas)."""
 
 import keras
-import ml_collections
 import numpy as np
 import tensorflow as tf
 
@@ -87,21 +86,3 @@ def evaluate(model, strategy=None, batch_size=3):
       )
   )
   return out
-
-
-def train_config(**overrides):
-  """A `config.train` for a few steps of the tiny models."""
-  settings = dict(
-      steps=4,
-      batch_size=4,
-      learning_rate=1e-3,
-      seed=0,
-      log_every=2,
-      checkpoint_every=100,
-      keep_checkpoints=1,
-      jit_compile=False,
-      ema_decay=0.0,
-      steps_per_loop=1,
-  )
-  settings.update(overrides)
-  return ml_collections.ConfigDict(settings)
