@@ -191,10 +191,17 @@ class DensityModel(keras.Model):
 
 def map_rows(fn, elems, fn_output_signature):
   """tf.map_fn over rows, `fn` left unconverted by AutoGraph (whose rewrite of the models'
-  super() calls and Python control flow is not needed here and can fail)."""
-  return tf.map_fn(
-      tf.autograph.experimental.do_not_convert(fn), elems, fn_output_signature=fn_output_signature
-  )
+  super() calls and Python control flow is not needed here and can fail). Called eagerly, the
+  loop is traced once into a graph: an eager tf.map_fn runs Python once per row."""
+
+  def loop():
+    return tf.map_fn(
+        tf.autograph.experimental.do_not_convert(fn),
+        elems,
+        fn_output_signature=fn_output_signature,
+    )
+
+  return tf.function(loop)() if tf.executing_eagerly() else loop()
 
 
 def choose(model, kind, names):
