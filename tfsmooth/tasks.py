@@ -11,6 +11,7 @@ A task knows its data (splits, training examples), its likelihood unit and its p
     (`bpd`, or `bpd_elbo` / `bpd_iw`); PNG grids of samples.
 """
 
+import functools
 import math
 import os
 
@@ -60,11 +61,17 @@ def draw_rows(model, seeds, samplers=None, batch_size=None, strategy=None):
   """{sampler: numpy [N, ...]} of `model.draw` for seed rows [N, 2], on every replica."""
   samplers = tuple(samplers or model.samplers)
   return replicated.map_batches(
-      lambda s: model.draw(s, samplers),
+      _draws_of(model, samplers),
       (np.asarray(seeds, np.int32),),
       batch_size or len(seeds),
       strategy,
   )
+
+
+@functools.lru_cache(maxsize=32)
+def _draws_of(model, samplers):
+  """`model.draw` of row batches: one function per (model, samplers), traced once."""
+  return lambda s: model.draw(s, samplers)
 
 
 def for_config(config):

@@ -5,6 +5,8 @@ model; ELBO and importance-weighted bound with K draws for a pair), row i drawn 
 seeds[i] alone; `mean_nll` its means, -log p(x) in nats per point.
 """
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -20,15 +22,20 @@ def default_batch_size(num_samples, max_rows=200_000):
 def rows(model, points, seeds, num_samples=1, batch_size=None, strategy=None):
   """The `Likelihood` of each point (numpy [N] fields); seeds int32 [N, 2], one per point."""
   num_samples = num_samples or 1
-  fn = lambda x, s: tuple(model.likelihood(x, s, num_samples)[:2])
   log_prob, elbo = replicated.map_batches(
-      fn,
+      _bounds_of(model, num_samples),
       (np.asarray(points, np.float32), np.asarray(seeds, np.int32)),
       batch_size or default_batch_size(num_samples),
       strategy,
   )
   exact = model.exact_likelihood
   return base.Likelihood(log_prob, elbo, 1 if exact else int(num_samples), exact)
+
+
+@functools.lru_cache(maxsize=32)
+def _bounds_of(model, num_samples):
+  """(log_prob, elbo) of row batches: one function per (model, K), traced once."""
+  return lambda x, s: tuple(model.likelihood(x, s, num_samples)[:2])
 
 
 def mean_nll(model, points, seeds, num_samples=1, batch_size=None, strategy=None):

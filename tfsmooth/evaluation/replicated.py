@@ -5,8 +5,12 @@
 [r * b / R, (r + 1) * b / R) of each batch, runs `fn` there through `strategy.run`, gathers the
 replicas' rows back in order and drops the padding. With per-row seeds among the inputs, the
 result does not depend on R; under several workers every worker computes its replicas' share
-and every worker gets the whole result (only the chief should write it).
+and every worker gets the whole result (only the chief should write it). The compiled step is
+kept per (fn, strategy, jit_compile), so a caller that passes the same `fn` again (as
+`likelihood.rows` and `tasks.draw_rows` do for one model) does not trace it again.
 """
+
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -16,6 +20,18 @@ def _padded(array, size):
   return np.concatenate([array, np.repeat(array[-1:], size - len(array), 0)])
 
 
+@functools.lru_cache(maxsize=32)
+def _step(fn, strategy, jit_compile):
+  """The tf.function that runs `fn` on every replica and gathers its outputs in order."""
+
+  def gathered(values):
+    out = strategy.run(lambda v: fn(*v), args=(values,))
+    # One gather per tensor: strategy.gather of a nest returns one replica's part only.
+    return tf.nest.map_structure(lambda t: strategy.gather(t, axis=0), out)
+
+  return tf.function(gathered, jit_compile=jit_compile)
+
+
 def map_batches(fn, inputs, batch_size, strategy=None, jit_compile=False, log=None):
   """Numpy outputs of `fn(*row_batch)` for every row of `inputs` (a tuple of arrays sharing
   dimension 0), a nest of [n, ...] tensors per batch, concatenated over the batches."""
@@ -23,13 +39,7 @@ def map_batches(fn, inputs, batch_size, strategy=None, jit_compile=False, log=No
   replicas = strategy.num_replicas_in_sync
   per_replica = -(-min(batch_size, len(inputs[0])) // replicas)
   size = per_replica * replicas
-
-  def gathered(values):
-    out = strategy.run(lambda v: fn(*v), args=(values,))
-    # One gather per tensor: strategy.gather of a nest returns one replica's part only.
-    return tf.nest.map_structure(lambda t: strategy.gather(t, axis=0), out)
-
-  step = tf.function(gathered, jit_compile=jit_compile)
+  step = _step(fn, strategy, jit_compile)
   outputs = []
   total = len(inputs[0])
   for start in range(0, total, size):
