@@ -2,15 +2,18 @@
 file I/O went through tf.io.gfile and evaluation through the model interface on every replica;
 default f69e632) against this working tree, alternating --repeats times, each run from scratch
 in its own temporary workdir with the same flags. Reported: wall seconds of each
-`python launch/train.py --config=tfsmooth/configs/rings.py` run (training, test bounds, plots)
-and the ratio of medians, this tree / base. Both trees differ in more than gfile (the base draws
+`python launch/train.py --config=tfsmooth/configs/rings.py` run and the ratio of medians, this
+tree / base, and each run split by its own log lines into start-up and training (up to
+'Evaluating on the test split'), and the test evaluation with its plots (the rest). Both trees differ in more than gfile (the base draws
 its test bounds with batch seeds, this tree with per-row seeds), so the ratio bounds what the
 change costs together.
 
   python benchmarks/main_job_wall_time.py --output=benchmarks/results/main_job_wall_time.json
 """
 
+import datetime
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -28,8 +31,22 @@ _FLAGS = flags.DEFINE_list('train_flags', [], 'Extra launch/train.py flags for b
 _OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/main_job_wall_time.json', 'JSON path.')
 
 
+_LOG_TIME = re.compile(r'^[IWE]\d{4} (\d\d:\d\d:\d\d\.\d+) .*Evaluating on the test split')
+
+
+def _seconds_to(log, started):
+  """Seconds from `started` (a datetime) to the absl log line that starts the test evaluation."""
+  for line in log.splitlines():
+    match = _LOG_TIME.match(line)
+    if match:
+      clock = datetime.datetime.strptime(match.group(1), '%H:%M:%S.%f').time()
+      at = datetime.datetime.combine(started.date(), clock)
+      return (at - started).total_seconds() % 86400
+  raise RuntimeError('The run logged no "Evaluating on the test split" line.')
+
+
 def run_seconds(tree, workdir):
-  """Wall seconds of the main job run from `tree` into `workdir`."""
+  """{'total', 'training', 'test_and_plots'}: wall seconds of the main job run from `tree`."""
   argv = [
       sys.executable,
       os.path.join(tree, 'launch', 'train.py'),
@@ -38,9 +55,12 @@ def run_seconds(tree, workdir):
       *_FLAGS.value,
   ]
   env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL='2')
+  started = datetime.datetime.now()
   start = time.perf_counter()
-  subprocess.run(argv, cwd=tree, env=env, check=True, capture_output=True)
-  return time.perf_counter() - start
+  done = subprocess.run(argv, cwd=tree, env=env, check=True, capture_output=True, text=True)
+  total = time.perf_counter() - start
+  training = _seconds_to(done.stderr, started)
+  return {'total': total, 'training': training, 'test_and_plots': total - training}
 
 
 def main(argv):
@@ -55,16 +75,22 @@ def main(argv):
         for name, tree in trees.items():
           workdir = os.path.join(scratch, f'run_{len(seconds[name])}_{repeat}_{name[:4]}')
           seconds[name].append(run_seconds(tree, workdir))
-          print(name, f'{seconds[name][-1]:.1f} s', flush=True)
+          print(name, {k: round(v, 1) for k, v in seconds[name][-1].items()}, flush=True)
     finally:
       subprocess.run(['git', 'worktree', 'remove', '--force', base_tree], check=True)
-  medians = {name: statistics.median(values) for name, values in seconds.items()}
+  medians = {
+      name: {part: statistics.median(run[part] for run in runs) for part in runs[0]}
+      for name, runs in seconds.items()
+  }
   base, this = medians.values()
+  ratios = {part: this[part] / base[part] for part in base}
   record = {
       'command': common.command(),
       'seconds': seconds,
       'median_seconds': medians,
-      'ratio_this_over_base': this / base,
+      'ratio_this_over_base': ratios['total'],
+      'ratio_by_part': ratios,
+      'load_average_at_end': os.getloadavg(),
       'note': 'Wall seconds of whole launch/train.py runs on a shared 2-core machine; compare '
       'the ratio, not the seconds.',
   }
