@@ -116,6 +116,29 @@ def _constant_lr_config(points_file, steps, iw_samples):
   return config
 
 
+@pytest.mark.parametrize(
+    'tf_config, writes',
+    [
+        ({'cluster': {'worker': ['a:1', 'b:2']}, 'task': {'type': 'worker', 'index': 0}}, True),
+        ({'cluster': {'worker': ['a:1', 'b:2']}, 'task': {'type': 'worker', 'index': 1}}, False),
+        (
+            {
+                'cluster': {'chief': ['a:1'], 'worker': ['b:2']},
+                'task': {'type': 'worker', 'index': 0},
+            },
+            False,
+        ),
+    ],
+)
+def test_only_the_chief_records_the_config(tmp_path, monkeypatch, tf_config, writes):
+  monkeypatch.setenv('TF_CONFIG', json.dumps(tf_config))
+  workdir = tmp_path / 'w'
+  run = experiment.Run.create(tiny_config(), str(workdir))
+  assert run.config.smoothing.sigma == 0.3
+  assert (workdir / 'config.json').exists() == writes
+  assert workdir.exists() == writes
+
+
 def test_more_steps_and_other_evaluation_settings_resume(tmp_path):
   points = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
   np.save(tmp_path / 'points.npy', points)

@@ -211,7 +211,8 @@ class Run:
 
   @classmethod
   def create(cls, config, workdir):
-    """Settles `config` for `workdir` and records it, or checks it against the workdir's record.
+    """Settles `config` for `workdir` and records it (the chief alone, under several workers), or
+    checks it against the workdir's record.
 
     Raises `errors.UserError` (and writes nothing) when the workdir holds checkpoints of a run
     whose recorded config differs in a key outside `MUTABLE`.
@@ -237,8 +238,9 @@ class Run:
             f'{", ".join(k + "*" if k.endswith(".") else k for k in MUTABLE)} may change on '
             'resume.'
         )
-    tf.io.gfile.makedirs(workdir)
-    records.write_text(os.path.join(workdir, CONFIG_FILE), config.to_json_best_effort(indent=2))
+    if strategy_lib.is_chief_task():  # under several workers, only the chief writes
+      tf.io.gfile.makedirs(workdir)
+      records.write_text(os.path.join(workdir, CONFIG_FILE), config.to_json_best_effort(indent=2))
     return cls(config, workdir)
 
   @classmethod

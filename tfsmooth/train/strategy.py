@@ -1,5 +1,6 @@
 """Picks a `tf.distribute` strategy by name: one device, several, several workers, or TPU."""
 
+import json
 import os
 
 import tensorflow as tf
@@ -34,6 +35,18 @@ def get_strategy(name='default', tpu_address=''):
       f'Unknown strategy {name!r}; choose one of {", ".join(STRATEGIES)} '
       '(--config.train.strategy=...).'
   )
+
+
+def is_chief_task():
+  """Whether this process is the cluster's chief by TF_CONFIG, before any strategy exists: the
+  'chief' task, else worker 0 (MultiWorkerMirroredStrategy's rule); True without TF_CONFIG."""
+  config = json.loads(os.environ.get('TF_CONFIG') or '{}')
+  task = config.get('task') or {}
+  if not task:
+    return True
+  if 'chief' in config.get('cluster', {}):
+    return task.get('type') == 'chief'
+  return task.get('type') == 'worker' and int(task.get('index', 0)) == 0
 
 
 def _tpu_strategy(address):
