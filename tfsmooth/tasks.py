@@ -15,8 +15,6 @@ import functools
 import math
 import os
 
-from matplotlib import figure as mpl_figure
-from matplotlib.backends import backend_agg
 import numpy as np
 import tensorflow as tf
 
@@ -185,24 +183,10 @@ class PointsTask:
     the first seed rows of samples.png, so that successive evaluations compare."""
     limits = plots.plot_limits(self.split('test')[:, :2])
     drawn = draw_rows(model, run.row_seeds('samples', 200), strategy=strategy)
-    images = {}
-    for name, x in drawn.items():
-      fig = mpl_figure.Figure(figsize=(2.4, 2.4), dpi=80)
-      ax = fig.subplots()
-      if x.shape[1] == 1:
-        ax.hist(x[:, 0], bins=50, range=limits, density=True, color='tab:blue')
-      else:
-        ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.6, color='tab:blue')
-        ax.set_ylim(*limits)
-        ax.set_aspect('equal')
-      ax.set_xlim(*limits)
-      ax.set_title(SAMPLER_TITLES[name], fontsize=8)
-      ax.tick_params(labelsize=6)
-      fig.tight_layout()
-      canvas = backend_agg.FigureCanvasAgg(fig)
-      canvas.draw()
-      images[f'images/{name}'] = np.array(canvas.buffer_rgba())[None, ..., :3]
-    return images
+    return {
+        f'images/{name}': plots.points_picture(x, limits, SAMPLER_TITLES[name])[None]
+        for name, x in drawn.items()
+    }
 
   @staticmethod
   def summary_line(metrics):

@@ -7,6 +7,8 @@ import os
 import matplotlib
 
 matplotlib.use('Agg')
+from matplotlib import figure  # noqa: E402
+from matplotlib.backends import backend_agg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -22,20 +24,37 @@ def plot_limits(points, margin=0.1):
   return float(np.min(centre - half)), float(np.max(centre + half))
 
 
+def points_panel(ax, points, limits, title, size=0.5, bins=200, fontsize=9):
+  """A scatter of points [N, D >= 2] (their first two coordinates) or a histogram of [N, 1] on
+  the square `limits`."""
+  if points.shape[1] == 1:
+    ax.hist(points[:, 0], bins=bins, range=limits, density=True, color='tab:blue')
+  else:
+    ax.scatter(points[:, 0], points[:, 1], s=size, alpha=0.5, color='tab:blue')
+    ax.set_ylim(*limits)
+    ax.set_aspect('equal')
+  ax.set_xlim(*limits)
+  ax.set_title(title, fontsize=fontsize)
+
+
 def sample_panels(panels, path, limits, max_points=5000):
-  """One scatter (2-D) or histogram (1-D) panel per entry of `panels` {title: points [N, D]}."""
+  """One `points_panel` per entry of `panels` {title: points [N, D]}, written to `path`."""
   fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
   for ax, (title, points) in zip(axes[0], panels.items()):
-    points = np.asarray(points)[:max_points]
-    if points.shape[1] == 1:
-      ax.hist(points[:, 0], bins=200, range=limits, density=True, color='tab:blue')
-    else:
-      ax.scatter(points[:, 0], points[:, 1], s=0.5, alpha=0.5, color='tab:blue')
-      ax.set_ylim(*limits)
-      ax.set_aspect('equal')
-    ax.set_xlim(*limits)
-    ax.set_title(title, fontsize=9)
+    points_panel(ax, np.asarray(points)[:max_points], limits, title)
   save_figure(fig, path)
+
+
+def points_picture(points, limits, title):
+  """uint8 [H, W, 3]: a small `points_panel` (a TensorBoard image), rendered in memory."""
+  fig = figure.Figure(figsize=(2.4, 2.4), dpi=80)
+  ax = fig.subplots()
+  points_panel(ax, np.asarray(points), limits, title, size=2, bins=50, fontsize=8)
+  ax.tick_params(labelsize=6)
+  fig.tight_layout()
+  canvas = backend_agg.FigureCanvasAgg(fig)
+  canvas.draw()
+  return np.array(canvas.buffer_rgba())[..., :3]
 
 
 def density_panels(panels, path, limits, dim=2, resolution=200):
