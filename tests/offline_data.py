@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from tfsmooth.configs import fashion_mnist
 from tfsmooth.data import images
 from tfsmooth.evaluation import classifier
 
@@ -43,3 +44,23 @@ def require(idx_dir=None):
 # Marks a test that reads the files. The fixture is session-scoped, so it runs before any module
 # fixture that builds a run from the data.
 needs_idx = pytest.mark.usefixtures('fashion_mnist_idx')
+
+
+def tiny_config(variant, train=64, validation=8, test=6, filters=8):
+  """`configs/fashion_mnist.py:<variant>` on the first images of the IDX files, with PixelCNN++s
+  of `filters` filters and 2 logistics, 2 steps of batch 4 and 2-draw bounds: seconds, not
+  minutes. Tests override what they need on top."""
+  config = fashion_mnist.get_config(variant)
+  config.data.update(
+      source='idx',
+      train_split=f'train[:{train}]',
+      validation_split=f'train[{train}:{train + validation}]',
+      validation_examples=validation,
+      test_split=f'test[:{test}]',
+      test_examples=0,
+  )
+  for model in (config.model, config.conditional_model):
+    model.update(nr_filters=filters, nr_logistic_mix=2)
+  config.train.update(steps=2, batch_size=4, eval_every=0, log_every=1, checkpoint_every=2)
+  config.eval.update(num_samples=2, batch_size=4, iw_samples=2)
+  return config

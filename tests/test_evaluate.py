@@ -11,7 +11,6 @@ import pytest
 from tfsmooth import errors
 from tfsmooth import experiment
 from tfsmooth import export
-from tfsmooth.configs import fashion_mnist
 from tfsmooth.programs import sample_eval
 from tfsmooth.train import checkpoints
 from tests import offline_data
@@ -36,17 +35,7 @@ SCORES = (
 
 def _workdir(tmp_path_factory, variant):
   """An untrained tiny run with its weights saved as the best checkpoint."""
-  config = fashion_mnist.get_config(variant)
-  config.data.update(
-      source='idx',
-      train_split='train[:32]',
-      validation_split='train[32:40]',
-      test_split='test[:16]',
-      test_examples=0,
-  )
-  for model in (config.model, config.conditional_model):
-    model.update(nr_filters=4, nr_logistic_mix=2)
-  config.eval.update(batch_size=4, iw_samples=2)
+  config = offline_data.tiny_config(variant, train=32, test=16, filters=4)
   workdir = str(tmp_path_factory.mktemp(variant))
   run = experiment.Run.create(config, workdir)
   model = run.build_model()

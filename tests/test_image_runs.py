@@ -19,21 +19,7 @@ from tests import offline_data
 needs_idx = offline_data.needs_idx
 
 
-def tiny_config(variant):
-  config = fashion_mnist.get_config(variant)
-  config.data.update(
-      source='idx',
-      train_split='train[:64]',
-      validation_split='train[64:72]',
-      validation_examples=8,
-      test_split='test[:6]',
-      test_examples=0,
-  )
-  for model in (config.model, config.conditional_model):
-    model.update(nr_filters=8, nr_logistic_mix=2)
-  config.train.update(steps=2, batch_size=4, eval_every=0, log_every=1, checkpoint_every=2)
-  config.eval.update(num_samples=2, batch_size=4, iw_samples=2)
-  return config
+tiny_config = offline_data.tiny_config
 
 
 def test_image_configs_get_the_image_task():

@@ -21,7 +21,6 @@ import tensorflow as tf
 from tfsmooth import experiment
 from tfsmooth import export
 from tfsmooth import records
-from tfsmooth.configs import fashion_mnist
 from tfsmooth.configs import rings
 from tfsmooth.data import synthetic
 from tests import offline_data
@@ -148,19 +147,12 @@ def test_made_pair_on_a_user_point_file_lives_on_ram(nothing_local, caplog):
 @pytest.mark.slow  # minutes on 2 cores: tracing PixelCNN++'s step twice, sampling 784 pixels
 @offline_data.needs_idx
 def test_tiny_pixelcnn_pair_lives_on_ram(nothing_local, caplog):
-  config = fashion_mnist.get_config('smoothed')
-  config.data.update(
-      source='idx',
-      train_split='train[:32]',
-      validation_split='train[32:36]',
-      validation_examples=4,
-      test_split='test[:4]',
-      test_examples=4,
-  )
+  config = offline_data.tiny_config('smoothed', train=32, validation=4, test=4, filters=4)
+  config.data.test_examples = 4
   for model in (config.model, config.conditional_model):
-    model.update(nr_filters=4, nr_resnet=1, nr_logistic_mix=2)
-  config.train.update(steps=1, batch_size=4, eval_every=0, log_every=1, checkpoint_every=1)
-  config.eval.update(num_samples=2, batch_size=4, iw_samples=2, validation_samples=2)
+    model.nr_resnet = 1
+  config.train.update(steps=1, checkpoint_every=1)
+  config.eval.validation_samples = 2
   run, _, _ = _life(config, 1, _ram('exports/pixelcnn'), caplog)
   grids = [name for name in _listing(run.workdir) if name.startswith('samples')]
   assert grids, _listing(run.workdir)

@@ -10,7 +10,6 @@ import tensorflow as tf
 
 from tests import offline_data
 from tfsmooth import experiment
-from tfsmooth.configs import fashion_mnist
 from tfsmooth.configs import rings
 
 
@@ -70,18 +69,8 @@ def test_point_run_shows_config_and_sample_scatters(tmp_path):
 @pytest.mark.slow  # PixelCNN++ draws pixel by pixel: about 25 s per evaluation here
 @offline_data.needs_idx
 def test_image_run_shows_a_grid_of_every_sampler_at_each_evaluation(tmp_path):
-  config = fashion_mnist.get_config('baseline')
-  config.data.update(
-      source='idx',
-      train_split='train[:64]',
-      validation_split='train[64:72]',
-      validation_examples=8,
-      test_split='test[:6]',
-      test_examples=0,
-  )
-  config.model.update(nr_filters=8, nr_logistic_mix=2)
-  config.train.update(steps=2, batch_size=4, eval_every=1, log_every=1, checkpoint_every=2)
-  config.eval.update(num_samples=2, batch_size=4, iw_samples=2)
+  config = offline_data.tiny_config('baseline')
+  config.train.eval_every = 1
   experiment.Run.create(config, str(tmp_path)).train()
   events = _events(str(tmp_path))
   _check_config_text(events, str(tmp_path))
