@@ -40,6 +40,7 @@ import tensorflow as tf  # noqa: E402
 
 import common  # noqa: E402
 from tfsmooth import errors  # noqa: E402
+from tfsmooth import seeds  # noqa: E402
 from tfsmooth import tasks  # noqa: E402
 from tfsmooth.configs import two_gaussians_1d  # noqa: E402
 from tfsmooth.data import synthetic  # noqa: E402
@@ -111,22 +112,17 @@ def evaluate_sigma(sigma, runs, dataset, num_points, seed):
   true_posterior = np.exp(truth.posterior_log_prob(grid, np.full(len(grid), X_TILDE_0)))
   posterior_curves['ground truth'] = true_posterior
   exact_log_posterior = truth.posterior_log_prob(x, x_tilde)
+  denoise_rows = seeds.rows(seed, 'denoise', 0, num_points)  # row j: x~_j's draw, every model
   for k in sorted(runs):
     config, workdir, _ = runs[k]
     model = common.load_model(workdir)
     conditional_log_prob = tf.function(model.conditional.log_prob, reduce_retracing=True)
-    if k == max(runs):  # every run trains the same p(x~) (same seeds); use one
-      denoised['single-step, learned p(x~)'] = (
-          tf.function(model.denoise_single_step)(tf.constant(x_tilde[:, None]))
-          .numpy()[:, 0]
-          .astype(np.float64)
-      )
-    seed_k = tf.constant([seed, 100 + k], tf.int32)
-    denoised[f'p(x|x~), {k} logistic{"s" * (k > 1)}'] = (
-        tf.function(model.denoise)(tf.constant(x_tilde[:, None]), seed_k)
-        .numpy()[:, 0]
-        .astype(np.float64)
-    )
+    names = ['two_step'] + ['single_step'] * (k == max(runs))  # one p(x~) serves: same seeds
+    out = tf.function(model.denoise)(tf.constant(x_tilde[:, None]), denoise_rows, names)
+    out = {name: v.numpy()[:, 0].astype(np.float64) for name, v in out.items()}
+    if 'single_step' in out:
+      denoised['single-step, learned p(x~)'] = out['single_step']
+    denoised[f'p(x|x~), {k} logistic{"s" * (k > 1)}'] = out['two_step']
     conditional_kl[str(k)] = float(
         np.mean(exact_log_posterior - _conditional_log_prob(conditional_log_prob, x, x_tilde))
     )

@@ -57,6 +57,26 @@ def test_every_sampler_is_row_independent_and_equals_the_direct_draw(model):
     model.draw(ROWS, ['nope'])
 
 
+def test_one_seed_where_a_seed_per_row_is_due_names_the_fix(model):
+  """The mistake of passing one [2] seed (or float seeds, or a row count that differs from the
+  input's) is a UserError naming [N, 2] and tfsmooth.seeds.rows, not a map_fn shape error."""
+  x = model.draw(ROWS)[model.samplers[-1]]
+  calls = [lambda s: model.draw(s), lambda s: model.likelihood(x, s, 2)]
+  if model.denoisers:
+    calls.append(lambda s: model.denoise(x, s, ['two_step']))
+  if model.can_inpaint:
+    calls.append(lambda s: model.inpaint(x, 1, s))
+  for call in calls[:1]:
+    for bad in (ROWS[0], np.asarray(ROWS, np.float32)):
+      with pytest.raises(errors.UserError, match=r'integer \[N, 2\].*seeds.rows'):
+        call(bad)
+  for call in calls[1:]:
+    if call is calls[1] and model.exact_likelihood:
+      continue  # an exact likelihood draws nothing
+    with pytest.raises(errors.UserError, match=r'N = 3, the rows of the input'):
+      call(ROWS[:2])
+
+
 def test_a_plain_models_record_is_its_exact_log_prob(model):
   x = tiny_models.points(model)
   record = model.likelihood(x, seeds.rows(0, 'test', 0, len(x)), 8)

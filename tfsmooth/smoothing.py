@@ -113,6 +113,7 @@ class SmoothedModel(keras.Model):
     Returns (x~ [K, N, ...], log q(x~_k | x), log p(x~_k), log p(x | x~_k)), the last three [K, N].
     """
     x = self.prior.check_events(x, 'x')
+    seeds = base.check_seeds(seeds, x)
     q = self.kernel(x)
     draws = base.map_rows(
         lambda a: self.kernel(a[0]).sample(num_samples, seed=a[1]),
@@ -146,6 +147,7 @@ class SmoothedModel(keras.Model):
   def smooth(self, x, seeds):
     """x~ = x + e, e ~ q, row i from seeds[i] alone."""
     x = self.prior.check_events(x, 'x')
+    seeds = base.check_seeds(seeds, x)
     return base.map_rows(
         lambda a: self.kernel.smooth(a[0], a[1]),
         (x, seeds),
@@ -157,7 +159,7 @@ class SmoothedModel(keras.Model):
 
     Row i's seed splits into the seed of its x~ and the seed of its denoising."""
     samplers = base.choose(self, 'samplers', samplers)
-    prior_seeds, denoise_seeds = _split_rows(seeds, 2)
+    prior_seeds, denoise_seeds = _split_rows(base.check_seeds(seeds), 2)
     x_tilde = self.prior.sample_rows(prior_seeds)
     out = {'smoothed': x_tilde} if 'smoothed' in samplers else {}
     chosen = [name for name in self.denoisers if name in samplers]
@@ -167,13 +169,14 @@ class SmoothedModel(keras.Model):
 
   def denoise(self, x_tilde, seeds, denoisers=None):
     """{denoiser: x} for given smoothed points x~: 'two_step' draws x ~ p(x | x~) (row i from
-    seeds[i] alone), 'single_step' is x~ + sigma^2 grad log p(x~)."""
+    seeds[i] alone), 'single_step' is x~ + sigma^2 grad log p(x~) (seeds unused: may be None)."""
     denoisers = base.choose(self, 'denoisers', denoisers)
     x_tilde = self.prior.check_events(x_tilde, 'x_tilde')
     out = {}
     if 'single_step' in denoisers:
       out['single_step'] = self.denoise_single_step(x_tilde)
     if 'two_step' in denoisers:
+      seeds = base.check_seeds(seeds, x_tilde)
       out['two_step'] = self.conditional.sample_rows(seeds, conditioning=x_tilde)
     return out
 
@@ -181,7 +184,7 @@ class SmoothedModel(keras.Model):
     """Completes images x [N, H, W, C] below their top num_known_rows[i] rows (paper Fig. 14),
     row i from seeds[i] alone: x~_top = x_top + e, e ~ q; x~_bottom ~ p(x~_bottom | x~_top);
     then x_bottom ~ p(x_bottom | x_top, x~) with the stacked model."""
-    smooth_seeds, prior_seeds, conditional_seeds = _split_rows(seeds, 3)
+    smooth_seeds, prior_seeds, conditional_seeds = _split_rows(base.check_seeds(seeds, x), 3)
     x_tilde = self.prior.complete_rows(self.smooth(x, smooth_seeds), num_known_rows, prior_seeds)
     return self.conditional.complete_rows(
         x, num_known_rows, conditional_seeds, conditioning=x_tilde

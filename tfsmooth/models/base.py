@@ -152,12 +152,12 @@ class DensityModel(keras.Model):
   def draw(self, seeds, samplers=None):
     """{'samples': x ~ p(x)}, row i from seeds[i] [N, 2] alone."""
     choose(self, 'samplers', samplers)
-    return {'samples': self.sample_rows(seeds)}
+    return {'samples': self.sample_rows(check_seeds(seeds))}
 
   def inpaint(self, x, num_known_rows, seeds):
     """x below its top num_known_rows[i] rows drawn from p(x_bottom | x_top), row i from
     seeds[i] alone."""
-    return self.complete_rows(x, num_known_rows, seeds)
+    return self.complete_rows(x, num_known_rows, check_seeds(seeds, x))
 
   def facts(self):
     """What a metrics record or an export states about the model beyond its parameters."""
@@ -202,6 +202,26 @@ def map_rows(fn, elems, fn_output_signature):
     )
 
   return tf.function(loop)() if tf.executing_eagerly() else loop()
+
+
+def check_seeds(seeds, rows_of=None):
+  """`seeds` as a tensor, checked to be integer [N, 2]: one stateless seed per row (N the rows of
+  `rows_of` where both are known statically)."""
+  seeds = tf.convert_to_tensor(seeds)
+  shape = seeds.shape
+  n = None if rows_of is None else tf.TensorShape(getattr(rows_of, 'shape', None))
+  n = None if n is None or n.rank is None or n.rank == 0 else n[0]
+  fits = shape.rank is None or (
+      shape.rank == 2 and shape[1] in (None, 2) and (n is None or shape[0] in (None, n))
+  )
+  if not seeds.dtype.is_integer or not fits:
+    rows = f' with N = {n}, the rows of the input' if n is not None else ''
+    raise errors.UserError(
+        f'seeds is {seeds.dtype.name} of shape {tuple(shape)}, but draws take one stateless seed '
+        f'per row: integer [N, 2]{rows}. From one base seed s, tfsmooth.seeds.rows(s, '
+        "'samples', 0, N) gives such rows."
+    )
+  return seeds
 
 
 def choose(model, kind, names):
