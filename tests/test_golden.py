@@ -21,8 +21,8 @@ import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.python.tools import saved_model_utils
 
+from tests.golden import record
 from tfsmooth import experiment
 from tfsmooth import export
 
@@ -34,70 +34,15 @@ with open(os.path.join(GOLDEN, 'manifest.json')) as _f:
   MANIFEST = json.load(_f)
 with open(os.path.join(GOLDEN, 'signature_defs.json')) as _f:
   SIGNATURE_DEFS = json.load(_f)
-# The shipped versions checked. The four tfsmooth models' goldens were recorded from rings/1,
-# olympics/1, fashion_mnist_smoothed/2 and fashion_mnist_baseline/2 (manifest 'recorded_from'),
-# which left the tree when their weights were re-exported as the versions below: the new
-# versions must give the old ones' outputs and signature_defs.
+# The shipped versions checked (record.CHECKED_AS, and the classifier, record.PINNED_ONLY). The
+# four tfsmooth models' goldens were recorded from rings/1, olympics/1, fashion_mnist_smoothed/2
+# and fashion_mnist_baseline/2 (manifest 'recorded_from'), which left the tree when their weights
+# were re-exported as the checked versions: these must give the old ones' outputs and
+# signature_defs.
 SHIPPED_PATHS = {
-    'rings': 'saved_models/rings/2',
-    'olympics': 'saved_models/olympics/2',
-    'fashion_mnist_smoothed': 'saved_models/fashion_mnist_smoothed/3',
-    'fashion_mnist_baseline': 'saved_models/fashion_mnist_baseline/3',
-    'fashion_mnist_classifier': 'saved_models/fashion_mnist_classifier/1',
+    name: os.path.join('saved_models', where)
+    for name, where in {**record.CHECKED_AS, **record.PINNED_ONLY}.items()
 }
-
-
-def signature_pins(version_dir):
-  """Each serving signature's method name, inputs (key, tensor name, dtype, shape) and outputs
-  (key, dtype, shape), read from saved_model.pb as saved_model_cli does."""
-  meta_graph = saved_model_utils.get_meta_graph_def(version_dir, 'serve')
-
-  def shape(info):
-    if info.tensor_shape.unknown_rank:
-      return None
-    return [int(d.size) for d in info.tensor_shape.dim]
-
-  return {
-      name: {
-          'method_name': signature.method_name,
-          'inputs': {
-              key: {
-                  'name': info.name,
-                  'dtype': tf.dtypes.as_dtype(info.dtype).name,
-                  'shape': shape(info),
-              }
-              for key, info in signature.inputs.items()
-          },
-          'outputs': {
-              key: {'dtype': tf.dtypes.as_dtype(info.dtype).name, 'shape': shape(info)}
-              for key, info in signature.outputs.items()
-          },
-      }
-      for name, signature in meta_graph.signature_def.items()
-      if not name.startswith('__')  # __saved_model_init_op is not a serving signature
-  }
-
-
-def shared_functions(version_dir):
-  """Groups of signatures whose wrappers call one function (e.g. serving_default and sample)."""
-  meta_graph = saved_model_utils.get_meta_graph_def(version_dir, 'serve')
-  nodes = {node.name: node for node in meta_graph.graph_def.node}
-  library = {f.signature.name: f for f in meta_graph.graph_def.library.function}
-  called = {}
-  for name, signature in meta_graph.signature_def.items():
-    if name.startswith('__'):
-      continue
-    wrappers = {nodes[t.name.split(':')[0]].attr['f'].func.name for t in signature.outputs.values()}
-    inner = tuple(
-        sorted(
-            node.attr['f'].func.name
-            for wrapper in wrappers
-            for node in library[wrapper].node_def
-            if 'f' in node.attr
-        )
-    )
-    called.setdefault(inner, []).append(name)
-  return sorted(sorted(names) for names in called.values() if len(names) > 1)
 
 
 def assert_outputs(version_dir, golden, modes, label):
@@ -129,8 +74,8 @@ def assert_outputs(version_dir, golden, modes, label):
 @pytest.mark.parametrize('name', sorted(SIGNATURE_DEFS))
 def test_shipped_signature_defs(name):
   version_dir = os.path.join(REPO, SHIPPED_PATHS[name])
-  assert signature_pins(version_dir) == SIGNATURE_DEFS[name]['signatures']
-  assert shared_functions(version_dir) == SIGNATURE_DEFS[name]['shared_functions']
+  assert record.signature_pins(version_dir) == SIGNATURE_DEFS[name]['signatures']
+  assert record.shared_functions(version_dir) == SIGNATURE_DEFS[name]['shared_functions']
 
 
 def test_every_shipped_model_is_covered():
@@ -144,8 +89,9 @@ def test_every_shipped_model_is_covered():
   pinned = {os.path.relpath(p, 'saved_models') for p in SHIPPED_PATHS.values()}
   assert pinned == shipped, (
       f'saved_models/ holds versions without goldens: {sorted(shipped - pinned)}, and lacks '
-      f'pinned ones: {sorted(pinned - shipped)}. Add a version to SHIPPED in '
-      'tests/golden/record.py and to SHIPPED_PATHS here, and record its goldens.'
+      f'pinned ones: {sorted(pinned - shipped)}. Add a new version to '
+      'tests/golden/record.py (CHECKED_AS, or PINNED_ONLY for a pin without calls) and record '
+      'its goldens.'
   )
   assert set(SIGNATURE_DEFS) == set(SHIPPED_PATHS)
   assert set(MANIFEST['shipped']) == set(SHIPPED_PATHS) - {'fashion_mnist_classifier'}
@@ -181,5 +127,5 @@ def test_fresh_export(name, tmp_path):
   _set_weights(model, entry, golden)
   version_dir = export.export(model, str(tmp_path / 'm'), iw_samples=entry['iw_samples'])
   assert_outputs(version_dir, golden, entry['outputs'], name)
-  assert signature_pins(version_dir) == entry['signatures']
-  assert shared_functions(version_dir) == entry['shared_functions']
+  assert record.signature_pins(version_dir) == entry['signatures']
+  assert record.shared_functions(version_dir) == entry['shared_functions']
