@@ -24,6 +24,7 @@ from tfsmooth import errors  # noqa: E402
 from tfsmooth import experiment  # noqa: E402
 from tfsmooth import seeds  # noqa: E402
 from tfsmooth.evaluation import likelihood  # noqa: E402
+from tfsmooth.programs import cli  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A smoothed launch/train.py run.', required=True)
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 16, 'Noise draws x~ per test point.')
@@ -58,4 +59,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(errors.reported(main))
+  app.run(cli.reported(main))

@@ -39,7 +39,6 @@ from scipy import stats  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import common  # noqa: E402
-from tfsmooth import errors  # noqa: E402
 from tfsmooth import seeds  # noqa: E402
 from tfsmooth import tasks  # noqa: E402
 from tfsmooth.configs import two_gaussians_1d  # noqa: E402
@@ -50,6 +49,7 @@ from tfsmooth.evaluation.gaussian_mixture_1d import GAP  # noqa: E402
 from tfsmooth.evaluation.gaussian_mixture_1d import GaussianMixturePosterior  # noqa: E402
 from tfsmooth.evaluation.gaussian_mixture_1d import gap_fraction  # noqa: E402
 from tfsmooth.evaluation.gaussian_mixture_1d import gap_probability  # noqa: E402
+from tfsmooth.programs import cli  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Root for one workdir per run.')
 _SIGMAS = flags.DEFINE_list('sigmas', ['0.3', '0.1'], 'Gaussian kernel standard deviations.')
@@ -305,4 +305,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(errors.reported(main))
+  app.run(cli.reported(main))

@@ -29,11 +29,11 @@ import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 import common  # noqa: E402
-from tfsmooth import errors  # noqa: E402
 from tfsmooth.data import images  # noqa: E402
 from tfsmooth.evaluation import feature_networks  # noqa: E402
 from tfsmooth.evaluation import neighbours  # noqa: E402
 from tfsmooth.evaluation import sample_quality  # noqa: E402
+from tfsmooth.programs import cli  # noqa: E402
 
 _NUM_SAMPLES = flags.DEFINE_list(
     'num_samples', ['5000', '10000', '50000'], 'Training images per `train` row.'
@@ -57,7 +57,7 @@ _OUTPUT = flags.DEFINE_string(
 )
 
 
-@errors.reported
+@cli.reported
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')

@@ -38,12 +38,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import common  # noqa: E402
-from tfsmooth import errors  # noqa: E402
 from tfsmooth import tasks  # noqa: E402
 from tfsmooth.configs import modes6_1d  # noqa: E402
 from tfsmooth.data import synthetic  # noqa: E402
 from tfsmooth.evaluation import plots  # noqa: E402
 from tfsmooth.evaluation import quadrature  # noqa: E402
+from tfsmooth.programs import cli  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Root for one workdir per run.')
 _KERNELS = flags.DEFINE_list('kernels', ['gaussian', 'laplace', 'uniform'], 'Smoothing kernels.')
@@ -355,4 +355,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(errors.reported(main))
+  app.run(cli.reported(main))

@@ -29,11 +29,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import common  # noqa: E402
-from tfsmooth import errors  # noqa: E402
 from tfsmooth import experiment  # noqa: E402
 from tfsmooth import tasks  # noqa: E402
 from tfsmooth.data import synthetic  # noqa: E402
 from tfsmooth.evaluation import plots  # noqa: E402
+from tfsmooth.programs import cli  # noqa: E402
 
 EXPERIMENTS = {
     'table1': [('baseline', 3), ('baseline', 6), ('smoothed', 3)],
@@ -133,4 +133,4 @@ def main(argv):
 
 if __name__ == '__main__':
   logging.set_verbosity(logging.INFO)
-  app.run(errors.reported(main))
+  app.run(cli.reported(main))

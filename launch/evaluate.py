@@ -8,8 +8,8 @@
 
 Takes a run (--workdir; its best, EMA when kept, weights) or an exported version directory
 (--saved_model; its signatures only, so TensorFlow alone would do). Writes into --out_dir
-(default: the workdir, or <workdir>/eval_raw_weights with --weights=raw; required with
---saved_model):
+(default: the workdir, or <workdir>/eval_raw_weights with --weights=raw; for
+--saved_model=.../<model>/<version>, eval/<model>/<version> under the working directory):
 
   eval.json                test bpd (exact for a baseline; ELBO and importance-weighted bounds
                            with K draws for a two-step model) and per sampler FID, KID (with
@@ -29,34 +29,22 @@ Samplers: a baseline's `samples`; a smoothed pair's `smoothed` (x~ ~ p(x~)), `si
 baseline's samples denoised by x + sigma^2 grad log p(x) with its own p(x).
 Feature networks: `classifier` (the project's Fashion-MNIST classifier, "domain" figures;
 --classifier_dir for another) or `inception` (Inception-v3 from --inception_path).
-See tfsmooth/programs/sample_eval.py.
+The program: tfsmooth/programs/evaluating.py (flag checks and defaults), sample_eval.py.
 """
 
-import os
+from absl import flags
 
-from tfsmooth import logs
+from tfsmooth.programs import cli
 
-logs.quiet()
-
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
-
-from tfsmooth import errors  # noqa: E402
-from tfsmooth import experiment  # noqa: E402
-from tfsmooth.programs import sample_eval  # noqa: E402
-from tfsmooth.train import strategy as strategy_lib  # noqa: E402
-from tfsmooth.evaluation import sample_quality  # noqa: E402
-
-_WORKDIR = flags.DEFINE_string('workdir', '', 'A trained image run (launch/train.py --workdir).')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'A trained image run (launch/train.py --workdir).')
 _SAVED_MODEL = flags.DEFINE_string(
-    'saved_model', '', 'An exported version directory (launch/export.py), e.g. exports/fmnist/1.'
+    'saved_model', None, 'An exported version directory (launch/export.py), e.g. exports/fmnist/1.'
 )
 _OUT_DIR = flags.DEFINE_string(
     'out_dir',
     '',
     'Where eval.json, the PNGs and the samples go '
-    '(default: --workdir; required with --saved_model).',
+    '(default: --workdir; for --saved_model=.../<model>/<version>, eval/<model>/<version>).',
 )
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 5000, 'Samples per sampler.', lower_bound=1)
 _BATCH_SIZE = flags.DEFINE_integer(
@@ -129,100 +117,47 @@ _STRATEGY = flags.DEFINE_string(
     'share of the rows; under several workers only the chief writes files.',
 )
 _SPLITS = flags.DEFINE_integer(
-    'splits', sample_quality.SPLITS, 'Splits of the Inception score.', lower_bound=1
+    'splits', None, 'Splits of the Inception score (default: 10).', lower_bound=1
 )
 
-
-def _sigmas(values):
-  try:
-    sigmas = [float(v) for v in values]
-  except ValueError as e:
-    raise errors.UserError(
-        f'--single_step_sigmas takes numbers, e.g. 0.1,0.3; got {",".join(values)}.'
-    ) from e
-  if any(not sigma > 0 for sigma in sigmas):
-    raise errors.UserError(f'--single_step_sigmas must be positive, got {sigmas}.')
-  return sigmas
+flags.mark_flags_as_mutual_exclusive(['workdir', 'saved_model'], required=True)
 
 
-def _strategy():
-  name = _STRATEGY.value
-  if not name and _WORKDIR.value:
-    record = experiment.read_record(_WORKDIR.value)
-    return strategy_lib.get_strategy(record.train.strategy, record.train.get('tpu_address', ''))
-  return strategy_lib.get_strategy(name or 'default')
+def main():
+  # Imported here, once cli.run_main has quieted TensorFlow's start-up.
+  from tfsmooth.programs import evaluating  # pylint: disable=g-import-not-at-top
 
-
-def _out_dir(ema):
-  """--out_dir, by default the workdir (or <workdir>/eval_raw_weights for raw weights), once
-  exactly one of --workdir and --saved_model is given."""
-  if bool(_WORKDIR.value) == bool(_SAVED_MODEL.value):
-    raise errors.UserError(
-        'Pass exactly one of --workdir (a launch/train.py run) and '
-        '--saved_model (a launch/export.py version directory, '
-        f'e.g. exports/fmnist/1); got {"both" if _WORKDIR.value else "neither"}.'
-    )
-  if _SAVED_MODEL.value and not _OUT_DIR.value:
-    raise errors.UserError('--saved_model needs --out_dir: results do not go into an export.')
-  default = _WORKDIR.value if ema else os.path.join(_WORKDIR.value, 'eval_raw_weights')
-  return _OUT_DIR.value or default
-
-
-def _check(source, sigmas):
-  if _NUM_SAMPLES.value < _SPLITS.value or 0 < _NUM_REFERENCE.value < _SPLITS.value:
-    raise errors.UserError(
-        f'--num_samples={_NUM_SAMPLES.value} and --num_reference={_NUM_REFERENCE.value} '
-        f'must be at least --splits={_SPLITS.value}: the Inception score needs a sample per '
-        'split.'
-    )
-  sample_eval.check_ablation(source, sigmas)
-
-
-@errors.reported
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  ema = _WEIGHTS.value == 'ema'
-  out_dir = _out_dir(ema)
-  sigmas = _sigmas(_SIGMAS.value)
-  strategy = _strategy()
-  source = sample_eval.open_source(_WORKDIR.value, _SAVED_MODEL.value, ema, strategy)
-  _check(source, sigmas)
-  network = sample_eval.load_network(
-      _FEATURE_NETWORK.value,
-      _CLASSIFIER_DIR.value,
-      _INCEPTION_PATH.value,
-      source.config.data.name,
-  )
-  sample_eval.evaluate(
-      source,
-      network,
-      out_dir,
+  path = evaluating.evaluate(
+      _WORKDIR.value,
+      _SAVED_MODEL.value,
+      _OUT_DIR.value,
+      weights=_WEIGHTS.value,
+      strategy=_STRATEGY.value,
+      feature_network=_FEATURE_NETWORK.value,
+      classifier_dir=_CLASSIFIER_DIR.value,
+      inception_path=_INCEPTION_PATH.value,
+      single_step_sigmas=_SIGMAS.value,
       num_samples=_NUM_SAMPLES.value,
+      num_reference=_NUM_REFERENCE.value,
+      splits=_SPLITS.value,
       batch_size=_BATCH_SIZE.value,
       seed=_SEED.value,
-      num_reference=_NUM_REFERENCE.value,
       bpd_examples=_BPD_EXAMPLES.value,
       iw_samples=_IW_SAMPLES.value or None,
-      single_step_sigmas=sigmas,
       num_neighbours=_NUM_NEIGHBOURS.value,
-      splits=_SPLITS.value,
-      strategy=strategy,
-      write=strategy.extended.should_checkpoint,
       log=lambda line: print(line, flush=True),
   )
-  print(f'wrote {os.path.join(out_dir, sample_eval.EVAL_FILE)}', flush=True)
+  print(f'wrote {path}', flush=True)
 
 
 if __name__ == '__main__':
-  logging.set_verbosity(logging.INFO)
-  errors.run_main(
+  cli.run_main(
       main,
       {
-          'workdir': errors.READ,
-          'saved_model': errors.READ,
-          'out_dir': errors.WRITE,
-          'classifier_dir': errors.READ,
-          'inception_path': errors.READ,
+          'workdir': cli.READ,
+          'saved_model': cli.READ,
+          'out_dir': cli.WRITE,
+          'classifier_dir': cli.READ,
+          'inception_path': cli.READ,
       },
   )

@@ -12,18 +12,10 @@ baseline. The same --seed gives the same grids.
 
 import os
 
-from tfsmooth import logs
+from absl import flags
 
-logs.quiet()
-
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
-
-from tfsmooth import errors  # noqa: E402
-from tfsmooth import experiment  # noqa: E402
-from tfsmooth import tasks  # noqa: E402
-from tfsmooth.programs import image_grids  # noqa: E402
+from tfsmooth import errors
+from tfsmooth.programs import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A trained image run (launch/train.py --workdir).')
 _OUT_DIR = flags.DEFINE_string('out_dir', '', 'Where the PNGs go (default: --workdir).')
@@ -49,9 +41,12 @@ _KNOWN_ROWS = flags.DEFINE_integer(
 flags.mark_flags_as_required(['workdir'])
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+def main():
+  # Imported here, once cli.run_main has quieted TensorFlow's start-up.
+  from tfsmooth import experiment  # pylint: disable=g-import-not-at-top
+  from tfsmooth import tasks  # pylint: disable=g-import-not-at-top
+  from tfsmooth.programs import image_grids  # pylint: disable=g-import-not-at-top
+
   run = experiment.Run.load(_WORKDIR.value)
   if not isinstance(run.task, tasks.ImageTask):
     raise errors.UserError(
@@ -69,5 +64,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  logging.set_verbosity(logging.INFO)
-  errors.run_main(main, {'workdir': errors.READ, 'out_dir': errors.WRITE})
+  cli.run_main(main, {'workdir': cli.READ, 'out_dir': cli.WRITE})

@@ -11,17 +11,10 @@ and evaluation settings, and is refused (the run's config.json kept) if anything
 the model, the data or the smoothing differs.
 """
 
-from tfsmooth import logs
+from absl import flags
+from ml_collections import config_flags
 
-logs.quiet()
-
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from tfsmooth import errors  # noqa: E402
-from tfsmooth import experiment  # noqa: E402
+from tfsmooth.programs import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file.', lock_config=True
@@ -34,14 +27,14 @@ _WORKDIR = flags.DEFINE_string(
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+def main():
+  # Imported here, once cli.run_main has quieted TensorFlow's start-up.
+  from tfsmooth import experiment  # pylint: disable=g-import-not-at-top
+
   run = experiment.Run.create(_CONFIG.value, _WORKDIR.value)
   metrics = run.train()
   print(run.summary_line(metrics), flush=True)
 
 
 if __name__ == '__main__':
-  logging.set_verbosity(logging.INFO)
-  errors.run_main(main, {'workdir': errors.WRITE})
+  cli.run_main(main, {'workdir': cli.WRITE})

@@ -13,20 +13,10 @@ import os
 import shlex
 import sys
 
-from tfsmooth import logs
+from absl import flags
+from ml_collections import config_flags
 
-logs.quiet()
-
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
-
-from tfsmooth import errors  # noqa: E402
-from tfsmooth import records  # noqa: E402
-from tfsmooth.evaluation import classifier  # noqa: E402
-from tfsmooth.evaluation import feature_networks  # noqa: E402
+from tfsmooth.programs import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Classifier config file.', lock_config=True
@@ -43,35 +33,20 @@ _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace an existing export.'
 flags.mark_flags_as_required(['config', 'workdir', 'export_dir'])
 
 
-@errors.reported
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  version_dir = os.path.join(_EXPORT_DIR.value, feature_networks.CLASSIFIER_VERSION)
-  if tf.io.gfile.exists(version_dir) and not _OVERWRITE.value:
-    raise errors.UserError(
-        f'{version_dir} already exists; pass --overwrite to replace it, or '
-        'choose another --export_dir.'
-    )
-  tf.io.gfile.makedirs(_WORKDIR.value)
-  records.write_text(
-      os.path.join(_WORKDIR.value, 'config.json'), _CONFIG.value.to_json_best_effort(indent=2)
+def main():
+  # Imported here, once cli.run_main has quieted TensorFlow's start-up.
+  from tfsmooth.programs import classifier_training  # pylint: disable=g-import-not-at-top
+
+  path, metrics = classifier_training.train_and_export(
+      _CONFIG.value,
+      _WORKDIR.value,
+      _EXPORT_DIR.value,
+      overwrite=_OVERWRITE.value,
+      command='python ' + shlex.join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
+      log=lambda line: print(line, flush=True),
   )
-  network, metrics = classifier.train(_CONFIG.value, log=lambda line: print(line, flush=True))
-  network.save_weights(os.path.join(_WORKDIR.value, 'classifier.weights.h5'))
-  records.write_json(os.path.join(_WORKDIR.value, 'metrics.json'), metrics)
-  command = 'python ' + shlex.join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
-  info = dict(
-      name=feature_networks.CLASSIFIER_NAME,
-      **metrics,
-      command=command,
-      config=_CONFIG.value.to_dict(),
-  )
-  if tf.io.gfile.exists(version_dir):
-    tf.io.gfile.rmtree(version_dir)
-  path = classifier.export(network, _EXPORT_DIR.value, info)
   print(f'exported {path} (test accuracy {metrics["test_accuracy"]:.4f})', flush=True)
 
 
 if __name__ == '__main__':
-  errors.run_main(main, {'workdir': errors.WRITE, 'export_dir': errors.WRITE})
+  cli.run_main(main, {'workdir': cli.WRITE, 'export_dir': cli.WRITE}, verbosity=None)

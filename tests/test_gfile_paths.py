@@ -21,6 +21,7 @@ from tfsmooth.data import images
 from tfsmooth.data import synthetic
 from tfsmooth.evaluation import classifier
 from tfsmooth.evaluation import feature_networks
+from tfsmooth.programs import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RINGS = os.path.join(ROOT, 'tfsmooth', 'configs', 'rings.py')
@@ -183,13 +184,13 @@ def test_classifier_loads_from_a_ram_copy():
 
 
 def _parse(*args, directory_flags):
-  """errors.parse_flags on fresh FlagValues with a config flag and the named string flags."""
+  """cli.parse_flags on fresh FlagValues with a config flag and the named string flags."""
   argv = ['prog.py', *args]
   values = flags.FlagValues()
   config_flags.DEFINE_config_file('config', None, 'Config.', flag_values=values, sys_argv=argv)
   for name in directory_flags:
     flags.DEFINE_string(name, '', f'The {name}.', flag_values=values)
-  return errors.parse_flags(argv, directory_flags, values), values
+  return cli.parse_flags(argv, directory_flags, values), values
 
 
 def _refusal(*args, directory_flags):
@@ -199,7 +200,7 @@ def _refusal(*args, directory_flags):
 
 
 def test_flag_on_an_unavailable_file_system_names_path_and_flag():
-  for mode in (errors.WRITE, errors.READ, None):
+  for mode in (cli.WRITE, cli.READ, None):
     directory_flags = {'workdir': mode} if mode else ('workdir',)
     message = _refusal(
         f'--config={RINGS}', '--workdir=s3://nope/run', directory_flags=directory_flags
@@ -222,7 +223,7 @@ def test_data_path_must_exist_and_reads_are_checked_before_any_directory_is_made
       '--config.data.name=file',
       f'--config.data.path={missing}/points.npy',
       f'--workdir={workdir}',
-      directory_flags={'workdir': errors.WRITE},
+      directory_flags={'workdir': cli.WRITE},
   )
   assert message == (
       f'--config.data.path={missing}/points.npy does not exist: give the path of your points '
@@ -235,7 +236,7 @@ def test_data_path_must_exist_and_reads_are_checked_before_any_directory_is_made
       f'--config={RINGS}',
       f'--config.data.path={missing}',
       f'--saved_model={missing}',
-      directory_flags={'saved_model': errors.READ},
+      directory_flags={'saved_model': cli.READ},
   )
 
 
@@ -248,23 +249,23 @@ def test_writable_flag_is_probed_leaving_nothing_behind(tmp_path):
       '--config.data.name=file',
       f'--config.data.path={points}',
       f'--workdir={workdir}',
-      directory_flags={'workdir': errors.WRITE},
+      directory_flags={'workdir': cli.WRITE},
   )
   assert tf.io.gfile.isdir(workdir) and tf.io.gfile.listdir(workdir) == []  # a URL's stays
-  _parse(f'--workdir={tmp_path / "a" / "run"}', directory_flags={'workdir': errors.WRITE})
+  _parse(f'--workdir={tmp_path / "a" / "run"}', directory_flags={'workdir': cli.WRITE})
   assert not list(tmp_path.iterdir())  # a local directory made for the check is removed
   (tmp_path / 'run').mkdir()
-  _parse(f'--workdir={tmp_path / "run"}', directory_flags={'workdir': errors.WRITE})
+  _parse(f'--workdir={tmp_path / "run"}', directory_flags={'workdir': cli.WRITE})
   assert [p.name for p in tmp_path.iterdir()] == ['run'] and not list((tmp_path / 'run').iterdir())
 
 
 def test_unwritable_or_file_flags_are_refused():
-  message = _refusal('--out_dir=/proc/tfsmooth/out', directory_flags={'out_dir': errors.WRITE})
+  message = _refusal('--out_dir=/proc/tfsmooth/out', directory_flags={'out_dir': cli.WRITE})
   assert message.startswith('--out_dir=/proc/tfsmooth/out cannot be written: making it and')
   assert 'give another --out_dir; no file was written.' in message
   url = os.path.join(_ram('file'), 'notes.txt')
   _write(url, b'keep me')
-  for mode in (errors.WRITE, None):
+  for mode in (cli.WRITE, None):
     directory_flags = {'out_dir': mode} if mode else ('out_dir',)
     message = _refusal(f'--out_dir={url}', directory_flags=directory_flags)
     assert message.startswith(f'--out_dir={url} names an existing file, not a directory.')

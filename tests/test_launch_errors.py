@@ -1,9 +1,11 @@
 """Flag mistakes of the launch/ binaries: one paragraph and exit status 2, never a traceback.
 
-`errors.parse_flags` is tested in-process on fresh FlagValues (fast); three runs of
-launch/train.py as subprocesses check what a user sees: exit status, stderr, nothing written.
+`cli.parse_flags` (tfsmooth/programs/cli.py) is tested in-process on fresh FlagValues (fast);
+runs of launch/train.py as subprocesses check what a user sees: exit status, stderr, nothing
+written.
 """
 
+import functools
 import os
 import subprocess
 import sys
@@ -13,14 +15,18 @@ from ml_collections import config_flags
 import pytest
 
 from tfsmooth import errors
+from tfsmooth.programs import cli
+from tfsmooth.programs import evaluating
+from tfsmooth.programs import exporting
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RINGS = os.path.join(ROOT, 'tfsmooth', 'configs', 'rings.py')
+HELP = 'Run with --helpshort to list the flags.'
 WORKDIR_HELP = 'Directory for checkpoints, summaries, plots and metrics.json.'
 
 
-def _parse(*args, directory_flags=('workdir',)):
-  """errors.parse_flags on a binary with launch/train.py's flags, as `train.py *args`."""
+def _parse(*args, directory_flags=('workdir',), arguments=True):
+  """cli.parse_flags on a binary with launch/train.py's flags, as `train.py *args`."""
   argv = ['train.py', *args]
   values = flags.FlagValues()
   config_flags.DEFINE_config_file(
@@ -29,7 +35,7 @@ def _parse(*args, directory_flags=('workdir',)):
   flags.DEFINE_string('workdir', None, WORKDIR_HELP, flag_values=values)
   flags.DEFINE_integer('num_samples', 16, 'Samples.', flag_values=values)
   flags.mark_flag_as_required('workdir', flag_values=values)
-  return errors.parse_flags(argv, directory_flags, values), values
+  return cli.parse_flags(argv, directory_flags, values, arguments), values
 
 
 def _mistake(*args, **kwargs):
@@ -47,6 +53,16 @@ def test_good_flags_parse_and_keep_the_other_arguments(tmp_path):
       'extra',
   )
   assert remaining == ['train.py', 'extra']
+  # The binaries' runner takes no arguments: refused before --workdir is probed.
+  message = _mistake(
+      f'--config={RINGS}',
+      f'--workdir={tmp_path / "run"}',
+      'extra',
+      directory_flags={'workdir': cli.WRITE},
+      arguments=False,
+  )
+  assert message == f"Unexpected arguments: ['extra']. {HELP}"
+  assert not list(tmp_path.iterdir())
   assert values.config.train.steps == 7 and values.config.model.hidden_sizes == (16, 16)
 
 
@@ -122,6 +138,36 @@ def test_other_flag_mistakes_are_paragraphs(tmp_path):
   assert message.startswith('flag --num_samples=abc: invalid literal') and '--helpshort' in message
 
 
+def _exclusive(*args):
+  """cli.parse_flags on launch/export.py's source flags: exactly one of --workdir and
+  --saved_model (absl's mark_flags_as_mutual_exclusive), --export_dir required."""
+  values = flags.FlagValues()
+  flags.DEFINE_string('workdir', None, 'A trained run.', flag_values=values)
+  flags.DEFINE_string('saved_model', None, 'Instead of --workdir: an export.', flag_values=values)
+  flags.DEFINE_string('export_dir', None, 'Model base path.', flag_values=values)
+  flags.mark_flags_as_mutual_exclusive(
+      ['workdir', 'saved_model'], required=True, flag_values=values
+  )
+  flags.mark_flag_as_required('export_dir', flag_values=values)
+  with pytest.raises(errors.UserError) as error:
+    cli.parse_flags(['export.py', *args], (), values)
+  return ' '.join(str(error.value).split())
+
+
+def test_mutually_exclusive_flags_are_named_with_their_help():
+  helps = '--workdir: A trained run. --saved_model: Instead of --workdir: an export.'
+  message = _exclusive('--workdir=a', '--saved_model=b', '--export_dir=out')
+  assert message == (
+      'Pass exactly one of --workdir and --saved_model; got both (--workdir=a, '
+      f'--saved_model=b). {helps} {HELP}'
+  )
+  message = _exclusive()  # and --export_dir missing: both mistakes in one paragraph
+  assert message.startswith(
+      f'Pass exactly one of --workdir and --saved_model; got neither. {helps}'
+  )
+  assert 'Flag --export_dir must have a value' in message and message.endswith(HELP)
+
+
 def test_directory_flag_that_is_a_file_is_refused(tmp_path):
   notes = tmp_path / 'notes.txt'
   notes.write_text('keep me')
@@ -134,9 +180,9 @@ def test_directory_flag_that_is_a_file_is_refused(tmp_path):
   assert notes.read_text() == 'keep me'
 
 
-def _train(*args, cwd):
+def _launch(binary, *args, cwd):
   return subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, 'launch', 'train.py'), *args],
+      [sys.executable, os.path.join(ROOT, 'launch', binary), *args],
       cwd=cwd,
       env=dict(os.environ, PYTHONPATH=ROOT),
       stdout=subprocess.PIPE,
@@ -145,20 +191,26 @@ def _train(*args, cwd):
   )
 
 
-def test_train_binary_reports_mistakes_in_one_paragraph_and_writes_nothing(tmp_path):
+def test_binaries_report_mistakes_in_one_paragraph_and_write_nothing(tmp_path):
   notes = tmp_path / 'notes.txt'
   notes.write_text('keep me')
   before = os.stat(notes).st_mtime_ns
+  train = functools.partial(_launch, 'train.py', cwd=tmp_path)
   # Started together: each process spends its seconds importing TensorFlow.
   runs = {
-      'key': _train(f'--config={RINGS}', '--config.train.stepz=10', '--workdir=run', cwd=tmp_path),
-      'workdir': _train(f'--config={RINGS}', f'--workdir={notes}', cwd=tmp_path),
-      'config': _train('--config=nope.py', '--workdir=run', cwd=tmp_path),
+      'key': train(f'--config={RINGS}', '--config.train.stepz=10', '--workdir=run'),
+      'workdir': train(f'--config={RINGS}', f'--workdir={notes}'),
+      'config': train('--config=nope.py', '--workdir=run'),
+      'exclusive': _launch('export.py', '--workdir=run', '--saved_model=old', cwd=tmp_path),
   }
   expected = {
       'key': ['--config.train.stepz=10', 'Did you mean "steps" instead of "stepz"?'],
       'workdir': [f'--workdir={notes} names an existing file'],
       'config': ['--config=nope.py', 'No such file or directory'],
+      'exclusive': [
+          'Pass exactly one of --workdir and --saved_model; got both',
+          'Flag --export_dir must have a value',
+      ],
   }
   for name, run in runs.items():
     stdout, stderr = run.communicate(timeout=300)
@@ -170,3 +222,49 @@ def test_train_binary_reports_mistakes_in_one_paragraph_and_writes_nothing(tmp_p
       assert part in text, stderr
   assert sorted(os.listdir(tmp_path)) == ['notes.txt']  # no workdir was made
   assert notes.read_text() == 'keep me' and os.stat(notes).st_mtime_ns == before
+
+
+def test_export_program_takes_one_source_and_knows_its_weights(tmp_path):
+  with pytest.raises(errors.UserError, match='got neither'):
+    exporting.export_model(str(tmp_path / 'out'))
+  with pytest.raises(errors.UserError, match='got both'):
+    exporting.export_model(str(tmp_path / 'out'), workdir='run', saved_model='old/1')
+  for version in ('1', '2', 'tmp'):
+    (tmp_path / 'base' / version).mkdir(parents=True)
+  with pytest.raises(errors.UserError) as error:
+    exporting.read_old(str(tmp_path / 'base'))
+  assert 'It holds the versions 1, 2: pass one of them' in str(error.value)
+  assert f'--saved_model={tmp_path / "base" / "2"}.' in str(error.value)
+  assert not (tmp_path / 'out').exists()
+  # The record names the weights; --weights (None when not given) may only agree with it.
+  assert exporting.weights_of({'weights': 'raw'}, 'v/1') == 'raw'
+  assert exporting.weights_of({'weights': 'raw'}, 'v/1', given='raw') == 'raw'
+  assert exporting.weights_of({}, 'v/1', given='ema') == 'ema'
+  with pytest.raises(errors.UserError, match='--weights=ema was given.*Drop --weights'):
+    exporting.weights_of({'weights': 'raw'}, 'v/1', given='ema')
+  with pytest.raises(errors.UserError, match=r'pass --weights=ema or .*ema_decay=0\.999'):
+    exporting.weights_of({'config': {'train': {'ema_decay': 0.999}}}, 'v/1')
+
+
+def test_evaluate_program_settles_its_flags(tmp_path):
+  assert evaluating.default_out_dir('runs/fmnist') == 'runs/fmnist'
+  assert evaluating.default_out_dir('runs/fmnist', ema=False) == 'runs/fmnist/eval_raw_weights'
+  # An export's results go to eval/<model>/<version> in the working directory, not into it.
+  for version_dir in ('saved_models/fashion_mnist_smoothed/3', 'gs://b/fashion_mnist_smoothed/3/'):
+    out = evaluating.default_out_dir(saved_model=version_dir)
+    assert out == os.path.join('eval', 'fashion_mnist_smoothed', '3')
+  assert evaluating.default_out_dir(saved_model='3') == os.path.join(
+      'eval', os.path.basename(os.getcwd()), '3'
+  )
+  assert evaluating.parse_sigmas(['0.1', '0.3']) == [0.1, 0.3]
+  with pytest.raises(errors.UserError, match='takes numbers'):
+    evaluating.parse_sigmas(['0.1', 'x'])
+  with pytest.raises(errors.UserError, match='must be positive'):
+    evaluating.parse_sigmas(['0.1', '-1'])
+  evaluating.check_counts(10, 0, 10)
+  for num_samples, num_reference in ((9, 0), (10, 5)):
+    with pytest.raises(errors.UserError, match='a sample per split'):
+      evaluating.check_counts(num_samples, num_reference, 10)
+  with pytest.raises(errors.UserError, match='Pass exactly one of --workdir'):
+    evaluating.evaluate(out_dir=str(tmp_path / 'eval'))
+  assert not list(tmp_path.iterdir())

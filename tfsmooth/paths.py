@@ -5,8 +5,9 @@ paths), so a flag may name a local path or a URL (`gs://bucket/run`, `ram://run`
 with a file-system plugin). A URL whose file system TensorFlow does not have here, or a
 directory that cannot be written, would otherwise fail at the first file written, after the
 model was built and maybe trained. `check_readable` and `check_writable` find that out first
-and raise an `errors.UserError` naming the path and the flag; `errors.run_main` calls them on
-the directory flags and `--config.data.path` before a program's `main` runs.
+and raise an `errors.UserError` naming the path and the flag; the binaries' runner
+(`tfsmooth.programs.cli.run_main`) calls them on the directory flags and `--config.data.path`
+before a program's `main` runs.
 """
 
 import os
