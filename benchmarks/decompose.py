@@ -7,9 +7,11 @@ its two model terms and compares each with the true one
 
   nll_elbo - true_nll = (prior_nll - true_prior_nll) + (conditional_nll - true_conditional_nll)
 
-Writes <workdir>/decomposition.json and prints one line per term.
+Writes --output (default <workdir>/decomposition.json) and prints one line per term.
 
   python benchmarks/decompose.py --workdir=runs/rings
+  python benchmarks/decompose.py --workdir=runs/rings_cond6 \
+      --output=benchmarks/results/decomposition/rings_cond6.json
 """
 
 import os
@@ -29,6 +31,9 @@ from tfsmooth.programs import cli  # noqa: E402
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A smoothed launch/train.py run.', required=True)
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 16, 'Noise draws x~ per test point.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the noise draws.')
+_OUTPUT = flags.DEFINE_string(
+    'output', '', 'Where the JSON record goes (default: <workdir>/decomposition.json).'
+)
 
 
 def main(argv):
@@ -46,7 +51,7 @@ def main(argv):
       num_samples=_NUM_SAMPLES.value,
       test_points=len(test),
   )
-  common.write_json(os.path.join(_WORKDIR.value, 'decomposition.json'), terms)
+  common.write_json(_OUTPUT.value or os.path.join(_WORKDIR.value, 'decomposition.json'), terms)
   for label, model_key, true_key in (
       ('p(x~)', 'prior_nll', 'true_prior_nll'),
       ('p(x | x~)', 'conditional_nll', 'true_conditional_nll'),

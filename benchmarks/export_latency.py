@@ -16,7 +16,9 @@ TensorFlow only (as a server would): saved_model.pb and variables sizes, and the
 rows (N = --points for point models, --images for image models) and, for image models, of
 `inpaint` (the top half of those samples known). For exports that carry TF Serving warm-up
 requests, one more process loads the export, replays them (as TF Serving does at load) and
-times the first `sample` call after them: what a server's first client waits for. Timings are
+times the first `sample` call after them: what a server's first client waits for (its load is
+recorded apart, as `warmup_process_load_seconds`: records made before 2026-12-02 let it replace
+the median `load_seconds` of exports with warm-up requests). Timings are
 wall-clock seconds on a machine shared with other jobs (its load is recorded beside them), so
 the record gives after / before ratios of the same run.
 """
@@ -150,7 +152,10 @@ def measure(version_dir, rows, repeats):
   result['each_process'] = runs
   warmup = os.path.join(version_dir, 'assets.extra', 'tf_serving_warmup_requests')
   if os.path.exists(warmup):
-    result.update(_python(MEASURE, [version_dir, rows, 'warmup']))
+    # One process more; its single load stays apart from the median above.
+    replay = _python(MEASURE, [version_dir, rows, 'warmup'])
+    result['warmup_process_load_seconds'] = replay.pop('load_seconds')
+    result.update(replay)
   return result
 
 

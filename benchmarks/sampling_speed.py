@@ -97,7 +97,7 @@ def _spawn_tfp(shape_name, model):
   )
 
 
-def _ours(shape, model):
+def _ours(shape, model, sampler='cached'):
   from tfsmooth.models import pixelcnn  # pylint: disable=g-import-not-at-top
 
   size = MODELS[model]
@@ -107,6 +107,7 @@ def _ours(shape, model):
       nr_filters=size['filters'],
       nr_logistic_mix=size['mixtures'],
       dropout=0.0,
+      sampler=sampler,
   )
   net.build_variables()
   return net
@@ -114,9 +115,7 @@ def _ours(shape, model):
 
 def time_ours(shape, model):
   """Seconds per batch of tfsmooth's cached and naive samplers on one set of weights."""
-  from tfsmooth.models import pixelcnn  # pylint: disable=g-import-not-at-top
-
-  size, net = MODELS[model], _ours(shape, model)
+  net = _ours(shape, model)
   n, pixels = _BATCH.value, shape[0] * shape[1]
   sample = tf.function(lambda seed: net.sample(n, seed=seed))
   out = dict(
@@ -124,9 +123,9 @@ def time_ours(shape, model):
       cached_first_call_seconds=common.timed(sample, tf.constant([0, 0])),
       cached_seconds=common.timed(sample, tf.constant([0, 1])),
   )
-  naive = pixelcnn.PixelCNNDistribution(
-      net.network, pixelcnn.HEADS[net.likelihood], shape, size['mixtures'], sampler='naive'
-  )
+  naive_net = _ours(shape, model, sampler='naive')
+  naive_net.set_weights(net.get_weights())
+  naive = naive_net.distribution()
   if model in _EXTRAPOLATE.value:
     # The naive sampler's loop body: the network on the whole batch, every pixel's draw.
     step = tf.function(
