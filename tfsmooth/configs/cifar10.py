@@ -1,11 +1,12 @@
-"""CIFAR-10 PixelCNN++ as in the paper (section 4.3, App. C): sigma 0.3, 160 filters.
+"""CIFAR-10 PixelCNN++ pair (paper section 4.3, App. C): the paper's sigma 0.3, 160 filters.
 
   python launch/train.py --config=tfsmooth/configs/cifar10.py --workdir=runs/cifar10
   python launch/train.py --config=tfsmooth/configs/cifar10.py:baseline \
       --workdir=runs/cifar10_baseline
 
-The other settings are the paper's defaults in tfsmooth/configs/images.py. The baseline has
-226 filters: one network with about the pair's total parameter count.
+The other settings are in tfsmooth/configs/images.py, which says which of them the paper
+states (sigma and Adam's 2e-4) and where the rest come from. The baseline has 226 filters: one
+network with about the pair's total parameter count, as the paper's comparison asks.
 """
 
 from tfsmooth.configs import images

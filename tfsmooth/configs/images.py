@@ -5,9 +5,13 @@ Variants, chosen by the config string (`--config=tfsmooth/configs/cifar10.py:bas
                       and p(x | x~) (x~ stacked above x) with the discretized head on 8-bit x;
   baseline:           one PixelCNN++ with the discretized head on x, with `baseline_filters`
                       filters so that its parameter count matches the pair's.
-The defaults are the paper's (App. C.1): 5 gated resnets per resolution, 10 logistic mixtures,
-dropout 0.5, Adam 2e-4 with PixelCNN++'s per-step decay 0.999995, global batch 64 (PixelCNN++'s
-16 per GPU on 4 GPUs); sized for accelerators (`--config.train.strategy=mirrored` or `tpu`).
+The paper (App. C.1) states sigma (0.5 for MNIST, 0.3 for CIFAR-10 and CelebA) and Adam at
+2e-4, and uses PixelCNN++'s "default architecture" for both stages without giving its sizes.
+The other defaults are those of the PixelCNN++ code (openai/pixel-cnn train.py): 5 gated
+resnets per resolution, 160 filters (cifar10.py, celeb_a.py), 10 logistic mixtures, dropout
+0.5, per-step learning-rate decay 0.999995. Global batch 64 and 500k steps are ours (that code
+trains 12 images per GPU on 8 GPUs); sized for accelerators (`--config.train.strategy=mirrored`
+or `tpu`).
 Every field can be overridden by flag, e.g. `--config.smoothing.sigma=0.4`, or
 `--config.smoothing.sigma_heuristic=True` for the paper's heuristic (App. C.1).
 """

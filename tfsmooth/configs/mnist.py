@@ -1,10 +1,11 @@
-"""MNIST PixelCNN++ as in the paper (section 4.3, App. C): sigma 0.5, 40 filters.
+"""MNIST PixelCNN++ pair (paper section 4.3, App. C): the paper's sigma 0.5; 40 filters (ours).
 
   python launch/train.py --config=tfsmooth/configs/mnist.py --workdir=runs/mnist
   python launch/train.py --config=tfsmooth/configs/mnist.py:baseline --workdir=runs/mnist_baseline
 
-The other settings are the paper's defaults in tfsmooth/configs/images.py. The baseline has
-57 filters: one network with about the pair's total parameter count.
+The other settings are in tfsmooth/configs/images.py, which says which of them the paper
+states (sigma and Adam's 2e-4) and where the rest come from. The baseline has 57 filters: one
+network with about the pair's total parameter count.
 """
 
 from tfsmooth.configs import images

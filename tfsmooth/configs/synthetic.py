@@ -2,14 +2,16 @@
 
 Variants, chosen by the config string (`--config=tfsmooth/configs/rings.py:baseline`):
   smoothed (default): p(x~) and p(x|x~) MADEs with `num_mixtures` components, Gaussian q;
-  baseline:           one MADE on the raw data, wider so its parameter count matches the pair.
+  baseline:           one MADE on the raw data, wider so its parameter count is near the pair's.
 Every field can be overridden by flag, e.g. `--config.smoothing.sigma=0.2`.
 """
 
 import ml_collections
 
-# MADE with hidden (h, h) on D=2 has h^2 + (4 + 6K) h + O(K) weights: (360, 360) matches the
-# smoothed pair of two (256, 256) networks (~143k) within 1% for K = 3 and K = 6.
+# MADE with hidden (h, h) on D=2 has h^2 + (4 + 6K) h + 18K weights: (360, 360) comes within 4%
+# of the smoothed pair of two (256, 256) networks (RESULTS.md, Table 1: MADE(3) 137,574 and
+# MADE(6) 144,108 against 142,992 for the pair with 3 logistics in both stages, 147,690 with 6
+# in p(x | x~)).
 PAIR_HIDDEN = (256, 256)
 BASELINE_HIDDEN = (360, 360)
 
