@@ -110,7 +110,8 @@ def _model(directory):
 
 def _copy_figures(evaluation, directory, sampler, figure_dir, model):
   copied = []
-  for name in evaluation['samplers'][sampler]['figures']:
+  entry = evaluation['samplers'][sampler]
+  for name in entry.get('plots', entry.get('figures', ())):  # 'figures' in older eval.json
     target = f'{model}_{name}'
     shutil.copyfile(os.path.join(directory, name), os.path.join(figure_dir, target))
     copied.append(target)

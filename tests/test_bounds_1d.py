@@ -74,7 +74,7 @@ def _quadrature_log_prob(model, x, low=-15.0, high=15.0, num=6001):
   log_weights[[0, -1]] -= np.log(2.0)
   log_prior = model.prior.log_prob(grid).numpy().astype(np.float64)
   conditional = tf.function(
-      lambda point: model.conditional.log_prob(tf.broadcast_to(point, grid.shape), grid)
+      lambda point: model.conditional_model.log_prob(tf.broadcast_to(point, grid.shape), grid)
   )
   out = []
   for point in x:

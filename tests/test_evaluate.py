@@ -29,7 +29,7 @@ SCORES = (
     'feature_network',
     'num_samples',
     'num_reference',
-    'figures',
+    'plots',
 )
 
 
@@ -61,7 +61,7 @@ def _read(out_dir):
 
 def _figures(result):
   return {
-      name: {k: v for k, v in entry.items() if k != 'figures'}
+      name: {k: v for k, v in entry.items() if k != 'plots'}
       for name, entry in result['samplers'].items()
   }
 
@@ -85,7 +85,7 @@ def test_baseline_eval_with_c6_entries_and_reuse_of_stored_samples(baseline, net
     assert set(SCORES) <= set(entry) and entry['num_samples'] == 4
     assert entry['feature_network'] == 'fashion_mnist_classifier'
     assert entry['num_reference'] == 16
-    for figure in entry['figures']:
+    for figure in entry['plots']:
       assert os.path.exists(os.path.join(out_dir, figure))
   assert result['sampling']['drawn'] == 4 and result['sampling']['reused'] == 0
   grid = (tmp_path / 'eval' / 'grid_samples.png').read_bytes()

@@ -29,7 +29,7 @@ def _direct(model, seed):
   x_tilde = model.prior.distribution().sample(1, seed=prior_seed)
   out = {
       'smoothed': x_tilde,
-      'two_step': model.conditional.distribution(x_tilde).sample(seed=denoise_seed),
+      'two_step': model.conditional_model.distribution(x_tilde).sample(seed=denoise_seed),
   }
   if 'single_step' in model.samplers:
     out['single_step'] = model.denoise_single_step(x_tilde)

@@ -160,7 +160,7 @@ def test_decompose_finds_no_excess_in_the_true_pair_and_blames_the_wrong_stage(p
   # Exact per sample: the true pair's terms equal the truth's, and they sum to -ELBO.
   assert terms['conditional_nll'] == pytest.approx(terms['true_conditional_nll'], abs=1e-4)
   assert terms['nll_elbo'] == pytest.approx(
-      likelihood.mean_nll(model, points, rows, 4, batch_size=500).elbo, abs=1e-5
+      likelihood.mean_nll(model, points, rows, 4, batch_size=500).nll_elbo, abs=1e-5
   )
   prior_excess = terms['prior_nll'] - terms['true_prior_nll']
   if prior_scale_error == 1.0:

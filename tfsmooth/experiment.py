@@ -194,7 +194,7 @@ def build_model(config):
     conditional = registry.build(config.conditional_model, event_shape, conditional=True)
     model = smoothing.SmoothedModel(model, conditional, kernel)
   if config.data.get('standardize'):
-    model = standardized.Standardized(model, config.data.shift, config.data.scale)
+    model = standardized.wrap(model, config.data.shift, config.data.scale)
   return model
 
 
@@ -280,8 +280,7 @@ class Run:
         self.config.eval.get('batch_size') or None,
         strategy,
     )
-    to_unit = self.task.to_unit
-    return record._replace(log_prob=to_unit(record.log_prob), elbo=to_unit(record.elbo))
+    return record.in_unit(self.task.to_unit)
 
   def _validation_fn(self, strategy):
     """The trainer's eval_fn: the validation figure, and for TensorBoard the task's pictures
@@ -290,7 +289,7 @@ class Run:
 
     def evaluate(model):
       return {
-          'validation': self.likelihood(model, 'validation', samples, strategy).log_prob,
+          'validation': self.likelihood(model, 'validation', samples, strategy).nll,
           **self.task.summary_images(self, model, strategy),
       }
 
@@ -346,7 +345,7 @@ class Run:
         'weights': self.weights,
         'num_params': self.model.num_params,
         self.task.count_key: len(self.task.split('test')),
-        **tasks.figures(record, self.task.unit),
+        **tasks.metrics_of(record, self.task.unit),
         **self.model.facts(),
     }
     metrics.update(self.task.reference())

@@ -21,69 +21,113 @@ x_bar = x~ + sigma^2 grad_x~ log p(x~), with the full gradient through the netwo
 
 import math
 
-import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfsmooth import errors
 from tfsmooth import kernels as kernels_lib
 from tfsmooth.models import base
+from tfsmooth.models import interface
+
+tfd = tfp.distributions
 
 
-class SmoothedModel(keras.Model):
-  """p(x) = int p(x~) p(x | x~) dx~ with its smoothing kernel q(x~ | x).
+class SmoothedModel(base.TrainableModel):
+  """p(x) = int p(x~) p(x | x~) dx~, fitted with its smoothing kernel q(x~ | x).
+
+  The first stage `prior` is p(x~), a density of the smoothed data x~ = x + e, e ~ q(. | 0);
+  the second, `conditional_model`, is p(x | x~). Training maximises
+  E_x E_{x~ ~ q(.|x)} [log p(x~) + log p(x | x~)] (`training_loss` is its negative per
+  example). `likelihood` bounds log p(x) from below with K draws x~_k ~ q(. | x) (the ELBO and
+  the importance-weighted bound, module docstring); `joint_distribution()` is the exact joint
+  p(x~) p(x | x~) as a TFP distribution.
 
   Args:
     prior: unconditional `DensityModel`, p(x~).
-    conditional: conditional `DensityModel` with the same event shape, p(x | x~).
+    conditional_model: conditional `DensityModel` with the same event shape, p(x | x~).
     kernel: `SmoothingKernel` used to smooth the data.
+
+  #### Examples
+
+  A pair of tiny MADEs on 2-D points, its bounds and its samples:
+
+  >>> from tfsmooth import kernels, seeds, smoothing
+  >>> from tfsmooth.models import made
+  >>> pair = smoothing.SmoothedModel(
+  ...     made.MADE(2, (8,), 2), made.MADE(2, (8,), 2, conditional=True),
+  ...     kernels.SmoothingKernel('gaussian', 0.3))
+  >>> pair.build_variables()
+  >>> x = tf.constant([[0.5, -1.0], [2.0, 0.0]])
+  >>> record = pair.likelihood(x, seeds.rows(0, 'test', 0, 2), num_samples=16)
+  >>> bool(tf.reduce_all(record.log_prob >= record.elbo - 1e-5))
+  True
+  >>> sorted(pair.draw(seeds.rows(0, 'samples', 0, 3)))
+  ['single_step', 'smoothed', 'two_step']
+  >>> joint = pair.joint_distribution()
+  >>> joint.log_prob(joint.sample(4, seed=(1, 2))).shape
+  TensorShape([4])
+
+  #### References
+
+  [1]: Chenlin Meng, Jiaming Song, Yang Song, Shengjia Zhao, Stefano Ermon. Improved
+       Autoregressive Modeling with Distribution Smoothing. ICLR 2021.
+       https://arxiv.org/abs/2103.15089
+  [2]: Yuri Burda, Roger Grosse, Ruslan Salakhutdinov. Importance Weighted Autoencoders.
+       ICLR 2016 (the importance-weighted bound). https://arxiv.org/abs/1509.00519
   """
 
-  def __init__(self, prior, conditional, kernel, **kwargs):
+  smoothed = True
+  exact_likelihood = False
+
+  def __init__(self, prior, conditional_model, kernel, **kwargs):
     super().__init__(**kwargs)
-    if prior.conditional or not conditional.conditional:
+    if prior.conditional or not conditional_model.conditional:
       raise errors.UserError(
           'SmoothedModel needs an unconditional prior p(x~) and a conditional model p(x | x~).'
       )
-    if prior.event_shape != conditional.event_shape:
+    if prior.event_shape != conditional_model.event_shape:
       raise errors.UserError(
           f'p(x~) models events of shape {prior.event_shape} but p(x | x~) '
-          f'{conditional.event_shape}; they must agree.'
+          f'{conditional_model.event_shape}; they must agree.'
+      )
+    if set(prior.conditions) != set(conditional_model.conditions):
+      raise errors.UserError(
+          f'p(x~) is conditioned on {sorted(prior.conditions) or "nothing"} but p(x | x~) on '
+          f'{sorted(conditional_model.conditions) or "nothing"}; both stages take the same '
+          'conditions.'
       )
     if not isinstance(kernel, kernels_lib.SmoothingKernel):
       raise TypeError(f'kernel must be a SmoothingKernel, got {type(kernel).__name__}.')
     self.prior = prior
-    self.conditional = conditional
+    self.conditional_model = conditional_model
     self.kernel = kernel
     self.event_shape = prior.event_shape
 
+  @property
+  def conditions(self):
+    """The conditions both stages take (`models.interface.Condition`, by keyword)."""
+    return self.prior.conditions
+
   def build_variables(self):
     self.prior.build_variables()
-    self.conditional.build_variables()
+    self.conditional_model.build_variables()
     self.built = True
 
-  def build(self, input_shape=None):
-    del input_shape
-    self.build_variables()
+  def _check_x(self, x, what='x'):
+    return self.prior.check_events(x, what)
 
-  @property
-  def num_params(self):
-    return self.prior.num_params + self.conditional.num_params
+  def _conditions(self, given, rows_like):
+    return interface.resolve_conditions(self, given, interface.rows_of(rows_like))
 
-  def training_loss(self, x, seed):
+  def training_loss(self, x, seed, **conditions):
     """Per-example -[log p(x~) + log p(x | x~)] with one fresh x~ ~ q(. | x)."""
-    x = self.prior.check_events(x, 'x')
+    x = self._check_x(x)
+    conditions = self._conditions(conditions, x)
     x_tilde = self.kernel.smooth(x, seed)
-    return -(self.prior.log_prob(x_tilde) + self.conditional.log_prob(x, x_tilde))
-
-  def call(self, x, seed=None, training=None):
-    """`model(x, seed=..., training=True)`: `training_loss` with `training` seen by sub-layers."""
-    del training  # Keras passes it on to the sub-layers.
-    return self.training_loss(x, seed)
-
-  # The trained-model interface of `models.base` (samplers from one draw of x~ per row).
-  smoothed = True
-  exact_likelihood = False
+    return -(
+        self.prior.log_prob(x_tilde, **conditions)
+        + self.conditional_model.log_prob(x, x_tilde, **conditions)
+    )
 
   @property
   def denoisers(self):
@@ -97,23 +141,24 @@ class SmoothedModel(keras.Model):
 
   @property
   def can_inpaint(self):
-    return self.prior.can_inpaint and self.conditional.can_inpaint
+    return self.prior.can_inpaint and self.conditional_model.can_inpaint
 
   def facts(self):
     return {
         'kernel': self.kernel.name,
         'sigma': float(self.kernel.sigma),
         'num_params_prior': self.prior.num_params,
-        'num_params_conditional': self.conditional.num_params,
+        'num_params_conditional': self.conditional_model.num_params,
     }
 
-  def log_terms(self, x, num_samples, seeds):
+  def log_terms(self, x, num_samples, seeds, **conditions):
     """K draws x~_k ~ q(. | x) per row, row i's from seeds[i] [N, 2] alone, and their terms.
 
     Returns (x~ [K, N, ...], log q(x~_k | x), log p(x~_k), log p(x | x~_k)), the last three [K, N].
     """
-    x = self.prior.check_events(x, 'x')
+    x = self._check_x(x)
     seeds = base.check_seeds(seeds, x)
+    conditions = self._conditions(conditions, x)
     q = self.kernel(x)
     draws = base.map_rows(
         lambda a: self.kernel(a[0]).sample(num_samples, seed=a[1]),
@@ -124,88 +169,125 @@ class SmoothedModel(keras.Model):
     log_q = q.log_prob(x_tilde)
     flat_tilde = tf.reshape(x_tilde, (-1,) + self.event_shape)
     flat_x = tf.reshape(tf.broadcast_to(x, tf.shape(x_tilde)), (-1,) + self.event_shape)
+    flat_conditions = {  # row i's conditions for each of its K draws
+        k: tf.reshape(tf.broadcast_to(v[None], [num_samples, tf.shape(v)[0]]), [-1])
+        for k, v in conditions.items()
+    }
     unflatten = lambda t: tf.reshape(t, tf.shape(log_q))
     return (
         x_tilde,
         log_q,
-        unflatten(self.prior.log_prob(flat_tilde)),
-        unflatten(self.conditional.log_prob(flat_x, flat_tilde)),
+        unflatten(self.prior.log_prob(flat_tilde, **flat_conditions)),
+        unflatten(self.conditional_model.log_prob(flat_x, flat_tilde, **flat_conditions)),
     )
 
-  def likelihood(self, x, seeds, num_samples=1):
+  def likelihood(self, x, seeds, num_samples=1, **conditions):
     """ELBO and importance-weighted bound on log p(x) from the same K draws (module doc)."""
-    _, log_q, log_prior, log_conditional = self.log_terms(x, num_samples, seeds)
+    _, log_q, log_prior, log_conditional = self.log_terms(x, num_samples, seeds, **conditions)
     log_w = log_prior + log_conditional - log_q
     elbo = tf.reduce_mean(log_w, axis=0)
     iw = tf.reduce_logsumexp(log_w, axis=0) - math.log(num_samples)
     return base.Likelihood(iw, elbo, int(num_samples), False)
 
-  def smoothed_log_prob(self, x_tilde):
+  def smoothed_log_prob(self, x_tilde, **conditions):
     """log p(x~) of the first stage."""
-    return self.prior.log_prob(x_tilde)
+    return self.prior.log_prob(x_tilde, **conditions)
 
-  def smooth(self, x, seeds):
+  def joint_distribution(self, **conditions):
+    """The pair as `tfd.JointDistributionNamed` over {'x_tilde': x~, 'x': x}: its `log_prob`
+    is the exact log p(x~) + log p(x | x~) and `sample` draws x~ ~ p(x~), then x ~ p(x | x~).
+    (The marginal p(x) has no closed form: `likelihood` bounds it, with q(x~ | x) as the
+    proposal.)"""
+    conditions = {k: v for k, v in conditions.items() if v is not None}
+    if conditions:
+      rows = interface.rows_of(next(iter(conditions.values())))
+      conditions = self._conditions(conditions, tf.zeros([rows]))
+    else:
+      interface.resolve_conditions(self, {}, 1)
+    return tfd.JointDistributionNamed(
+        dict(
+            x_tilde=self.prior.distribution(**conditions),
+            x=lambda x_tilde: self.conditional_model.distribution(x_tilde, **conditions),
+        )
+    )
+
+  def smooth(self, x, seeds, **conditions):
     """x~ = x + e, e ~ q, row i from seeds[i] alone."""
-    x = self.prior.check_events(x, 'x')
+    x = self._check_x(x)
     seeds = base.check_seeds(seeds, x)
+    self._conditions(conditions, x)
     return base.map_rows(
         lambda a: self.kernel.smooth(a[0], a[1]),
         (x, seeds),
         fn_output_signature=tf.TensorSpec(self.event_shape),
     )
 
-  def draw(self, seeds, samplers=None):
+  def draw(self, seeds, samplers=None, **conditions):
     """{sampler: [N, ...]}: x~ ~ p(x~) per row and the chosen denoisers of that same x~.
 
     Row i's seed splits into the seed of its x~ and the seed of its denoising."""
     samplers = base.choose(self, 'samplers', samplers)
-    prior_seeds, denoise_seeds = _split_rows(base.check_seeds(seeds), 2)
-    x_tilde = self.prior.sample_rows(prior_seeds)
+    seeds = base.check_seeds(seeds)
+    conditions = self._conditions(conditions, seeds)
+    prior_seeds, denoise_seeds = _split_rows(seeds, 2)
+    x_tilde = self.prior.sample_rows(prior_seeds, **conditions)
     out = {'smoothed': x_tilde} if 'smoothed' in samplers else {}
     chosen = [name for name in self.denoisers if name in samplers]
     if chosen:
-      out.update(self.denoise(x_tilde, denoise_seeds, chosen))
+      out.update(self.denoise(x_tilde, denoise_seeds, chosen, **conditions))
     return out
 
-  def denoise(self, x_tilde, seeds, denoisers=None):
+  def denoise(self, x_tilde, seeds, denoisers=None, **conditions):
     """{denoiser: x} for given smoothed points x~: 'two_step' draws x ~ p(x | x~) (row i from
     seeds[i] alone), 'single_step' is x~ + sigma^2 grad log p(x~) (seeds unused: may be None)."""
     denoisers = base.choose(self, 'denoisers', denoisers)
-    x_tilde = self.prior.check_events(x_tilde, 'x_tilde')
+    x_tilde = self._check_x(x_tilde, 'x_tilde')
+    conditions = self._conditions(conditions, x_tilde)
     out = {}
     if 'single_step' in denoisers:
-      out['single_step'] = self.denoise_single_step(x_tilde)
+      out['single_step'] = self.denoise_single_step(x_tilde, **conditions)
     if 'two_step' in denoisers:
       seeds = base.check_seeds(seeds, x_tilde)
-      out['two_step'] = self.conditional.sample_rows(seeds, conditioning=x_tilde)
+      out['two_step'] = self.conditional_model.sample_rows(
+          seeds, conditioning=x_tilde, **conditions
+      )
     return out
 
-  def inpaint(self, x, num_known_rows, seeds):
+  def inpaint(self, x, num_known_rows, seeds, **conditions):
     """Completes images x [N, H, W, C] below their top num_known_rows[i] rows (paper Fig. 14),
     row i from seeds[i] alone: x~_top = x_top + e, e ~ q; x~_bottom ~ p(x~_bottom | x~_top);
     then x_bottom ~ p(x_bottom | x_top, x~) with the stacked model."""
-    smooth_seeds, prior_seeds, conditional_seeds = _split_rows(base.check_seeds(seeds, x), 3)
-    x_tilde = self.prior.complete_rows(self.smooth(x, smooth_seeds), num_known_rows, prior_seeds)
-    return self.conditional.complete_rows(
-        x, num_known_rows, conditional_seeds, conditioning=x_tilde
+    if not self.can_inpaint:
+      raise errors.UserError(
+          'This pair cannot inpaint: only image pairs (PixelCNN++) complete images below '
+          'given rows.'
+      )
+    seeds = base.check_seeds(seeds, x)
+    conditions = self._conditions(conditions, seeds)
+    smooth_seeds, prior_seeds, conditional_seeds = _split_rows(seeds, 3)
+    x_tilde = self.prior.complete_rows(
+        self.smooth(x, smooth_seeds), num_known_rows, prior_seeds, **conditions
+    )
+    return self.conditional_model.complete_rows(
+        x, num_known_rows, conditional_seeds, conditioning=x_tilde, **conditions
     )
 
-  def denoise_single_step(self, x_tilde):
+  def denoise_single_step(self, x_tilde, **conditions):
     """x_bar = x~ + sigma^2 grad_x~ log p(x~) (Tweedie's formula; Gaussian q only)."""
     if not self.kernel.is_gaussian:
       raise errors.UserError(
           'Single-step (gradient) denoising is derived for Gaussian smoothing; '
           f'this model uses {self.kernel.name}. Use the two_step denoiser (p(x | x~)) instead.'
       )
-    x_tilde = self.prior.check_events(x_tilde, 'x_tilde')
-    return x_tilde + self.kernel.sigma**2 * score(self.prior, x_tilde)
+    x_tilde = self._check_x(x_tilde, 'x_tilde')
+    return x_tilde + self.kernel.sigma**2 * score(self.prior, x_tilde, **conditions)
 
 
-def score(model, x):
+def score(model, x, **conditions):
   """grad_x log p(x), the full gradient through the network (all earlier dimensions)."""
   with tf.GradientTape() as tape:
     tape.watch(x)
-    log_prob = model.log_prob(x)
+    log_prob = model.log_prob(x, **conditions)
   return tape.gradient(log_prob, x)
 
 

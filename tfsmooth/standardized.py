@@ -2,22 +2,50 @@
 
 With a per-coordinate shift m and scale s (the training points' mean and standard deviation),
 the inner model (plain or pair, built with the config's sigma and initialisation, which assume
-data of unit scale) models z = (x - m) / s; in the user's units
+data of unit scale) models z = (x - m) / s. The map x = f(z) = m + s z is the TFP bijector
+`tfb.Shift(m)(tfb.Scale(s))`, so a standardised plain model is, underneath, the
+`tfd.TransformedDistribution` of the inner density by f, and in the user's units
 
-  log p(x) = log p_z((x - m) / s) - sum_d log s_d,
+  log p(x) = log p_z(f^-1(x)) + log |det J_{f^-1}(x)| = log p_z((x - m) / s) - sum_d log s_d.
 
-and samples, denoised points and smoothed points are x = m + s z. `Standardized` answers the
-model interface of `models.base` in the user's units (its likelihood records, draws and
-denoisers), trains the inner model on z, and holds no weights of its own.
+Samples, denoised points and smoothed points are f(z). `wrap(inner, shift, scale)` gives a
+`Standardized` (plain inner model) or a `StandardizedPair` (a smoothed pair, whose p(x~) and
+joint p(x~, x) transform likewise); either answers the model interface of `models.interface`
+in the user's units, trains the inner model on z, and holds no weights of its own.
 """
 
-import keras
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfsmooth import errors
+from tfsmooth.models import base
+
+tfb = tfp.bijectors
+tfd = tfp.distributions
 
 
-class Standardized(keras.Model):
-  """`inner` (a `DensityModel` or `SmoothedModel`) on (x - shift) / scale."""
+def wrap(inner, shift, scale):
+  """`inner` (a `DensityModel` or a smoothed pair) on (x - shift) / scale, in x's units."""
+  return (StandardizedPair if inner.smoothed else Standardized)(inner, shift, scale)
+
+
+class Standardized(base.TrainableModel):
+  """`inner` on (x - shift) / scale: x = f(z) = shift + scale z (module docstring).
+
+  #### Examples
+
+  >>> from tfsmooth import seeds, standardized
+  >>> from tfsmooth.models import made
+  >>> model = standardized.wrap(made.MADE(2, (8,), 2), shift=[10.0, -3.0], scale=[2.0, 0.5])
+  >>> model.build_variables()
+  >>> x = tf.constant([[11.0, -3.2]])
+  >>> inner = model.inner.log_prob((x - [10.0, -3.0]) / [2.0, 0.5])
+  >>> bool(abs(model.log_prob(x) - (inner - np.log(2.0 * 0.5)))[0] < 1e-5)
+  True
+  >>> model.draw(seeds.rows(0, 'samples', 0, 4))['samples'].shape
+  TensorShape([4, 2])
+  """
 
   def __init__(self, inner, shift, scale, **kwargs):
     super().__init__(**kwargs)
@@ -29,56 +57,57 @@ class Standardized(keras.Model):
     for name in ('smoothed', 'exact_likelihood', 'samplers', 'denoisers', 'can_inpaint'):
       setattr(self, name, getattr(inner, name))
 
-  def _to_z(self, x):
-    return (tf.convert_to_tensor(x, tf.float32) - self.shift) / self.scale
-
-  def _to_x(self, z):
-    return z * self.scale + self.shift
+  @property
+  def conditions(self):
+    return self.inner.conditions
 
   @property
-  def num_params(self):
-    return self.inner.num_params
+  def bijector(self):
+    """f: z -> x = shift + scale z (per coordinate)."""
+    return tfb.Shift(self.shift)(tfb.Scale(self.scale))
+
+  def _to_z(self, x):
+    return self.bijector.inverse(tf.convert_to_tensor(x, tf.float32))
+
+  def _to_x(self, z):
+    return self.bijector.forward(z)
+
+  def _log_det(self, x):
+    """log |det J_{f^-1}| at x: -sum_d log s_d."""
+    return self.bijector.inverse_log_det_jacobian(tf.convert_to_tensor(x, tf.float32), 1)
 
   def build_variables(self):
     self.inner.build_variables()
     self.built = True
 
-  def build(self, input_shape=None):
-    del input_shape
-    self.build_variables()
-
-  def training_loss(self, x, seed=None):
+  def training_loss(self, x, seed=None, **conditions):
     """The inner model's loss on z (the log-Jacobian is a constant)."""
-    return self.inner.training_loss(self._to_z(x), seed)
+    return self.inner.training_loss(self._to_z(x), seed, **conditions)
 
-  def call(self, x, seed=None, training=None):
-    del training
-    return self.training_loss(x, seed)
+  def distribution(self, **conditions):
+    """The inner density transformed to the user's units (plain inner models)."""
+    return tfd.TransformedDistribution(self.inner.distribution(**conditions), self.bijector)
 
-  def log_prob(self, x):
-    return self.inner.log_prob(self._to_z(x)) - self.log_jacobian
+  def log_prob(self, x, **conditions):
+    """log p(x) in the user's units: the log-density of `distribution()`."""
+    return self.distribution(**conditions).log_prob(tf.convert_to_tensor(x, tf.float32))
 
-  def likelihood(self, x, seeds=None, num_samples=1):
-    record = self.inner.likelihood(self._to_z(x), seeds, num_samples)
-    return record._replace(
-        log_prob=record.log_prob - self.log_jacobian, elbo=record.elbo - self.log_jacobian
-    )
+  def likelihood(self, x, seeds=None, num_samples=1, **conditions):
+    x = tf.convert_to_tensor(x, tf.float32)
+    record = self.inner.likelihood(self._to_z(x), seeds, num_samples, **conditions)
+    log_det = self._log_det(x)
+    return record._replace(log_prob=record.log_prob + log_det, elbo=record.elbo + log_det)
 
-  def draw(self, seeds, samplers=None):
-    return {name: self._to_x(z) for name, z in self.inner.draw(seeds, samplers).items()}
+  def draw(self, seeds, samplers=None, **conditions):
+    drawn = self.inner.draw(seeds, samplers, **conditions)
+    return {name: self._to_x(z) for name, z in drawn.items()}
 
-  def denoise(self, x_tilde, seeds, denoisers=None):
-    denoised = self.inner.denoise(self._to_z(x_tilde), seeds, denoisers)
+  def denoise(self, x_tilde, seeds, denoisers=None, **conditions):
+    denoised = self.inner.denoise(self._to_z(x_tilde), seeds, denoisers, **conditions)
     return {name: self._to_x(z) for name, z in denoised.items()}
 
-  def smooth(self, x, seeds):
-    return self._to_x(self.inner.smooth(self._to_z(x), seeds))
-
-  def smoothed_log_prob(self, x_tilde):
-    return self.inner.smoothed_log_prob(self._to_z(x_tilde)) - self.log_jacobian
-
-  def inpaint(self, x, num_known_rows, seeds):
-    return self._to_x(self.inner.inpaint(self._to_z(x), num_known_rows, seeds))
+  def inpaint(self, x, num_known_rows, seeds, **conditions):
+    return self._to_x(self.inner.inpaint(self._to_z(x), num_known_rows, seeds, **conditions))
 
   def facts(self):
     """The inner model's facts (sigma in standardised units) and the standardisation."""
@@ -86,3 +115,34 @@ class Standardized(keras.Model):
         **self.inner.facts(),
         'standardized': {'shift': self.shift.tolist(), 'scale': self.scale.tolist()},
     }
+
+
+class StandardizedPair(Standardized):
+  """A smoothed pair on (x - shift) / scale: also p(x~) and the joint in the user's units.
+  (Its kernel is the inner pair's, in standardised units: sigma applies to z.)"""
+
+  @property
+  def kernel(self):
+    return self.inner.kernel
+
+  def distribution(self, **conditions):
+    del conditions
+    raise errors.UserError(
+        'A smoothed pair has no closed-form p(x): use likelihood() for its bounds, '
+        'smoothed_log_prob() for p(x~) or joint_distribution() for p(x~, x).'
+    )
+
+  def smooth(self, x, seeds, **conditions):
+    return self._to_x(self.inner.smooth(self._to_z(x), seeds, **conditions))
+
+  def smoothed_log_prob(self, x_tilde, **conditions):
+    """log p(x~) in the user's units: p(x~) of the inner pair transformed by f."""
+    prior = self.inner.prior.distribution(**conditions)
+    return tfd.TransformedDistribution(prior, self.bijector).log_prob(x_tilde)
+
+  def joint_distribution(self, **conditions):
+    """The inner pair's joint over {'x_tilde', 'x'} with both parts transformed by f."""
+    joint = self.inner.joint_distribution(**conditions)
+    return tfd.TransformedDistribution(
+        joint, tfb.JointMap({'x_tilde': self.bijector, 'x': self.bijector})
+    )

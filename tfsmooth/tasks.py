@@ -11,7 +11,6 @@ A task knows its data (splits, training examples), its likelihood unit and its p
     (`bpd`, or `bpd_elbo` / `bpd_iw`); PNG grids of samples.
 """
 
-import functools
 import math
 import os
 
@@ -34,14 +33,14 @@ SAMPLER_TITLES = {
 }
 
 
-def figures(record, unit):
-  """The metrics of a mean `Likelihood` record in `unit`: {unit} when exact, else
-  {unit}_iw, {unit}_elbo and iw_samples."""
+def metrics_of(record, unit):
+  """The metrics of an `likelihood.NLL` record in `unit` (numbers; pictures are 'plots'):
+  {unit} when exact, else {unit}_iw, {unit}_elbo and iw_samples."""
   if record.exact:
-    return {unit: record.log_prob}
+    return {unit: record.nll}
   return {
-      f'{unit}_elbo': record.elbo,
-      f'{unit}_iw': record.log_prob,
+      f'{unit}_elbo': record.nll_elbo,
+      f'{unit}_iw': record.nll,
       'iw_samples': record.num_samples,
   }
 
@@ -55,21 +54,27 @@ def paper_figure(config, table):
   return config.reference.get(table, {}).get(variant)
 
 
-def draw_rows(model, seeds, samplers=None, batch_size=None, strategy=None):
-  """{sampler: numpy [N, ...]} of `model.draw` for seed rows [N, 2], on every replica."""
+def draw_rows(model, seeds, samplers=None, batch_size=None, strategy=None, conditions=None):
+  """{sampler: numpy [N, ...]} of `model.draw` for seed rows [N, 2], on every replica;
+  `conditions` {keyword: [N]} the model's per-row conditions, if any."""
   samplers = tuple(samplers or model.samplers)
+  conditions = conditions or {}
   return replicated.map_batches(
-      _draws_of(model, samplers),
-      (np.asarray(seeds, np.int32),),
+      _draws_of(model, samplers, tuple(conditions)),
+      (np.asarray(seeds, np.int32), *(np.asarray(v) for v in conditions.values())),
       batch_size or len(seeds),
       strategy,
   )
 
 
-@functools.lru_cache(maxsize=32)
-def _draws_of(model, samplers):
-  """`model.draw` of row batches: one function per (model, samplers), traced once."""
-  return lambda s: model.draw(s, samplers)
+def _draws_of(model, samplers, keywords):
+  """`model.draw` of row batches: one function per (model, samplers, condition keywords), kept
+  on the model, traced once."""
+  return replicated.cached_on(
+      model,
+      ('draw', samplers, keywords),
+      lambda: lambda s, *values: model.draw(s, samplers, **dict(zip(keywords, values))),
+  )
 
 
 def for_config(config):

@@ -1,17 +1,33 @@
 """Likelihoods of point sets through the model interface, on every replica of a strategy.
 
-`rows(model, points, seeds, K)` is the model's `Likelihood` of each point (exact for a plain
-model; ELBO and importance-weighted bound with K draws for a pair), row i drawn from
-seeds[i] alone; `mean_nll` its means, -log p(x) in nats per point.
+`rows(model, points, seeds, K)` is the model's `Likelihood` of each point (log-densities:
+exact for a plain model; the importance-weighted bound and the ELBO with K draws for a pair),
+row i drawn from seeds[i] alone; `mean_nll` their means as an `NLL`, -log p(x) in nats per
+point (positive; lower is better).
 """
 
-import functools
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
 from tfsmooth.evaluation import replicated
-from tfsmooth.models import base
+from tfsmooth.models import interface
+
+
+class NLL(NamedTuple):
+  """Mean negative log-likelihoods of a point set: `nll` the exact NLL, or for a pair the
+  upper bound from the importance-weighted bound with `num_samples` draws; `nll_elbo` the
+  ELBO's (equal to `nll` when exact). Nats per point, or any unit `in_unit` gives."""
+
+  nll: float
+  nll_elbo: float
+  num_samples: int
+  exact: bool
+
+  def in_unit(self, to_unit):
+    """The same record with both figures passed through `to_unit` (e.g. nats -> bpd)."""
+    return self._replace(nll=to_unit(self.nll), nll_elbo=to_unit(self.nll_elbo))
 
 
 def default_batch_size(num_samples, max_rows=200_000):
@@ -19,30 +35,47 @@ def default_batch_size(num_samples, max_rows=200_000):
   return max(1, max_rows // num_samples)
 
 
-def rows(model, points, seeds, num_samples=1, batch_size=None, strategy=None):
-  """The `Likelihood` of each point (numpy [N] fields); seeds int32 [N, 2], one per point."""
+def rows(model, points, seeds, num_samples=1, batch_size=None, strategy=None, conditions=None):
+  """The `Likelihood` of each point (numpy [N] fields); seeds int32 [N, 2], one per point;
+  `conditions` {keyword: [N]} the model's per-row conditions, if any."""
   num_samples = num_samples or 1
+  conditions = conditions or {}
   log_prob, elbo = replicated.map_batches(
-      _bounds_of(model, num_samples),
-      (np.asarray(points, np.float32), np.asarray(seeds, np.int32)),
+      _bounds_of(model, num_samples, tuple(conditions)),
+      (
+          np.asarray(points, np.float32),
+          np.asarray(seeds, np.int32),
+          *(np.asarray(v) for v in conditions.values()),
+      ),
       batch_size or default_batch_size(num_samples),
       strategy,
   )
   exact = model.exact_likelihood
-  return base.Likelihood(log_prob, elbo, 1 if exact else int(num_samples), exact)
+  return interface.Likelihood(log_prob, elbo, 1 if exact else int(num_samples), exact)
 
 
-@functools.lru_cache(maxsize=32)
-def _bounds_of(model, num_samples):
-  """(log_prob, elbo) of row batches: one function per (model, K), traced once."""
-  return lambda x, s: tuple(model.likelihood(x, s, num_samples)[:2])
+def _bounds_of(model, num_samples, keywords):
+  """(log_prob, elbo) of row batches: one function per (model, K, condition keywords), kept on
+  the model (not in a global cache, so a dropped model is freed), so it is traced once."""
+
+  def make():
+    def bounds(x, s, *values):
+      record = model.likelihood(x, s, num_samples, **dict(zip(keywords, values)))
+      return record.log_prob, record.elbo
+
+    return bounds
+
+  return replicated.cached_on(model, ('likelihood', num_samples, keywords), make)
 
 
-def mean_nll(model, points, seeds, num_samples=1, batch_size=None, strategy=None):
-  """`Likelihood` of float means -log p(x) (or the bounds' -log) over `points`, nats/point."""
-  record = rows(model, points, seeds, num_samples, batch_size, strategy)
-  return record._replace(
-      log_prob=-float(np.mean(record.log_prob)), elbo=-float(np.mean(record.elbo))
+def mean_nll(model, points, seeds, num_samples=1, batch_size=None, strategy=None, conditions=None):
+  """The `NLL` of `points`: means of -log p(x) (or of the bounds' -log), nats per point."""
+  record = rows(model, points, seeds, num_samples, batch_size, strategy, conditions)
+  return NLL(
+      -float(np.mean(record.log_prob)),
+      -float(np.mean(record.elbo)),
+      record.num_samples,
+      record.exact,
   )
 
 

@@ -22,7 +22,7 @@ HALF_WIDTH = 10.0
 
 
 def log_prob(model, x, num_points=NUM_POINTS, half_width=HALF_WIDTH, chunk=2000):
-  """log p(x) of a 1-D pair (`model.prior`, `model.conditional`, `model.kernel.sigma`) by
+  """log p(x) of a 1-D pair (`model.prior`, `model.conditional_model`, `model.kernel.sigma`) by
   quadrature over x~ (see the module docstring), float64 [N] for points x [N, 1];
   `chunk` points at a time."""
   u = np.linspace(-half_width, half_width, num_points)
@@ -36,7 +36,7 @@ def log_prob(model, x, num_points=NUM_POINTS, half_width=HALF_WIDTH, chunk=2000)
     x_tilde = points + offsets[None, :]  # [n, M]
     flat_tilde = tf.reshape(x_tilde, (-1, 1))
     flat_x = tf.reshape(tf.broadcast_to(points, tf.shape(x_tilde)), (-1, 1))
-    values = model.prior.log_prob(flat_tilde) + model.conditional.log_prob(flat_x, flat_tilde)
+    values = model.prior.log_prob(flat_tilde) + model.conditional_model.log_prob(flat_x, flat_tilde)
     return tf.reshape(values, tf.shape(x_tilde))
 
   x = np.asarray(x, np.float32).reshape(-1, 1)

@@ -6,30 +6,48 @@
 replicas' rows back in order and drops the padding. With per-row seeds among the inputs, the
 result does not depend on R; under several workers every worker computes its replicas' share
 and every worker gets the whole result (only the chief should write it). The compiled step is
-kept per (fn, strategy, jit_compile), so a caller that passes the same `fn` again (as
-`likelihood.rows` and `tasks.draw_rows` do for one model) does not trace it again.
+kept per (fn, strategy, jit_compile) on `fn` itself, so a caller that passes the same `fn` again
+(as `likelihood.rows` and `tasks.draw_rows` do for one model, whose functions `cached_on` keeps
+on the model) does not trace it again. No global cache holds models or functions: what is kept
+lives as long as the object it is kept on.
 """
-
-import functools
 
 import numpy as np
 import tensorflow as tf
+
+_CACHE = '_tfsmooth_cache'
+
+
+def cached_on(owner, key, make):
+  """`make()` once per `key`, kept in a dict on `owner` itself (set past Keras's attribute
+  tracking): a function that refers back to its owner makes a reference cycle, which Python's
+  collector frees with the owner, where a global cache would keep both alive."""
+  cache = owner.__dict__.get(_CACHE)
+  if cache is None:
+    cache = {}
+    object.__setattr__(owner, _CACHE, cache)
+  if key not in cache:
+    cache[key] = make()
+  return cache[key]
 
 
 def _padded(array, size):
   return np.concatenate([array, np.repeat(array[-1:], size - len(array), 0)])
 
 
-@functools.lru_cache(maxsize=32)
 def _step(fn, strategy, jit_compile):
-  """The tf.function that runs `fn` on every replica and gathers its outputs in order."""
+  """The tf.function that runs `fn` on every replica and gathers its outputs in order (kept on
+  `fn`)."""
 
-  def gathered(values):
-    out = strategy.run(lambda v: fn(*v), args=(values,))
-    # One gather per tensor: strategy.gather of a nest returns one replica's part only.
-    return tf.nest.map_structure(lambda t: strategy.gather(t, axis=0), out)
+  def make():
+    def gathered(values):
+      out = strategy.run(lambda v: fn(*v), args=(values,))
+      # One gather per tensor: strategy.gather of a nest returns one replica's part only.
+      return tf.nest.map_structure(lambda t: strategy.gather(t, axis=0), out)
 
-  return tf.function(gathered, jit_compile=jit_compile)
+    return tf.function(gathered, jit_compile=jit_compile)
+
+  return cached_on(fn, ('step', id(strategy), jit_compile), make)
 
 
 def map_batches(fn, inputs, batch_size, strategy=None, jit_compile=False, log=None):

@@ -1,8 +1,15 @@
-"""The contract every density model in tfsmooth follows.
+"""The Keras setup every tfsmooth model shares, and the `DensityModel` contract.
 
-A `DensityModel` is a Keras 3 model that owns the weights; its `distribution(conditioning)`
-returns a `tfd.Distribution` whose `log_prob` and seeded `sample` work eagerly, under
-`tf.function` and under any `tf.distribute` strategy:
+`TrainableModel` is what a plain density, a smoothed pair and a model in the user's units have
+in common as Keras models: float32 data under any dtype policy, weights built by
+`build_variables()`, a per-example `training_loss(x, seed)` that `model(x, seed=...)` returns,
+and Keras's own training loop: `model.compile(optimizer=...)` then `model.fit(x)` (an array or a
+`tf.data.Dataset` of x, no targets) minimises the mean training loss, with a fresh noise seed
+per step from a `keras.random.SeedGenerator`.
+
+A `DensityModel` is a `TrainableModel` whose `distribution(conditioning)` returns a
+`tfd.Distribution` whose `log_prob` and seeded `sample` work eagerly, under `tf.function` and
+under any `tf.distribute` strategy:
 
   * unconditional (`conditional=False`): `distribution()` is p(x), batch shape [],
     event shape `event_shape`;
@@ -10,71 +17,125 @@ returns a `tfd.Distribution` whose `log_prob` and seeded `sample` work eagerly, 
     conditioning values `c` of shape [N, *event_shape] (in tfsmooth, c is the smoothed
     x~); batch shape [N], same event shape.
 
-The trainer, the two-stage model and the exporters use nothing but this interface.
-
-A trained model that scores and draws x (a plain `DensityModel` or a `SmoothedModel` pair)
-answers one interface, so that callers ask the model instead of branching on its kind:
-
-  model.likelihood(x, seeds, num_samples)  `Likelihood` of each row of x
-  model.samplers, model.draw(seeds)         {sampler: x} per seed row [N, 2]
-  model.denoisers, model.denoise(x~, seeds) {denoiser: x} for given smoothed x~ (pairs)
-  model.can_inpaint, model.inpaint(x, num_known_rows, seeds)
-  model.exact_likelihood, model.smoothed, model.facts()
-
-Every draw takes one stateless seed per row: row i of a result depends on seeds[i] and row i
-of the inputs alone, whatever else is in the batch (so results do not depend on how a batch is
-split across replicas or requests).
+The trainer, the two-stage model and the exporters use nothing but this contract and the
+trained-model interface of `models.interface`.
 """
 
 import math
-from typing import NamedTuple
 
 import keras
 import tensorflow as tf
 
 from tfsmooth import errors
+from tfsmooth.models import interface
+
+# Re-exported: the interface's record and argument checks, used by every model module.
+Likelihood = interface.Likelihood
+check_seeds = interface.check_seeds
+choose = interface.choose
 
 
-class Likelihood(NamedTuple):
-  """log p(x) per row: exact (`log_prob` and `elbo` equal, `num_samples` 1), or a pair's
-  importance-weighted bound `log_prob` = log (1/K) sum_k w_k and its `elbo` from the same K
-  draws, both <= log p(x)."""
+class TrainableModel(keras.Model):
+  """Base of every tfsmooth model (module docstring): Keras setup written once.
 
-  log_prob: tf.Tensor
-  elbo: tf.Tensor
-  num_samples: int
-  exact: bool
-
-
-class DensityModel(keras.Model):
-  """Base class: a trainable p(x) or p(x | c) over events of shape `event_shape`.
-
-  Subclasses define `distribution(self, conditioning=None) -> tfd.Distribution`.
+  Subclasses define `build_variables()` and `training_loss(x, seed, **conditions)`.
   """
 
-  def __init__(self, event_shape, conditional=False, **kwargs):
+  # The trained-model interface's defaults (`models.interface.TrainedModel`).
+  smoothed = False
+  exact_likelihood = True
+  samplers = ('samples',)
+  denoisers = ()
+  conditions = {}
+
+  def __init__(self, **kwargs):
     # Data and densities stay float32 under a mixed-precision policy; the layers inside cast
     # their own inputs to the compute dtype.
     kwargs.setdefault('autocast', False)
     super().__init__(**kwargs)
-    self.event_shape = tuple(int(d) for d in event_shape)
-    self.conditional = bool(conditional)
+    object.__setattr__(self, '_fit_seeds', None)  # untracked: not among the model's weights
 
-  def log_prob(self, x, conditioning=None):
+  def build_variables(self):
+    """Creates the weights (call inside `strategy.scope()`)."""
+    raise NotImplementedError
+
+  def build(self, input_shape=None):
+    del input_shape  # the event shape is fixed at construction
+    self.build_variables()
+
+  @property
+  def num_params(self):
+    """Number of trainable scalars (after `build_variables`)."""
+    return int(sum(math.prod(v.shape) for v in self.trainable_variables))
+
+  def facts(self):
+    """What a metrics record or an export states about the model beyond its parameters."""
+    return {}
+
+  def call(self, inputs, seed=None, training=None):
+    """`model(x, seed=..., training=True)`: the per-example training loss in a Keras call
+    context, so that layers such as dropout see `training`. `inputs` is x, or a dict of x
+    and the model's conditions ({'x': ..., 'labels': ...}). Without a seed (inside `fit`),
+    the seed is the next of the generator `compile` made."""
+    del training  # Keras passes it on to the sub-layers.
+    if isinstance(inputs, dict):
+      inputs = dict(inputs)
+      x = inputs.pop('x')
+    else:
+      x, inputs = inputs, {}
+    if seed is None and self._fit_seeds is not None:
+      seed = tf.cast(self._fit_seeds.next(), tf.int32)
+    return self.training_loss(x, seed, **inputs)
+
+  def compile(self, optimizer='adam', *, seed=0, **kwargs):
+    """Keras `compile` for `model.fit(x)`: the loss is the model's own mean training loss (no
+    `loss` argument), and each step draws its noise from `keras.random.SeedGenerator(seed)`.
+    Keras's default `jit_compile='auto'` stays off on a CPU-only host (XLA's CPU convolutions
+    are slower here). For EMA weights, several workers, TPUs, preemption-safe checkpoints and
+    best-on-validation selection use the trainer (`launch/train.py`) instead."""
+    if kwargs.get('loss') is not None:
+      raise errors.UserError(
+          f'{type(self).__name__}.compile takes no loss: the model minimises its own training '
+          "loss (-log p(x), or a pair's -[log p(x~) + log p(x | x~)]). Drop loss=."
+      )
+    kwargs.pop('loss', None)
+    object.__setattr__(self, '_fit_seeds', keras.random.SeedGenerator(seed, name='fit_seeds'))
+    super().compile(optimizer=optimizer, **kwargs)
+
+  def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    """The mean of the per-example losses `y_pred` (what `call` returns), plus layer losses."""
+    del x, y, training
+    if sample_weight is None:
+      loss = tf.reduce_mean(y_pred)
+    else:
+      weights = tf.cast(sample_weight, y_pred.dtype)
+      loss = tf.reduce_sum(y_pred * weights) / tf.reduce_sum(weights)
+    if self.losses:
+      loss += tf.add_n([tf.cast(extra, loss.dtype) for extra in self.losses])
+    return loss
+
+
+class DensityModel(TrainableModel):
+  """A trainable p(x) or p(x | c) over events of shape `event_shape`.
+
+  Subclasses define `distribution(self, conditioning=None, **conditions) -> tfd.Distribution`.
+  """
+
+  def __init__(self, event_shape, conditional=False, **kwargs):
+    super().__init__(**kwargs)
+    self.event_shape = tuple(int(d) for d in event_shape)
+    self.conditional = bool(conditional)  # models p(x | x~): takes `conditioning`
+
+  def log_prob(self, x, conditioning=None, **conditions):
     """log p(x) or log p(x | conditioning), one value per row of x."""
     x = self.check_events(x, 'x')
-    return self.distribution(self._check_conditioning(conditioning)).log_prob(x)
+    conditions = interface.resolve_conditions(self, conditions, interface.rows_of(x))
+    return self.distribution(self._check_conditioning(conditioning), **conditions).log_prob(x)
 
-  def training_loss(self, x, seed=None):
+  def training_loss(self, x, seed=None, **conditions):
     """Per-example training loss -log p(x) (`seed` unused: the loss is deterministic)."""
     del seed
-    return -self.log_prob(x)
-
-  def call(self, x, seed=None, training=None):
-    """`model(x, seed=..., training=True)`: the per-example training loss in a Keras call
-    context, so that layers such as dropout see `training`."""
-    del training  # Keras passes it on to the sub-layers.
-    return self.training_loss(x, seed)
+    return -self.log_prob(x, **conditions)
 
   def check_events(self, x, what):
     """Converts x to float32 and checks that its trailing dims are `event_shape`."""
@@ -91,92 +152,108 @@ class DensityModel(keras.Model):
       )
     return x
 
-  def sample(self, num_samples, seed, conditioning=None):
-    """Seeded draws: [num_samples, *event_shape], or one draw per conditioning row."""
+  def sample(self, num_samples, seed, conditioning=None, **conditions):
+    """Seeded draws: [num_samples, *event_shape], or one draw per conditioning row; a model with
+    `conditions` draws one row per value of them (the defaults for `num_samples` rows if none
+    are given)."""
     if self.conditional:
-      return self.distribution(self._check_conditioning(conditioning)).sample(seed=seed)
+      conditioning = self._check_conditioning(conditioning)
+      rows = interface.rows_of(conditioning)
+      conditions = interface.resolve_conditions(self, conditions, rows)
+      return self.distribution(conditioning, **conditions).sample(seed=seed)
+    if self.conditions:
+      conditions = interface.resolve_conditions(self, conditions, num_samples)
+      return self.distribution(**conditions).sample(seed=seed)
+    interface.resolve_conditions(self, conditions, num_samples)  # refuses any given
     return self.distribution().sample(num_samples, seed=seed)
 
-  def sample_rows(self, seeds, conditioning=None):
-    """One draw per row of `seeds` [N, 2] (given conditioning [N, ...] for p(x | c)).
+  def sample_rows(self, seeds, conditioning=None, **conditions):
+    """One draw per row of `seeds` [N, 2] (given conditioning [N, ...] for p(x | c), and the
+    model's conditions, [N] each).
 
     Row i is `sample(1, seeds[i])` (or the draw for conditioning[i] alone): it depends on its
-    own seed and conditioning only, whatever else is in the batch.
+    own seed, conditioning and conditions only, whatever else is in the batch.
     """
-    spec = tf.TensorSpec(self.event_shape, tf.float32)
-    if conditioning is None:
-      return map_rows(lambda s: self.sample(1, s)[0], seeds, fn_output_signature=spec)
-    conditioning = self._check_conditioning(conditioning)
+    rows = {'seed': seeds, **self._row_inputs(seeds, conditioning, conditions)}
     return map_rows(
-        lambda a: self.sample(None, a[0], conditioning=a[1][None])[0],
-        (seeds, conditioning),
-        fn_output_signature=spec,
+        lambda row: self.sample(1, row['seed'], **self._one_row(row))[0],
+        rows,
+        fn_output_signature=tf.TensorSpec(self.event_shape, tf.float32),
     )
 
-  def complete_rows(self, x_known, num_known_rows, seeds, conditioning=None):
+  def complete_rows(self, x_known, num_known_rows, seeds, conditioning=None, **conditions):
     """Per-row `complete` (models that have it, e.g. PixelCNN): row i completes x_known[i]
     below its top num_known_rows (one count, or counts [N]) rows from seeds[i] [N, 2] alone."""
-    spec = tf.TensorSpec(self.event_shape, tf.float32)
     x_known = self.check_events(x_known, 'x_known')
-    rows = tf.broadcast_to(tf.convert_to_tensor(num_known_rows, tf.int32), tf.shape(seeds)[:1])
-    if conditioning is None:
-      return map_rows(
-          lambda a: self.complete(a[0][None], a[1], a[2])[0],
-          (x_known, rows, seeds),
-          fn_output_signature=spec,
-      )
-    conditioning = self._check_conditioning(conditioning)
+    counts = tf.broadcast_to(tf.convert_to_tensor(num_known_rows, tf.int32), tf.shape(seeds)[:1])
+    rows = {
+        'x_known': x_known,
+        'counts': counts,
+        'seed': seeds,
+        **self._row_inputs(x_known, conditioning, conditions),
+    }
     return map_rows(
-        lambda a: self.complete(a[0][None], a[1], a[2], conditioning=a[3][None])[0],
-        (x_known, rows, seeds, conditioning),
-        fn_output_signature=spec,
+        lambda row: self.complete(
+            row['x_known'][None], row['counts'], row['seed'], **self._one_row(row)
+        )[0],
+        rows,
+        fn_output_signature=tf.TensorSpec(self.event_shape, tf.float32),
     )
 
-  # The trained-model interface (an unconditional model's own samples and exact likelihood).
-  smoothed = False
-  exact_likelihood = True
-  samplers = ('samples',)
-  denoisers = ()
+  def _row_inputs(self, rows_like, conditioning, conditions):
+    """{'conditioning': [N, ...] (conditional models), 'conditions': {keyword: [N]}}: the
+    per-row inputs of a row-wise draw, checked."""
+    rows = interface.rows_of(rows_like)
+    out = {'conditions': interface.resolve_conditions(self, conditions, rows)}
+    if self.conditional or conditioning is not None:
+      out['conditioning'] = self._check_conditioning(conditioning)
+    return out
+
+  @staticmethod
+  def _one_row(row):
+    """The keyword arguments of one row's draw: conditioning and conditions as batches of 1."""
+    out = {k: v[None] for k, v in row['conditions'].items()}
+    if 'conditioning' in row:
+      out['conditioning'] = row['conditioning'][None]
+    return out
 
   @property
   def can_inpaint(self):
     """Whether the model completes images below given rows (it has a `complete` sampler)."""
     return hasattr(self, 'complete')
 
-  def likelihood(self, x, seeds=None, num_samples=1):
+  def likelihood(self, x, seeds=None, num_samples=1, **conditions):
     """Exact `Likelihood` of each row of x (`seeds` and `num_samples` unused)."""
     del seeds, num_samples
-    log_prob = self.log_prob(x)
+    log_prob = self.log_prob(x, **conditions)
     return Likelihood(log_prob, log_prob, 1, True)
 
-  def draw(self, seeds, samplers=None):
+  def draw(self, seeds, samplers=None, **conditions):
     """{'samples': x ~ p(x)}, row i from seeds[i] [N, 2] alone."""
     choose(self, 'samplers', samplers)
-    return {'samples': self.sample_rows(check_seeds(seeds))}
+    return {'samples': self.sample_rows(check_seeds(seeds), **conditions)}
 
-  def inpaint(self, x, num_known_rows, seeds):
+  def denoise(self, x_tilde, seeds, denoisers=None, **conditions):
+    """A plain model has no denoisers: {} for an empty choice, else refused."""
+    del x_tilde, seeds, conditions
+    choose(self, 'denoisers', () if denoisers is None else denoisers)
+    return {}
+
+  def inpaint(self, x, num_known_rows, seeds, **conditions):
     """x below its top num_known_rows[i] rows drawn from p(x_bottom | x_top), row i from
     seeds[i] alone."""
-    return self.complete_rows(x, num_known_rows, check_seeds(seeds, x))
-
-  def facts(self):
-    """What a metrics record or an export states about the model beyond its parameters."""
-    return {}
+    if not self.can_inpaint:
+      raise errors.UserError(
+          f'{type(self).__name__} cannot inpaint: only image models (PixelCNN++) complete '
+          'images below given rows.'
+      )
+    return self.complete_rows(x, num_known_rows, check_seeds(seeds, x), **conditions)
 
   def build_variables(self):
     """Creates the weights by scoring a dummy batch (call inside `strategy.scope()`)."""
     x = tf.zeros((1,) + self.event_shape)
     self.log_prob(x, x if self.conditional else None)
     self.built = True
-
-  def build(self, input_shape=None):
-    del input_shape  # the event shape is fixed at construction
-    self.build_variables()
-
-  @property
-  def num_params(self):
-    """Number of trainable scalars (after `build_variables`)."""
-    return int(sum(math.prod(v.shape) for v in self.trainable_variables))
 
   def _check_conditioning(self, conditioning):
     if self.conditional and conditioning is None:
@@ -202,37 +279,3 @@ def map_rows(fn, elems, fn_output_signature):
     )
 
   return tf.function(loop)() if tf.executing_eagerly() else loop()
-
-
-def check_seeds(seeds, rows_of=None):
-  """`seeds` as a tensor, checked to be integer [N, 2]: one stateless seed per row (N the rows of
-  `rows_of` where both are known statically)."""
-  seeds = tf.convert_to_tensor(seeds)
-  shape = seeds.shape
-  n = None if rows_of is None else tf.TensorShape(getattr(rows_of, 'shape', None))
-  n = None if n is None or n.rank is None or n.rank == 0 else n[0]
-  fits = shape.rank is None or (
-      shape.rank == 2 and shape[1] in (None, 2) and (n is None or shape[0] in (None, n))
-  )
-  if not seeds.dtype.is_integer or not fits:
-    rows = f' with N = {n}, the rows of the input' if n is not None else ''
-    raise errors.UserError(
-        f'seeds is {seeds.dtype.name} of shape {tuple(shape)}, but draws take one stateless seed '
-        f'per row: integer [N, 2]{rows}. From one base seed s, tfsmooth.seeds.rows(s, '
-        "'samples', 0, N) gives such rows."
-    )
-  return seeds
-
-
-def choose(model, kind, names):
-  """`names` of the model's `kind` ('samplers' or 'denoisers'; None: all of them), refused
-  with the model's choices when one is unknown."""
-  offered = getattr(model, kind)
-  names = offered if names is None else tuple(names)
-  unknown = [n for n in names if n not in offered]
-  if unknown:
-    raise errors.UserError(
-        f'{type(model).__name__} has no {kind[:-1]} {", ".join(map(repr, unknown))}; its '
-        f'{kind} are {", ".join(offered) or "none"}.'
-    )
-  return names

@@ -539,16 +539,18 @@ class PixelCNN(base.DensityModel):
         fn_output_signature=tf.TensorSpec(shape[1:], tf.float32),
     )
 
-  def sample_rows(self, seeds, conditioning=None):
+  def sample_rows(self, seeds, conditioning=None, **conditions):
     """`DensityModel.sample_rows` (row i from seeds[i] alone) in one batched pass."""
-    conditioning = None if conditioning is None else self._check_conditioning(conditioning)
-    return self.distribution(conditioning).sample_from_uniform(self._row_noise(seeds))
+    rows = self._row_inputs(seeds, conditioning, conditions)
+    return self.distribution(rows.get('conditioning'), **rows['conditions']).sample_from_uniform(
+        self._row_noise(seeds)
+    )
 
-  def complete_rows(self, x_known, num_known_rows, seeds, conditioning=None):
+  def complete_rows(self, x_known, num_known_rows, seeds, conditioning=None, **conditions):
     """`DensityModel.complete_rows` (row i from seeds[i] alone) in one batched pass."""
     x_known = self.check_events(x_known, 'x_known')
-    conditioning = None if conditioning is None else self._check_conditioning(conditioning)
-    return self.distribution(conditioning).complete_from_uniform(
+    rows = self._row_inputs(x_known, conditioning, conditions)
+    return self.distribution(rows.get('conditioning'), **rows['conditions']).complete_from_uniform(
         x_known, num_known_rows, self._row_noise(seeds)
     )
 

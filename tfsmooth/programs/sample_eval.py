@@ -294,10 +294,7 @@ def bpd(source, points, iw_samples, strategy=None):
       source.config.eval.get('batch_size') or None,
       strategy,
   )
-  to_unit = source.task.to_unit
-  return tasks.figures(
-      record._replace(log_prob=to_unit(record.log_prob), elbo=to_unit(record.elbo)), 'bpd'
-  )
+  return tasks.metrics_of(record.in_unit(source.task.to_unit), 'bpd')
 
 
 def evaluate(
@@ -395,7 +392,7 @@ def evaluate(
           batch_size=batch_size,
           prefix=prefix,
       )
-    entry['figures'] = [grid, f'{prefix}_pixel.png', f'{prefix}_features.png']
+    entry['plots'] = [grid, f'{prefix}_pixel.png', f'{prefix}_features.png']
     result['samplers'][name] = entry
     log(
         f'{name}: {network.name} FID {entry["fid"]:.2f}, KID {entry["kid"]:.4f}, '
