@@ -119,7 +119,7 @@ def test_binary_reports_flag_mistakes_as_one_paragraph(tmp_path):
       (['--workdir=a', '--saved_model=b'], 'Error: Pass exactly one'),
       ([], 'Error: Pass exactly one'),
       (['--workdir=a', '--single_step_sigmas=0.1,-1'], 'Error: --single_step_sigmas must be'),
-      ([f'--saved_model={tmp_path}'], 'Error: --saved_model needs'),
+      ([f'--saved_model={tmp_path}'], f'Error: {tmp_path} is not a version directory'),
   ):
     done = subprocess.run(
         [sys.executable, BINARY, *flags], capture_output=True, text=True, timeout=300
