@@ -1,8 +1,17 @@
-"""Recorded results hold repository-relative paths only (no machine paths), without TensorFlow.
+"""The records under benchmarks/results/ and the figures RESULTS.md takes from them, without
+TensorFlow.
 
-Every text file under benchmarks/results/ is read: JSON files value by value (keys too), Markdown
-and other text files line by line. A path that names the machine that wrote it (/work/..., /tmp/...,
-/home/...) means nobody else can follow it: record `runs/<name>`, not `/work/runs/<name>`.
+Recorded results hold repository-relative paths only: every text file under benchmarks/results/
+is read, JSON files value by value (keys too), Markdown and other text files line by line. A
+path that names the machine that wrote it (/work/..., /tmp/..., /home/...) means nobody else can
+follow it: record `runs/<name>`, not `/work/runs/<name>`.
+
+The headline figures of RESULTS.md are their records' values: `HEADLINES` lists, per figure, the
+section and line (and table column) of RESULTS.md that states it and the record and key it comes
+from, and the figure must be the record's value at the stated rounding (a difference of records,
+a mean or a median where the text says so). A figure changed in the text, or a record rewritten,
+fails here until the other follows. The shipped models' sizes are checked against the disk.
+
 The module imports no TensorFlow (`pytest --noconftest tests/test_results_files.py` runs it in
 under a second).
 """
@@ -10,6 +19,8 @@ under a second).
 import json
 import pathlib
 import re
+import statistics
+from typing import NamedTuple
 
 import pytest
 
@@ -97,3 +108,789 @@ def test_no_machine_paths_in_results(path):
       f'{path.relative_to(RESULTS.parents[1])} holds machine paths (record them relative to the '
       'repository root, e.g. runs/<name>): ' + '; '.join(bad[:5])
   )
+
+
+# ---------------------------------------------------------------------------------------------
+# The headline figures of RESULTS.md come from the records they cite.
+
+ROOT = RESULTS.parents[1]
+
+
+class Figure(NamedTuple):
+  """A number of RESULTS.md and the record value it states.
+
+  `section`: the start of a heading's text; `line`: a substring that picks the line in that
+  section (the `index`-th of the lines holding it); `column`: a table header, when the number
+  is in that cell of the line's table row (None: anywhere in the line); `record`: a file under
+  benchmarks/results/; `key`: the path to the value in it (list indices, dict keys, a dict to
+  select the list items with those fields, '*' for every item); `reduce`: 'mean' or 'median'
+  of the values selected; `minus`: (record, key) of a value subtracted first; the number is
+  format(value * scale, fmt) as a whole token of the text.
+  """
+
+  section: str
+  line: str
+  record: str
+  key: tuple
+  fmt: str
+  column: str | None = None
+  index: int | None = None
+  reduce: str | None = None
+  minus: tuple | None = None
+  scale: float = 1.0
+
+
+LIMIT = {
+    d: ('test_split_true_nll.json', ('values', d, 'test_true_nll'))
+    for d in ('rings', 'olympics', 'checkerboard', 'modes6_1d', 'two_gaussians_1d')
+}
+
+
+def _rings_default():
+  out = []
+  for seed in range(3):
+    row = f'| {seed} |'
+    for column, key, fmt in (
+        ('IW-100, EMA', 'ema_iw', '.4f'),
+        ('IW-100, raw', 'raw_iw', '.4f'),
+        ('ELBO, EMA', 'ema_elbo', '.4f'),
+        ('best step', 'best_step', ',.0f'),
+        ('training (s), shared machine', 'train_seconds', ',.0f'),
+    ):
+      out.append(Figure('Rings: the default', row, 'rings_default.json', (seed, key), fmt, column))
+      out.append(Figure('The same model on 100k', row, 'ema_rings.json', (seed, key), fmt, column))
+    out.append(
+        Figure(
+            'Rings: the default',
+            row,
+            'rings_default.json',
+            (seed, 'ema_iw'),
+            '.3f',
+            'excess (IW-100, EMA)',
+            minus=LIMIT['rings'],
+        )
+    )
+    out.append(
+        Figure(
+            'The same model on 100k', row, 'ema_rings.json', (seed, 'raw_elbo'), '.4f', 'ELBO, raw'
+        )
+    )
+    out.append(
+        Figure(
+            'The same model on 100k',
+            row,
+            'ema_rings.json',
+            (seed, 'ema_iw'),
+            '.3f',
+            'excess (IW-100, EMA)',
+            minus=LIMIT['rings'],
+        )
+    )
+  return out
+
+
+def _table1():
+  out = []
+  seeded = {
+      '| rings | smoothed 3 / 3 (the paper': ('main_job/metrics.json', 'rings'),
+      '| rings | smoothed 3 / 6 |': ('rings_cond6/metrics.json', 'rings'),
+      '| olympics | smoothed 3 / 4 |': ('olympics_cond4/metrics.json', 'olympics'),
+      '| olympics | smoothed 3 / 6 |': ('olympics_cond6/metrics.json', 'olympics'),
+  }
+  for row, (record, dataset) in seeded.items():
+    for key, fmt, column in (
+        ('nll_iw', '.3f', 'test NLL (bound)'),
+        ('nll_elbo', '.3f', 'test NLL (bound)'),
+        ('num_params', ',.0f', 'params'),
+        ('steps', ',.0f', 'steps (best)'),
+        ('best_step', ',.0f', 'steps (best)'),
+        ('train_seconds', ',.0f', 'training (s)'),
+    ):
+      out.append(Figure('Table 1', row, record, (key,), fmt, column))
+    out.append(Figure('Table 1', row, *LIMIT[dataset], '.4f', 'limit'))
+    out.append(Figure('Table 1', row, record, ('nll_iw',), '.3f', 'excess', minus=LIMIT[dataset]))
+  unseeded = {
+      '| rings | MADE (3) |': dict(dataset='rings', variant='baseline', mixtures=3),
+      '| rings | MADE (6) |': dict(dataset='rings', variant='baseline', mixtures=6),
+      '| rings | smoothed 3 / 3 |': dict(dataset='rings', variant='smoothed', mixtures=3),
+      '| olympics | MADE (3) |': dict(dataset='olympics', variant='baseline', mixtures=3),
+      '| olympics | MADE (6) |': dict(dataset='olympics', variant='baseline', mixtures=6),
+      '| olympics | smoothed 3 / 3 |': dict(dataset='olympics', variant='smoothed', mixtures=3),
+  }
+  for row, select in unseeded.items():
+    keys = ('nll_iw', 'nll_elbo') if select['variant'] == 'smoothed' else ('nll',)
+    for key in keys:
+      out.append(Figure('Table 1', row, 'table1.json', (select, key), '.3f', 'test NLL (bound)'))
+    out.append(Figure('Table 1', row, 'table1.json', (select, 'num_params'), ',.0f', 'params'))
+    out.append(
+        Figure('Table 1', row, 'table1.json', (select, 'train_seconds'), ',.0f', 'training (s)')
+    )
+  return out
+
+
+def _decomposition():
+  rows = {
+      "| rings | paper's setting 3 / 3": 'main_job',
+      '| rings | 3 / 6 ': 'rings_cond6',
+      '| olympics | 3 / 4 ': 'olympics_cond4',
+      '| olympics | 3 / 6 ': 'olympics_cond6',
+      '| checkerboard | RealNVP pair': 'checkerboard_realnvp',
+      '| rings | unseeded 3 / 3 (': 'rings_smoothed3',
+      '| olympics | unseeded 3 / 3 (': 'olympics_smoothed3',
+      '| olympics | unseeded 3 / 3, sigma 0.2': 'olympics_sigma0.2',
+  }
+  out = []
+  for row, name in rows.items():
+    record = f'decomposition/{name}.json'
+    for key in ('prior_nll', 'true_prior_nll', 'conditional_nll', 'true_conditional_nll'):
+      out.append(Figure('Where a smoothed pair', row, record, (key,), '.3f'))
+    out.append(
+        Figure(
+            'Where a smoothed pair',
+            row,
+            record,
+            ('conditional_nll',),
+            '.3f',
+            minus=(record, ('true_conditional_nll',)),
+        )
+    )
+  return out
+
+
+def _figure12():
+  out = []
+  for label, variant, mixtures in (
+      ('| MADE (5) |', 'baseline', 5),
+      ('| MADE (6) |', 'baseline', 6),
+      ('| MADE (7) |', 'baseline', 7),
+      ('| smoothed (2) |', 'smoothed', 2),
+      ('| smoothed (3) |', 'smoothed', 3),
+      ('| smoothed (4) |', 'smoothed', 4),
+  ):
+    select = dict(variant=variant, mixtures=mixtures)
+    keys = ('nll_iw', 'nll_elbo') if variant == 'smoothed' else ('nll',)
+    for key in keys:
+      out.append(
+          Figure(
+              'Figure 12',
+              label,
+              'figure12_olympics_100k/figure12.json',
+              (select, key),
+              '.3f',
+              'test NLL (bound)',
+              index=0,
+          )
+      )
+    out.append(
+        Figure(
+            'Figure 12',
+            label,
+            'figure12_olympics_100k/figure12.json',
+            (select, 'num_params'),
+            ',.0f',
+            'params',
+            index=0,
+        )
+    )
+  return out
+
+
+def _realnvp():
+  out = []
+  for row, run in (
+      ('| checkerboard | plain RealNVP |', 'checkerboard_plain'),
+      ('| checkerboard | smoothed pair |', 'checkerboard_smoothed'),
+      ('| olympics | plain RealNVP |', 'olympics_plain'),
+      ('| olympics | smoothed pair |', 'olympics_smoothed'),
+  ):
+    record = f'realnvp/{run}/metrics.json'
+    keys = ('nll_iw', 'nll_elbo') if 'smoothed' in run else ('nll',)
+    for key in keys:
+      out.append(Figure('RealNVP', row, record, (key,), '.3f', 'test NLL', index=0))
+    out.append(Figure('RealNVP', row, record, ('num_params',), ',.0f', 'params', index=0))
+    out.append(Figure('RealNVP', row, record, ('best_step',), ',.0f', 'steps (best)', index=0))
+  return out
+
+
+def _denoising():
+  out = []
+  methods = {
+      '| none (the noisy x~) |': 'noisy input x~',
+      '| single-step, exact score': 'single-step, exact score',
+      '| single-step, learned p(x~) |': 'single-step, learned p(x~)',
+      '| draw from p_theta(x \\| x~), 1 logistic |': 'p(x|x~), 1 logistic',
+      '| draw from p_theta(x \\| x~), 2 logistics |': 'p(x|x~), 2 logistics',
+      '| draw from the exact p(x \\| x~) |': 'exact posterior draw',
+  }
+  for row, method in methods.items():
+    for sigma in ('0.3', '0.1'):
+      for key in ('gap_fraction', 'wasserstein'):
+        out.append(
+            Figure(
+                '1-D denoising',
+                row,
+                'denoising_1d.json',
+                ('sigmas', sigma, 'methods', method, key),
+                '.3f',
+            )
+        )
+  for sigma in ('0.3', '0.1'):
+    for k, name in (('1', '1 logistic'), ('2', '2 logistics')):
+      row = f'| {sigma} | {name} |'
+      base = ('sigmas', sigma)
+      for key in (
+          base + ('conditional_kl', k),
+          base + ('posterior_at_x0', 'kl_true_to_model', k),
+          base + ('runs', k, 'nll_elbo'),
+          base + ('runs', k, 'nll_iw'),
+      ):
+        out.append(Figure('1-D denoising', row, 'denoising_1d.json', key, '.3f'))
+      out.append(
+          Figure(
+              '1-D denoising',
+              row,
+              'denoising_1d.json',
+              base + ('runs', k, 'nll_iw'),
+              '.3f',
+              'excess (IW-100)',
+              minus=LIMIT['two_gaussians_1d'],
+          )
+      )
+  return out
+
+
+def _kernel_study():
+  out = [Figure('Kernel study', '| MoL(8) |', 'kernel_study.json', ('baselines', 2, 'nll'), '.3f')]
+  for kernel, column in (('gaussian', 'Gaussian'), ('laplace', 'Laplace'), ('uniform', 'Uniform')):
+    for sigma, row in ((0.5, '| 0.5 | 2 |'), (0.1, '| 0.1 | 1 |'), (2.0, '| 2.0 | 1 |')):
+      for key in ('nll_elbo', 'nll_iw', 'nll_quadrature'):
+        out.append(
+            Figure(
+                'Kernel study',
+                row,
+                'kernel_study.json',
+                ('smoothed_runs', dict(kernel=kernel, sigma=sigma, narrow_init=None), key),
+                '.3f',
+                column,
+                reduce='mean',
+            )
+        )
+  return out
+
+
+def _fashion_mnist():
+  record = 'fashion_mnist_eval.json'
+  out = [
+      Figure(
+          'Fashion-MNIST: likelihood',
+          '| baseline PixelCNN++ |',
+          record,
+          ('models', 'baseline', 'bpd', 'bpd'),
+          '.3f',
+          'test bpd (1,000 images)',
+      ),
+      Figure(
+          'Fashion-MNIST: likelihood',
+          '| baseline PixelCNN++ |',
+          record,
+          ('models', 'baseline', 'num_params'),
+          ',.0f',
+          'params',
+      ),
+      Figure(
+          'Fashion-MNIST: likelihood',
+          '| pair: x~ ~ p(x~)',
+          record,
+          ('models', 'smoothed', 'bpd', 'bpd_iw'),
+          '.3f',
+          'test bpd (1,000 images)',
+      ),
+      Figure(
+          'Fashion-MNIST: likelihood',
+          '| pair: x~ ~ p(x~)',
+          record,
+          ('models', 'smoothed', 'bpd', 'bpd_elbo'),
+          '.3f',
+          'test bpd (1,000 images)',
+      ),
+      Figure(
+          'Fashion-MNIST: likelihood',
+          '| pair: x~ ~ p(x~)',
+          record,
+          ('models', 'smoothed', 'num_params'),
+          ',.0f',
+          'params',
+      ),
+      Figure(
+          'Fashion-MNIST: likelihood',
+          'met**, 39.8% lower',
+          record,
+          ('two_step_fid_reduction',),
+          '.1f',
+          scale=100,
+      ),
+      Figure(
+          'Fashion-MNIST: likelihood',
+          'Cost (recorded in the JSON)',
+          record,
+          ('models', 'baseline', 'train_seconds'),
+          ',.0f',
+      ),
+      Figure(
+          'Fashion-MNIST: likelihood',
+          'Cost (recorded in the JSON)',
+          record,
+          ('models', 'smoothed', 'train_seconds'),
+          ',.0f',
+      ),
+  ]
+  for index, row in enumerate(
+      ['| baseline PixelCNN++ |', '| pair: x~ ~ p(x~)', '| pair: single-step', '| pair: two-step']
+  ):
+    for key, fmt, column in (
+        ('fid', '.2f', 'domain FID'),
+        ('kid', '.4f', 'domain KID ± std'),
+        ('kid_std', '.4f', 'domain KID ± std'),
+        ('inception_score', '.2f', 'domain IS'),
+        ('inception_score_std', '.2f', 'domain IS'),
+    ):
+      out.append(
+          Figure('Fashion-MNIST: likelihood', row, record, ('rows', index, key), fmt, column)
+      )
+  for index, sigma in enumerate(('0.01', '0.05', '0.1')):
+    for key, fmt, column in (('fid', '.2f', 'domain FID'), ('kid', '.4f', 'domain KID')):
+      out.append(
+          Figure(
+              'Fashion-MNIST: likelihood',
+              f'| {sigma} |',
+              record,
+              ('single_step_ablation', index, key),
+              fmt,
+              column,
+          )
+      )
+  floor = 'fashion_mnist_fid_floor.json'
+  for row in ('train_5000', 'train_10000', 'train_50000', 'noise_0.1', 'noise_0.3'):
+    for key, fmt, column in (
+        ('fid', '.3f', 'domain FID'),
+        ('kid', '.4f', 'domain KID ± std'),
+        ('inception_score', '.2f', 'domain IS'),
+    ):
+      label = f'| {row} |' if row.startswith('train') else f'| noise N(0, {row[6:]}²) |'
+      out.append(Figure('Domain FID', label, floor, ('rows', row, key), fmt, column))
+  return out
+
+
+def _speed():
+  out = []
+  for row, name in (
+      ('| `tfd.PixelCNN`, 32 filters', 'tfp_pixelcnn'),
+      ('| ours, 32 filters', 'ours_32'),
+      ('| `fashion_mnist.py:baseline`', 'baseline'),
+      ('| `fashion_mnist.py:smoothed` pair', 'smoothed_pair'),
+  ):
+    for key, fmt, column in (
+        ('num_params', ',.0f', 'params'),
+        ('step_seconds', '.3f', 'step (s)'),
+        ('step_ratio_to_tfp', '.2f', None),
+        ('sample_seconds', '.1f', 'sample 4 (s)'),
+        ('sample_ratio_to_tfp', '.2f', None),
+    ):
+      out.append(
+          Figure('Speed: a PixelCNN++ step', row, 'pixelcnn_speed.json', (name, key), fmt, column)
+      )
+  for row, name in (
+      ('| `tfd.PixelCNN`, no XLA |', 'tfp_no_xla'),
+      ('| ours, no XLA |', 'ours_no_xla'),
+      ('| `tfd.PixelCNN`, XLA', 'tfp_xla'),
+      ('| ours, XLA', 'ours_xla'),
+  ):
+    for key, fmt, column in (
+        ('num_params', ',.0f', 'params'),
+        ('examples_per_sec', '.2f', 'examples/s'),
+        ('step_seconds', '.3f', 'step (s)'),
+        ('first_call_seconds', '.1f', 'first call (s)'),
+        ('peak_rss_mb', ',.0f', 'peak RSS (MB)'),
+    ):
+      out.append(
+          Figure(
+              'Speed: training throughput', row, 'train_throughput.json', (name, key), fmt, column
+          )
+      )
+  out += [
+      Figure(
+          'Speed: training throughput',
+          '**Without XLA: ',
+          'train_throughput_no_xla_repeats.json',
+          ('ratio', 'no_xla'),
+          '.2f',
+      ),
+      Figure(
+          'Speed: training throughput',
+          'the single run in the table gives',
+          'train_throughput.json',
+          ('ratio', 'no_xla'),
+          '.2f',
+      ),
+      Figure(
+          'Speed: training throughput',
+          '**With XLA: ',
+          'train_throughput.json',
+          ('ratio', 'xla'),
+          '.0f',
+      ),
+  ]
+  for loops in ('1', '10', '100', '1000'):
+    for record in ('steps_per_loop.json', 'steps_per_loop_batch256.json'):
+      out.append(Figure('Speed: steps per call', f'| {loops} |', record, (loops, 'median'), '.1f'))
+      out.append(Figure('Speed: steps per call', f'| {loops} |', record, (loops, 'ratio'), '.2f'))
+  for row, name in (('| 1 device |', '1 device'), ('| 2 logical CPUs |', '2 logical CPUs')):
+    out.append(
+        Figure(
+            'Speed: evaluation',
+            row,
+            'eval_throughput.json',
+            ('median', name, 'bounds_points_per_s'),
+            ',.0f',
+            'bounds, points/s',
+        )
+    )
+    out.append(
+        Figure(
+            'Speed: evaluation',
+            row,
+            'eval_throughput.json',
+            ('median', name, 'samples_per_s'),
+            ',.0f',
+        )
+    )
+  for key in ('bounds_points_per_s', 'samples_per_s'):
+    out.append(
+        Figure(
+            'Speed: evaluation',
+            '| 2 logical CPUs |',
+            'eval_throughput.json',
+            ('ratio_2_over_1', key),
+            '.2f',
+        )
+    )
+  for row, part in (
+      ('| whole run |', 'total'),
+      ('| start-up and training', 'training'),
+      ('| test bounds (IW-100', 'test_and_plots'),
+  ):
+    for tree in ('base f69e632', 'this tree'):
+      for run in range(3):
+        out.append(
+            Figure(
+                'Speed: the main job',
+                row,
+                'main_job_wall_time.json',
+                ('seconds', tree, run, part),
+                '.1f',
+            )
+        )
+    out.append(
+        Figure(
+            'Speed: the main job',
+            row,
+            'main_job_wall_time.json',
+            ('ratio_by_part', part),
+            '.2f',
+            'ratio of medians',
+        )
+    )
+  return out
+
+
+def _shipped():
+  latency = 'export_latency.json'
+  out = [
+      Figure(
+          'Shipped models',
+          '| `rings/2`',
+          'ema_rings.json',
+          (0, 'ema_iw'),
+          '.3f',
+          'test figure (bound)',
+      ),
+      Figure(
+          'Shipped models',
+          '| `rings/2`',
+          'ema_rings.json',
+          (0, 'ema_elbo'),
+          '.3f',
+          'test figure (bound)',
+      ),
+      Figure(
+          'Shipped models',
+          '| `rings/2`',
+          'ema_rings.json',
+          (0, 'ema_iw'),
+          '.3f',
+          'excess',
+          minus=LIMIT['rings'],
+      ),
+      Figure(
+          'Shipped models',
+          '| `olympics/2`',
+          'olympics_cond6_50k/metrics.json',
+          ('nll_iw',),
+          '.3f',
+          'test figure (bound)',
+      ),
+      Figure(
+          'Shipped models',
+          '| `olympics/2`',
+          'olympics_cond6_50k/metrics.json',
+          ('nll_elbo',),
+          '.3f',
+          'test figure (bound)',
+      ),
+      Figure(
+          'Shipped models',
+          '| `olympics/2`',
+          'olympics_cond6_50k/metrics.json',
+          ('nll_iw',),
+          '.3f',
+          'excess',
+          minus=LIMIT['olympics'],
+      ),
+      Figure(
+          'Shipped models',
+          '| `olympics/2`',
+          'olympics_cond6_50k/metrics.json',
+          ('best_step',),
+          ',.0f',
+          'training',
+      ),
+      Figure(
+          'Shipped models',
+          '| `fashion_mnist_smoothed/3`',
+          'fashion_mnist_eval.json',
+          ('models', 'smoothed', 'bpd', 'bpd_iw'),
+          '.3f',
+          'test figure (bound)',
+      ),
+      Figure(
+          'Shipped models',
+          '| `fashion_mnist_smoothed/3`',
+          'fashion_mnist_eval.json',
+          ('models', 'smoothed', 'bpd', 'bpd_elbo'),
+          '.3f',
+          'test figure (bound)',
+      ),
+      Figure(
+          'Shipped models',
+          '| `fashion_mnist_smoothed/3`',
+          'fashion_mnist_eval.json',
+          ('rows', 3, 'fid'),
+          '.2f',
+          'test figure (bound)',
+      ),
+      Figure(
+          'Shipped models',
+          '| `fashion_mnist_baseline/3`',
+          'fashion_mnist_eval.json',
+          ('models', 'baseline', 'bpd', 'bpd'),
+          '.3f',
+          'test figure (bound)',
+      ),
+      Figure(
+          'Shipped models',
+          '| `fashion_mnist_baseline/3`',
+          'fashion_mnist_eval.json',
+          ('rows', 0, 'fid'),
+          '.2f',
+          'test figure (bound)',
+      ),
+  ]
+  rows = {
+      '| rings (1,000 points) |': ('saved_models/rings/2', '.2f', '.2f'),
+      '| olympics (1,000 points) |': ('saved_models/olympics/2', '.2f', '.2f'),
+      '| Fashion-MNIST pair (4 images) |': ('saved_models/fashion_mnist_smoothed/3', '.2f', '.1f'),
+      '| Fashion-MNIST baseline (4 images) |': (
+          'saved_models/fashion_mnist_baseline/3',
+          '.2f',
+          '.1f',
+      ),
+  }
+  for row, (model, size_fmt, time_fmt) in rows.items():
+    for when in ('before', 'after'):
+      entry = ('models', model, when)
+      out.append(
+          Figure(
+              'Shipped models',
+              row,
+              latency,
+              entry + ('saved_model_pb_bytes',),
+              size_fmt,
+              'saved_model.pb',
+              scale=1e-6,
+          )
+      )
+      out.append(
+          Figure(
+              'Shipped models',
+              row,
+              latency,
+              entry + ('each_process', '*', 'load_seconds'),
+              time_fmt,
+              'load',
+              reduce='median',
+          )
+      )
+      for which in ('first_call_seconds', 'second_call_seconds'):
+        out.append(
+            Figure(
+                'Shipped models',
+                row,
+                latency,
+                entry + ('sample', which),
+                time_fmt,
+                '`sample` first / second call',
+            )
+        )
+        if 'Fashion' in row:
+          out.append(
+              Figure(
+                  'Shipped models',
+                  row,
+                  latency,
+                  entry + ('inpaint', which),
+                  time_fmt,
+                  '`inpaint` first / second call',
+              )
+          )
+  return out
+
+
+def _limits():
+  return [
+      Figure('Results', 'not with the population entropy: rings', *LIMIT[d], '.4f')
+      for d in ('rings', 'olympics')
+  ]
+
+
+HEADLINES = (
+    _limits()
+    + _rings_default()
+    + _table1()
+    + _decomposition()
+    + _figure12()
+    + _realnvp()
+    + _kernel_study()
+    + _denoising()
+    + _fashion_mnist()
+    + _speed()
+    + _shipped()
+)
+
+
+def _sections(text):
+  """{heading text: [lines]} of a Markdown text, headings outside ``` blocks."""
+  sections, current, fenced = {}, None, False
+  for line in text.splitlines():
+    if line.startswith('```'):
+      fenced = not fenced
+    if not fenced and re.match(r'#+ ', line):
+      current = sections.setdefault(line.lstrip('#').strip(), [])
+      continue
+    if current is not None:
+      current.append(line)
+  return sections
+
+
+def _select(value, key):
+  """The value at `key` in a parsed record (see `Figure`); a list where '*' or a selector
+  matched several items."""
+  if not key:
+    return value
+  part, rest = key[0], key[1:]
+  if part == '*':
+    return [_select(item, rest) for item in value]
+  if isinstance(part, dict):
+    items = [item for item in value if all(item.get(k) == v for k, v in part.items())]
+    assert items, f'no item with {part}'
+    return _select(items[0], rest) if len(items) == 1 else [_select(i, rest) for i in items]
+  return _select(value[part], rest)
+
+
+def _record_value(record, key, reduce=None):
+  value = _select(json.loads((RESULTS / record).read_text()), key)
+  if reduce:
+    values = value if isinstance(value, list) else [value]
+    value = {'mean': statistics.mean, 'median': statistics.median}[reduce](values)
+  assert isinstance(value, (int, float)), f'{record} {key}: {value!r} is not a number'
+  return value
+
+
+def _table_cell(lines, row, column):
+  """The cell under header `column` of the table row lines[row]."""
+  start = row
+  while start > 0 and lines[start - 1].startswith('|'):
+    start -= 1
+  split = lambda line: [c.strip() for c in re.split(r'(?<!\\)\|', line)[1:-1]]  # noqa: E731
+  header = split(lines[start])
+  if header.count(column) != 1:
+    return None
+  return split(lines[row])[header.index(column)]
+
+
+def figure_problem(text, figure):
+  """Why `figure` is not in `text` as its record states it (None if it is)."""
+  sections = [(h, lines) for h, lines in _sections(text).items() if h.startswith(figure.section)]
+  if len(sections) != 1:
+    return f'{len(sections)} sections start with {figure.section!r}'
+  lines = sections[0][1]
+  rows = [i for i, line in enumerate(lines) if figure.line in line]
+  if figure.index is None and len(rows) != 1:
+    return f'{len(rows)} lines of {figure.section!r} hold {figure.line!r}'
+  if not rows:
+    return f'no line of {figure.section!r} holds {figure.line!r}'
+  row = rows[figure.index or 0]
+  where = _table_cell(lines, row, figure.column) if figure.column else lines[row]
+  if where is None:
+    return f'the table of {figure.line!r} has no single column {figure.column!r}'
+  value = _record_value(figure.record, figure.key, figure.reduce)
+  if figure.minus:
+    value -= _record_value(*figure.minus)
+  expected = format(value * figure.scale, figure.fmt)
+  plain = where.replace('**', '')
+  if not re.search(r'(?<![\d.,])' + re.escape(expected) + r'(?![\d])', plain):
+    return f'{figure.record} {figure.key} is {expected}, not in {where!r}'
+  return None
+
+
+@pytest.mark.parametrize(
+    'figure', HEADLINES, ids=[f'{f.section[:12]}|{f.line[:30]}|{f.key}' for f in HEADLINES]
+)
+def test_headline_figure_is_its_records(figure):
+  problem = figure_problem((ROOT / 'RESULTS.md').read_text(encoding='utf-8'), figure)
+  assert problem is None, problem
+
+
+def test_headline_mistakes_are_found():
+  text = '# Results\n\n## A\n\n| seed | IW |\n|---|---|\n| 0 | 2.6570 |\n| 1 | 2.6552 |\n'
+  figure = Figure('A', '| 0 |', 'rings_default.json', (0, 'ema_iw'), '.4f', 'IW')
+  assert '2.6571' in figure_problem(text, figure)
+  assert figure_problem(text.replace('2.6570', '2.6571'), figure) is None
+  assert 'no single column' in figure_problem(text, figure._replace(column='ELBO'))
+  assert '0 lines' in figure_problem(text, figure._replace(line='| 7 |'))
+
+
+def _bytes(directory):
+  return sum(p.stat().st_size for p in directory.rglob('*') if p.is_file())
+
+
+@pytest.mark.parametrize(
+    'model', ['rings/2', 'olympics/2', 'fashion_mnist_smoothed/3', 'fashion_mnist_baseline/3']
+)
+def test_shipped_model_size_is_on_disk(model):
+  """The shipped-models table gives each version's size as it is on disk (2 digits, MB)."""
+  lines = _sections((ROOT / 'RESULTS.md').read_text(encoding='utf-8'))
+  lines = next(v for k, v in lines.items() if k.startswith('Shipped models'))
+  row = next(i for i, line in enumerate(lines) if line.startswith(f'| `{model}`'))
+  megabytes = _bytes(ROOT / 'saved_models' / model) / 1e6
+  expected = f'{megabytes:.2g}' if megabytes >= 10 else f'{megabytes:.1f}'
+  assert _table_cell(lines, row, 'size on disk') == f'{expected} MB'
