@@ -418,8 +418,13 @@ def _cluster():
 
 
 def _command():
+  """This process's command line, its middle cut out where long (the script and the last flags,
+  typically --workdir, stay)."""
   command = shlex.join([os.path.basename(sys.executable)] + sys.argv)
-  return command if len(command) <= _COMMAND_CHARS else command[: _COMMAND_CHARS - 3] + '...'
+  if len(command) <= _COMMAND_CHARS:
+    return command
+  half = (_COMMAND_CHARS - 5) // 2
+  return f'{command[:half]} ... {command[-half:]}'
 
 
 def _boot_id():
