@@ -14,6 +14,7 @@ from tests.train import tiny
 from tfsmooth import errors
 from tfsmooth.models import pixelcnn
 from tfsmooth.train import checkpoints
+from tfsmooth.train import inputs
 from tfsmooth.train import strategy as strategy_lib
 from tfsmooth.train import trainer
 
@@ -21,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 STEPS = 300
 
 
-def _driver(workdir, output, steps, strategy='default', tf_config=None):
+def _driver(workdir, output, steps, strategy='default', tf_config=None, eval_every=None):
   env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='2')
   env.pop('TF_CONFIG', None)
   if tf_config:
@@ -34,7 +35,8 @@ def _driver(workdir, output, steps, strategy='default', tf_config=None):
           str(output),
           str(steps),
           strategy,
-      ],
+      ]
+      + ([str(eval_every)] if eval_every else []),
       cwd=ROOT,
       env=env,
       stderr=subprocess.PIPE,
@@ -42,9 +44,26 @@ def _driver(workdir, output, steps, strategy='default', tf_config=None):
   )
 
 
+def _workers(workdir, outputs, steps, eval_every=None):
+  """Two `multi_worker` drivers on free 127.0.0.1 ports sharing `workdir` (worker 0: chief)."""
+  cluster = {'worker': [f'127.0.0.1:{p}' for p in tiny.free_ports(2)]}
+  return [
+      _driver(
+          workdir,
+          output,
+          steps,
+          'multi_worker',
+          {'cluster': cluster, 'task': {'type': 'worker', 'index': i}},
+          eval_every,
+      )
+      for i, output in enumerate(outputs)
+  ]
+
+
 def _saved(path):
   with np.load(path) as f:
-    return [f[k] for k in sorted(f.files, key=lambda k: int(k.split('_')[1]))]
+    arrays = [k for k in f.files if k.startswith('arr_')]
+    return [f[k] for k in sorted(arrays, key=lambda k: int(k.split('_')[1]))]
 
 
 def _weights(model):
@@ -69,7 +88,7 @@ def straight(tmp_path_factory):
 def test_worker_shards_are_disjoint_and_cover_the_global_batch():
   examples = lambda: tf.data.Dataset.range(10_000)  # noqa: E731
   global_batch, replicas = 8, 4
-  single = trainer.input_fn(examples, global_batch, replicas)(
+  single = inputs.input_fn(examples, global_batch, replicas)(
       tf.distribute.InputContext(1, 0, replicas)
   )
   single = [c.numpy() for c in single.take(2 * replicas)]  # chunk r of step t: replica r
@@ -78,7 +97,7 @@ def test_worker_shards_are_disjoint_and_cover_the_global_batch():
     shards = [
         [
             c.numpy()
-            for c in trainer.input_fn(examples, global_batch, replicas)(
+            for c in inputs.input_fn(examples, global_batch, replicas)(
                 tf.distribute.InputContext(pipelines, i, replicas)
             ).take(2 * local)
         ]
@@ -90,7 +109,7 @@ def test_worker_shards_are_disjoint_and_cover_the_global_batch():
       assert sorted(np.concatenate(parts)) == sorted(batch)  # disjoint and covering
       for r, part in enumerate(parts):  # global replica r gets the same chunk as in one process
         np.testing.assert_array_equal(part, single[step * replicas + r])
-  resumed = trainer.input_fn(examples, global_batch, replicas, start_step=1)(
+  resumed = inputs.input_fn(examples, global_batch, replicas, start_step=1)(
       tf.distribute.InputContext(1, 0, replicas)
   )
   np.testing.assert_array_equal(next(iter(resumed)).numpy(), single[replicas])
@@ -98,18 +117,7 @@ def test_worker_shards_are_disjoint_and_cover_the_global_batch():
 
 def test_two_workers_match_one_process_with_two_replicas(tmp_path):
   steps = 20
-  ports = tiny.free_ports(2)
-  cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
-  workers = [
-      _driver(
-          tmp_path / 'multi',
-          tmp_path / f'worker{i}.npz',
-          steps,
-          'multi_worker',
-          {'cluster': cluster, 'task': {'type': 'worker', 'index': i}},
-      )
-      for i in range(2)
-  ]
+  workers = _workers(tmp_path / 'multi', [tmp_path / f'worker{i}.npz' for i in range(2)], steps)
   for w in workers:
     _, err = w.communicate(timeout=240)
     assert w.returncode == 0, err[-3000:]
@@ -125,18 +133,7 @@ def test_two_workers_match_one_process_with_two_replicas(tmp_path):
 
 
 def test_sigterm_to_one_worker_checkpoints_both_at_the_same_step(tmp_path):
-  ports = tiny.free_ports(2)
-  cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
-  workers = [
-      _driver(
-          tmp_path / 'run',
-          tmp_path / f'worker{i}.npz',
-          3000,
-          'multi_worker',
-          {'cluster': cluster, 'task': {'type': 'worker', 'index': i}},
-      )
-      for i in range(2)
-  ]
+  workers = _workers(tmp_path / 'run', [tmp_path / f'worker{i}.npz' for i in range(2)], 3000)
   for line in workers[1].stderr:
     if '/3000 loss' in line:
       break
@@ -151,6 +148,37 @@ def test_sigterm_to_one_worker_checkpoints_both_at_the_same_step(tmp_path):
   latest = tf.train.latest_checkpoint(str(tmp_path / 'run' / 'checkpoints'))
   assert latest.endswith(f'ckpt-{stopped}')
   assert sorted(os.listdir(tmp_path / 'run')) == ['checkpoints', 'summaries']
+
+
+def _saved_ema(prefix):
+  """The EMA averages a checkpoint file holds, in `model.trainable_variables` order (saved as
+  ema/<position>/<path>), read from the file alone."""
+  reader = tf.train.load_checkpoint(prefix)
+  names = sorted(n for n, _ in tf.train.list_variables(prefix) if n.startswith('ema/'))
+  return [reader.get_tensor(n) for n in names]
+
+
+def test_two_workers_end_on_the_chiefs_best_checkpoint_run_after_run(tmp_path):
+  # As it failed: each validation (every 4 steps, with a checkpoint) is the best yet, so the
+  # chief replaces best/ckpt-<N-4> with best/ckpt-N right before the end, where every worker
+  # loads the best weights (a worker that read best/ too soon loaded ckpt-<N-4>, or failed on
+  # its deleted files). A fresh run, a resumed one, then a rerun with nothing left to train:
+  # its best was saved by an earlier process.
+  workdir = tmp_path / 'run'
+  for run, steps in enumerate((16, 32, 32)):
+    outputs = [tmp_path / f'run{run}_worker{i}.npz' for i in range(2)]
+    workers = _workers(workdir, outputs, steps, eval_every=4)
+    for w in workers:
+      _, err = w.communicate(timeout=240)
+      assert w.returncode == 0, f'run {run}: {err[-3000:]}'
+    best = checkpoints.candidates(str(workdir / 'best'))
+    assert [os.path.basename(p) for p in best] == [f'ckpt-{steps}']  # the last is the best
+    expected = _saved_ema(best[0])
+    for output in outputs:
+      with np.load(output) as f:
+        assert (int(f['step']), int(f['best_step'])) == (steps, steps)
+      _assert_equal(_saved(output), expected, rtol=0, atol=0)
+  assert not [name for name in os.listdir(workdir) if name.startswith('scratch')]
 
 
 def _wait_for_progress(process):

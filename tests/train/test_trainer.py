@@ -9,6 +9,7 @@ from tfsmooth import kernels
 from tfsmooth import smoothing
 from tfsmooth.models import made
 from tfsmooth.train import checkpoints
+from tfsmooth.train import ema
 from tfsmooth.train import strategy as strategy_lib
 from tfsmooth.train import trainer
 
@@ -187,3 +188,69 @@ def test_final_lr_fraction_follows_the_run_length():
 def test_unknown_strategy_lists_the_choices():
   with pytest.raises(ValueError, match='default, mirrored, multi_worker, tpu'):
     strategy_lib.get_strategy('gpu')
+
+
+def test_train_step_alone_is_one_clipped_adam_step_then_the_ema_update():
+  # The step on a pair (its seed draws the smoothing noise), against Keras' Adam written out
+  # by hand from the same gradients, global-norm clipping included, and the EMA's closed form.
+  tf.keras.utils.set_random_seed(0)
+  model = _smoothed()
+  model.build_variables()
+  config = _config(10, grad_clip_norm=0.5)
+  optimizer = trainer.make_optimizer(config)
+  optimizer.build(model.trainable_variables)
+  averages = ema.EMA(model.trainable_variables, 0.9)
+  batch = tf.constant(POINTS[:32])
+  lr, b1, b2, eps = 3e-3, optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
+  w = [x.astype(np.float64) for x in _weights(model)]
+  m, v = [np.zeros_like(x) for x in w], [np.zeros_like(x) for x in w]
+  expected_ema = w
+  for t, seed in enumerate(([1, 2], [3, 4]), start=1):
+    seed = tf.constant(seed, tf.int32)
+    with tf.GradientTape() as tape:
+      expected_loss = tf.reduce_mean(model(batch, seed=seed, training=True))
+    g = [
+        x.numpy().astype(np.float64)
+        for x in tape.gradient(expected_loss, model.trainable_variables)
+    ]
+    loss = trainer.train_step(model, optimizer, averages, batch, seed)
+    np.testing.assert_allclose(loss.numpy(), expected_loss.numpy(), rtol=1e-6)
+    norm = np.sqrt(sum(np.sum(x**2) for x in g))
+    assert norm > 0.5  # the clipping bites
+    g = [x * 0.5 / norm for x in g]
+    m = [b1 * a + (1 - b1) * x for a, x in zip(m, g)]
+    v = [b2 * a + (1 - b2) * x**2 for a, x in zip(v, g)]
+    alpha = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+    w = [x - alpha * a / (np.sqrt(b) + eps) for x, a, b in zip(w, m, v)]
+    d = min(0.9, (1 + t) / (10 + t))
+    expected_ema = [d * e + (1 - d) * x for e, x in zip(expected_ema, w)]
+    for got, want in zip(_weights(model), w):
+      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    for got, want in zip(averages.averages, expected_ema):
+      np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+  assert int(optimizer.iterations) == 2
+
+
+def test_a_model_built_in_model_scope_trains_as_one_the_trainer_builds(tmp_path):
+  config = _config(3, precision='mixed_bfloat16', ema_decay=0.5)
+  tf.keras.utils.set_random_seed(4)
+  built_by_trainer = trainer.train(
+      lambda: made.MADE(2, (16,), 2), _dataset, config, str(tmp_path / 'a')
+  )
+  tf.keras.utils.set_random_seed(4)
+  with trainer.model_scope(config):
+    model = made.MADE(2, (16,), 2)
+    model.build_variables()
+  assert tf.keras.mixed_precision.global_policy().name == 'float32'  # restored
+  built_before = trainer.train(lambda: model, _dataset, config, str(tmp_path / 'b'))
+  assert built_before.model is model and model.dtype_policy.name == 'mixed_bfloat16'
+  for a, b in zip(_weights(built_by_trainer.model), _weights(model)):
+    np.testing.assert_array_equal(a, b)
+  # Built outside the block: another precision, or variables outside the strategy.
+  plain = made.MADE(2, (16,), 2)
+  plain.build_variables()
+  with pytest.raises(ValueError, match='model_scope.*policy float32 where train.precision is mix'):
+    trainer.train(lambda: plain, _dataset, config, str(tmp_path / 'c'))
+  mirrored = strategy_lib.get_strategy('mirrored')
+  with pytest.raises(ValueError, match='variables hidden_0/kernel, .* outside the strategy'):
+    trainer.train(lambda: plain, _dataset, _config(3), str(tmp_path / 'd'), mirrored)

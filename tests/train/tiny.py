@@ -10,6 +10,7 @@ import tensorflow as tf
 from tfsmooth.models import made
 
 POINTS = np.random.default_rng(0).normal(size=(512, 2)).astype(np.float32)
+HELD_OUT = np.random.default_rng(1).normal(size=(256, 2)).astype(np.float32)  # validation
 
 
 def dataset():

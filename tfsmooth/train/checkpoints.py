@@ -18,6 +18,7 @@ from absl import logging
 import tensorflow as tf
 
 from tfsmooth import errors
+from tfsmooth.train import strategy as strategy_lib
 
 CHECKPOINTS = 'checkpoints'
 BEST = 'best'
@@ -211,21 +212,28 @@ def step_of(prefix):
 
 
 class RunCheckpoints:
-  """The checkpoints of one training run in `workdir`, on every worker.
+  """The checkpoints of one training run in `workdir`, on every worker of `strategy` (default:
+  the current one).
 
   Each holds the model's weights and `state` (a dict of trackables: optimizer, counters,
-  `ema` {key: average} when the run keeps averages, the input iterator). Saves are collective:
-  the chief writes `workdir/checkpoints` and `workdir/best`, other workers a scratch directory
-  of their own (removed by `remove_scratch`); all workers restore from the chief's.
+  `best_metric`, `ema` {key: average} when the run keeps averages, the input iterator). Saves
+  are collective: the chief writes `workdir/checkpoints` and `workdir/best`, other workers a
+  scratch directory of their own (removed by `remove_scratch`); all workers restore from the
+  chief's.
   """
 
-  def __init__(self, workdir, model, state, chief=True, task_id=0):
+  def __init__(self, workdir, model, state, strategy=None):
     self.model = model
     self.state = state
-    self.chief = chief
+    self._strategy = strategy or tf.distribute.get_strategy()
+    self.chief = self._strategy.extended.should_checkpoint
     self.directory = os.path.join(workdir, CHECKPOINTS)
     self.best_directory = os.path.join(workdir, BEST)
-    self.scratch = None if chief else os.path.join(workdir, f'scratch_worker{task_id}')
+    self.scratch = (
+        None
+        if self.chief
+        else os.path.join(workdir, f'scratch_worker{self._strategy.cluster_resolver.task_id}')
+    )
     self.checkpoint = model_checkpoint(model, **state)
     self._managers = None
 
@@ -249,21 +257,27 @@ class RunCheckpoints:
     )
     return resumed
 
-  def _restore(self, prefix):
-    """Restores everything; from a checkpoint saved without EMA, the averages start from
-    its weights."""
-    if 'ema' in self.state and not has_ema(prefix):
+  def _restore(self, prefix, parts=None):
+    """Restores the weights and `parts` of the state (default: all of it; with `parts`, the
+    checkpoint's other entries stay unread). From a checkpoint saved without EMA, the averages
+    start from its weights."""
+    partial = parts is not None
+    parts = self.state if parts is None else parts
+    averages = parts.get('ema')
+    if averages is not None and not has_ema(prefix):
       logging.warning(
           '%s holds no EMA weights (saved without EMA): the averages start from its weights.',
           prefix,
       )
-      without = {k: v for k, v in self.state.items() if k != 'ema'}
-      model_checkpoint(self.model, **without).restore(prefix).assert_existing_objects_matched()
+      parts = {k: v for k, v in parts.items() if k != 'ema'}
+    status = model_checkpoint(self.model, **parts).restore(prefix)
+    if partial:
+      status.expect_partial()
+    status.assert_existing_objects_matched()
+    if averages is not None and 'ema' not in parts:
       for key, v in keyed_variables(self.model).items():
-        if key in self.state['ema']:
-          self.state['ema'][key].assign(v)
-    else:
-      self.checkpoint.restore(prefix).assert_existing_objects_matched()
+        if key in averages:
+          averages[key].assign(v)
 
   def save(self, step):
     self._managers[0].save(checkpoint_number=step)
@@ -272,13 +286,20 @@ class RunCheckpoints:
     self._managers[1].save(checkpoint_number=step)
 
   def restore_best_weights(self):
-    """Loads the weights (and EMA averages) of the best checkpoint, leaving the optimizer and
-    the input position as they are; returns its step, or None if there is none."""
+    """Loads the weights, EMA averages and validation figure of the best checkpoint, leaving
+    the optimizer, the training time and the input position those of the last step; returns
+    its step, or None if there is none.
+
+    Every worker reads the chief's `best/`, once all have called this (`strategy.barrier`), so
+    after the chief's last save: a worker that read it sooner could load the previous best, or
+    fail on files that the chief's last `save_best` had just deleted. (The chief writes `best/`
+    only in `save_best`; a best saved by an earlier process is as safe to read.)
+    """
+    strategy_lib.barrier(self._strategy)
     best = candidates(self.best_directory)
     if not best:
       return None
-    weights = {'ema': self.state['ema']} if 'ema' in self.state else {}
-    model_checkpoint(self.model, **weights).restore(best[0]).expect_partial()
+    self._restore(best[0], {k: v for k, v in self.state.items() if k in ('ema', 'best_metric')})
     return step_of(best[0])
 
   def remove_scratch(self):

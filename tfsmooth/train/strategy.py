@@ -49,6 +49,21 @@ def is_chief_task():
   return task.get('type') == 'worker' and int(task.get('index', 0)) == 0
 
 
+def barrier(strategy):
+  """Returns once every worker of `strategy` has called it (at once on one worker): what any
+  worker did before its call, such as the chief's checkpoint saves, is done before any worker
+  goes on. An all-reduce of one per replica, in which every worker takes part."""
+  if not strategy.extended._in_multi_worker_mode():  # pylint: disable=protected-access
+    return
+  arrived = strategy.reduce(
+      tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None
+  )
+  if int(arrived) != strategy.num_replicas_in_sync:
+    raise RuntimeError(
+        f'A barrier counted {int(arrived)} of the {strategy.num_replicas_in_sync} replicas.'
+    )
+
+
 def _tpu_strategy(address):
   if not (address or os.environ.get('TPU_NAME') or tf.config.list_physical_devices('TPU')):
     raise errors.UserError(
