@@ -33,6 +33,20 @@ def wrap(inner, shift, scale):
 class Standardized(base.TrainableModel):
   """`inner` on (x - shift) / scale: x = f(z) = shift + scale z (module docstring).
 
+  A plain inner model's density in the user's units is `distribution()`, the
+  `tfd.TransformedDistribution` of the inner density by the bijector
+  f = `tfb.Shift(shift)(tfb.Scale(scale))`; draws and denoised points are f of the inner
+  model's, and `fit` trains the inner model on z.
+
+  #### Mathematical Details
+
+  With z = f^-1(x) = (x - m) / s per coordinate,
+
+    log p(x) = log p_z((x - m) / s) - sum_d log s_d,
+
+  and the inner model's bounds on log p_z (a pair's ELBO and IW bound) move by the same
+  constant, so they stay bounds on log p(x).
+
   #### Examples
 
   >>> from tfsmooth import seeds, standardized
@@ -119,7 +133,34 @@ class Standardized(base.TrainableModel):
 
 class StandardizedPair(Standardized):
   """A smoothed pair on (x - shift) / scale: also p(x~) and the joint in the user's units.
-  (Its kernel is the inner pair's, in standardised units: sigma applies to z.)"""
+
+  Its kernel is the inner pair's, in standardised units: sigma applies to z. It has no
+  closed-form p(x) (`distribution` is refused); `likelihood` bounds it as the inner pair does.
+
+  #### Mathematical Details
+
+  Both x~ and x map through f, so with z~ = f^-1(x~) and z = f^-1(x),
+
+    log p(x~) = log p_z(z~) - sum_d log s_d,
+    log p(x~, x) = log p_z(z~) + log p_z(z | z~) - 2 sum_d log s_d.
+
+  #### Examples
+
+  >>> from tfsmooth import kernels, smoothing, standardized
+  >>> from tfsmooth.models import made
+  >>> inner = smoothing.SmoothedModel(
+  ...     made.MADE(2, (8,), 2), made.MADE(2, (8,), 2, conditional=True),
+  ...     kernels.SmoothingKernel('gaussian', 0.3))
+  >>> model = standardized.wrap(inner, shift=[10.0, -3.0], scale=[2.0, 0.5])
+  >>> model.build_variables()
+  >>> x_tilde, x = tf.constant([[11.0, -3.2]]), tf.constant([[10.6, -3.1]])
+  >>> z_tilde, z = (x_tilde - [10.0, -3.0]) / [2.0, 0.5], (x - [10.0, -3.0]) / [2.0, 0.5]
+  >>> by_hand = (inner.prior.log_prob(z_tilde) + inner.conditional_model.log_prob(z, z_tilde)
+  ...            - 2 * np.log(2.0 * 0.5))
+  >>> joint = model.joint_distribution().log_prob({'x_tilde': x_tilde, 'x': x})
+  >>> bool(np.allclose(joint, by_hand, atol=1e-5))
+  True
+  """
 
   @property
   def kernel(self):

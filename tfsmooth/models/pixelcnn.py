@@ -53,13 +53,60 @@ def _coupling(coeff, values, c):
 class LogisticMixture(tfd.Distribution):
   """A K-component logistic mixture over one pixel's C channels, with channel coupling.
 
-  Batch shape: the leading dimensions of the parameters; event shape [C].
+  PixelCNN++'s pixel head [1] with the logistic density in place of the 8-bit bins: the head of
+  p(x~) for smoothed, unbounded x~ in Meng et al. [2]. Batch shape: the leading dimensions of
+  the parameters; event shape [C].
+
+  #### Mathematical Details
+
+    p(x) = sum_k pi_k prod_c Logistic(x_c; mu_kc, s_kc),    pi = softmax(logits),
+    mu_kc = m_kc + sum_{c' < c} a_kcc' x_c',    s_kc = exp(max(log_scales_kc, -7)),
+
+  where Logistic(x; mu, s) = sigmoid'((x - mu) / s) / s: channel c's mean is linear in the
+  channels before it (green in red, blue in red and green). `sample` picks the component by
+  Gumbel-max and draws the channels in order by inverse CDFs, K + C uniforms per pixel
+  (`sample_from_uniform`).
 
   Args:
     logits: [..., K] mixture logits.
     locs: [..., C, K] means m before coupling.
     log_scales: [..., C, K] log s (floored at `MIN_LOG_SCALE` when used).
     coeffs: [..., C(C-1)/2, K] couplings a for channel pairs (1, 0), (2, 0), (2, 1), ...
+
+  #### Examples
+
+  One channel: a plain mixture of logistics.
+
+  >>> from tfsmooth.models import pixelcnn
+  >>> tfd = tfp.distributions
+  >>> logits, locs, log_scales = [0.3, -0.2], [[-1.0, 1.0]], [[-0.5, 0.0]]
+  >>> head = pixelcnn.LogisticMixture(logits, locs, log_scales, tf.zeros([0, 2]))
+  >>> head.batch_shape, head.event_shape
+  (TensorShape([]), TensorShape([1]))
+  >>> same = tfd.MixtureSameFamily(
+  ...     tfd.Categorical(logits=logits), tfd.Logistic(locs[0], tf.exp(log_scales[0])))
+  >>> x = tf.constant([[0.2], [-1.5]])
+  >>> bool(np.allclose(head.log_prob(x), same.log_prob(x[:, 0])))
+  True
+  >>> head.sample(3, seed=(1, 2)).shape
+  TensorShape([3, 1])
+
+  Two channels, one component: the second channel's mean moves with the first (a = 0.5).
+
+  >>> head = pixelcnn.LogisticMixture([0.0], [[0.1], [-0.2]], [[0.0], [-1.0]], [[0.5]])
+  >>> by_hand = (tfd.Logistic(0.1, 1.0).log_prob(0.4)
+  ...            + tfd.Logistic(-0.2 + 0.5 * 0.4, tf.exp(-1.0)).log_prob(0.3))
+  >>> bool(np.allclose(head.log_prob([0.4, 0.3]), by_hand))
+  True
+
+  #### References
+
+  [1]: Tim Salimans, Andrej Karpathy, Xi Chen, Diederik P. Kingma. PixelCNN++: Improving the
+       PixelCNN with Discretized Logistic Mixture Likelihood and Other Modifications. ICLR 2017.
+       https://arxiv.org/abs/1701.05517
+  [2]: Chenlin Meng, Jiaming Song, Yang Song, Shengjia Zhao, Stefano Ermon. Improved
+       Autoregressive Modeling with Distribution Smoothing. ICLR 2021.
+       https://arxiv.org/abs/2103.15089
   """
 
   def __init__(
@@ -180,8 +227,39 @@ class LogisticMixture(tfd.Distribution):
 class DiscretizedLogisticMixture(LogisticMixture):
   """`LogisticMixture` discretised to 8-bit values x in {k / 127.5 - 1 : k = 0..255}.
 
-  Channel mass: sigma((x - mu + h) / s) - sigma((x - mu - h) / s), h = 1/255, with the edge
-  bins at -1 and 1 open to -inf and +inf; samples are clipped to [-1, 1] and rounded to the grid.
+  PixelCNN++'s likelihood [1] for 8-bit images rescaled to [-1, 1]: the head of a baseline and
+  of p(x | x~) in Meng et al. [2].
+
+  #### Mathematical Details
+
+  `LogisticMixture` with each channel's density replaced by the mass of its bin,
+
+    P(x_c | mu, s) = sigmoid((x_c - mu + h) / s) - sigmoid((x_c - mu - h) / s),   h = 1/255,
+
+  with the edge bins at -1 and 1 open to -inf and +inf, so the 256 bins' masses sum to 1; a bin
+  whose mass is below 1e-5 gets the density at its centre times 2h instead (a stable log).
+  Samples are clipped to [-1, 1] and rounded to the grid.
+
+  #### Examples
+
+  >>> from tfsmooth.models import pixelcnn
+  >>> head = pixelcnn.DiscretizedLogisticMixture(
+  ...     [0.3, -0.2], [[-0.5, 0.4]], [[-2.0, -3.0]], tf.zeros([0, 2]))
+  >>> grid = tf.reshape(tf.range(256, dtype=tf.float32) / 127.5 - 1.0, [256, 1])
+  >>> round(float(tf.reduce_sum(tf.exp(head.log_prob(grid)))), 5)
+  1.0
+  >>> levels = (head.sample(100, seed=(1, 2)) + 1.0) * 127.5
+  >>> bool(np.allclose(levels, np.round(levels), atol=1e-3))
+  True
+
+  #### References
+
+  [1]: Tim Salimans, Andrej Karpathy, Xi Chen, Diederik P. Kingma. PixelCNN++: Improving the
+       PixelCNN with Discretized Logistic Mixture Likelihood and Other Modifications. ICLR 2017.
+       https://arxiv.org/abs/1701.05517
+  [2]: Chenlin Meng, Jiaming Song, Yang Song, Shengjia Zhao, Stefano Ermon. Improved
+       Autoregressive Modeling with Distribution Smoothing. ICLR 2021.
+       https://arxiv.org/abs/2103.15089
   """
 
   def _channel_log_prob(self, x, locs, log_scales):
@@ -308,6 +386,22 @@ class PixelCNNNetwork(keras.layers.Layer):
 class PixelCNNDistribution(tfd.Distribution):
   """p(x), or p(x | x~) with x~ stacked above x, over [H, W, C] images.
 
+  The TFP distribution of a causal network's outputs under a pixel head ([1], [2]): `log_prob`
+  takes one pass of the network, `sample` and `complete` draw pixel by pixel in raster order
+  from per-pixel uniforms that the seed fixes up front.
+
+  #### Mathematical Details
+
+  With the head f (`LogisticMixture` or `DiscretizedLogisticMixture`) and the network's outputs
+  theta_ij at pixel ij,
+
+    log p(x) = sum_ij log f(x_ij; theta_ij(x_<ij)),
+    log p(x | x~) = sum_ij log f(x_ij; theta_{H+i, j}([x~; x]_<(H+i, j))),
+
+  the second reading the 2H x W image [x~; x] and scoring only its bottom half, so every pixel
+  of x is conditioned on all of x~ (Meng et al. [2], App. C.1; a conditioning image as the
+  first rows of the context, like the conditioning of [3]).
+
   Args:
     network: callable [B, H', W, C] -> [B, H', W, num_outputs(C, K)], causal in raster order
       (H' = H, or 2H with conditioning).
@@ -315,10 +409,45 @@ class PixelCNNDistribution(tfd.Distribution):
     event_shape: (H, W, C).
     num_mixtures: K.
     conditioning: None, or x~ of shape [N, H, W, C]: then batch shape [N].
+    context: None, or the conditions' vector h of a contextual network: [E] (one for every
+      image) or [N, E] (one per image: then batch shape [N]).
     training: passed to the network (dropout); None inherits the Keras call context.
       Sampling always runs the network with training=False.
     sampler: 'cached' (a `PixelCNNNetwork` sampled with cached activations) or 'naive' (any
       causal network, run whole once per pixel); both give the same draws.
+
+  #### Examples
+
+  p(x | x~) of a tiny PixelCNN++: one distribution per smoothed image.
+
+  >>> from tfsmooth.models import pixelcnn
+  >>> model = pixelcnn.PixelCNN(
+  ...     (4, 4, 1), conditional=True, nr_resnet=1, nr_filters=4, nr_logistic_mix=2)
+  >>> model.build_variables()
+  >>> x = tf.round(tf.random.stateless_uniform([2, 4, 4, 1], (0, 1), 0, 255)) / 127.5 - 1.0
+  >>> dist = model.distribution(conditioning=x + 0.1)
+  >>> dist.batch_shape, dist.event_shape
+  (TensorShape([2]), TensorShape([4, 4, 1]))
+  >>> dist.log_prob(x).shape
+  TensorShape([2])
+
+  `complete` keeps the rows it is given and draws the rest:
+
+  >>> completed = dist.complete(x, 2, seed=(1, 2))
+  >>> bool(np.array_equal(completed[:, :2], x[:, :2]))
+  True
+
+  #### References
+
+  [1]: Tim Salimans, Andrej Karpathy, Xi Chen, Diederik P. Kingma. PixelCNN++: Improving the
+       PixelCNN with Discretized Logistic Mixture Likelihood and Other Modifications. ICLR 2017.
+       https://arxiv.org/abs/1701.05517
+  [2]: Chenlin Meng, Jiaming Song, Yang Song, Shengjia Zhao, Stefano Ermon. Improved
+       Autoregressive Modeling with Distribution Smoothing. ICLR 2021.
+       https://arxiv.org/abs/2103.15089
+  [3]: Aaron van den Oord, Nal Kalchbrenner, Oriol Vinyals, Lasse Espeholt, Alex Graves, Koray
+       Kavukcuoglu. Conditional Image Generation with PixelCNN Decoders. NeurIPS 2016.
+       https://arxiv.org/abs/1606.05328
   """
 
   def __init__(
@@ -456,6 +585,19 @@ class PixelCNNDistribution(tfd.Distribution):
 class PixelCNN(base.DensityModel):
   """PixelCNN++ density p(x), or p(x | x~) with x~ stacked above x, over H x W x C images.
 
+  The PixelCNN++ network [1] (`PixelCNNNetwork`: gated resnets over two causal streams at three
+  resolutions) under a logistic-mixture pixel head, as a `DensityModel` whose `distribution` is
+  a `PixelCNNDistribution`. Meng et al. [2] use it for p(x~) (continuous `logistic` head) and
+  for p(x | x~) (`discretized_logistic`, with x~ stacked above x).
+
+  #### Mathematical Details
+
+    p(x) = prod_ij sum_k pi_k(x_<ij) prod_c f(x_ijc; mu_kc(x_<ij, x_ij,<c), s_kc(x_<ij)),
+
+  pixels ij in raster order, f the logistic density or the mass of the 8-bit bin of x_ijc
+  (`LogisticMixture`, `DiscretizedLogisticMixture`). Conditional (`conditional=True`): the
+  network reads [x~; x] (2H x W) and only x is scored, so p(x | x~) = prod_ij p(x_ij | x_<ij, x~).
+
   Args:
     event_shape: (H, W, C) with H and W divisible by 4.
     conditional: model p(x | x~) (the network sees 2H x W images).
@@ -466,6 +608,39 @@ class PixelCNN(base.DensityModel):
     nr_logistic_mix: K mixture components per pixel.
     dropout: dropout rate inside the resnet blocks (when training).
     sampler: 'cached' (fast) or 'naive' (reference), see `PixelCNNDistribution`.
+
+  #### Examples
+
+  A tiny PixelCNN++ of 8-bit 4 x 4 grey images in [-1, 1]:
+
+  >>> from tfsmooth.models import pixelcnn
+  >>> model = pixelcnn.PixelCNN((4, 4, 1), nr_resnet=1, nr_filters=4, nr_logistic_mix=2)
+  >>> model.build_variables()
+  >>> x = tf.round(tf.random.stateless_uniform([2, 4, 4, 1], (0, 1), 0, 255)) / 127.5 - 1.0
+  >>> model.log_prob(x).shape
+  TensorShape([2])
+
+  Its draws are 8-bit images, row i of `sample_rows` from seeds[i] alone:
+
+  >>> from tfsmooth import seeds
+  >>> drawn = model.sample_rows(seeds.rows(0, 'samples', 0, 3))
+  >>> drawn.shape
+  TensorShape([3, 4, 4, 1])
+  >>> levels = (drawn + 1.0) * 127.5
+  >>> bool(np.allclose(levels, np.round(levels), atol=1e-3))
+  True
+
+  #### References
+
+  [1]: Tim Salimans, Andrej Karpathy, Xi Chen, Diederik P. Kingma. PixelCNN++: Improving the
+       PixelCNN with Discretized Logistic Mixture Likelihood and Other Modifications. ICLR 2017.
+       https://arxiv.org/abs/1701.05517
+  [2]: Chenlin Meng, Jiaming Song, Yang Song, Shengjia Zhao, Stefano Ermon. Improved
+       Autoregressive Modeling with Distribution Smoothing. ICLR 2021.
+       https://arxiv.org/abs/2103.15089
+  [3]: Aaron van den Oord, Nal Kalchbrenner, Oriol Vinyals, Lasse Espeholt, Alex Graves, Koray
+       Kavukcuoglu. Conditional Image Generation with PixelCNN Decoders. NeurIPS 2016.
+       https://arxiv.org/abs/1606.05328
   """
 
   def __init__(
