@@ -116,7 +116,7 @@ def evaluate_sigma(sigma, runs, dataset, num_points, seed):
   for k in sorted(runs):
     config, workdir, _ = runs[k]
     model = common.load_model(workdir)
-    conditional_log_prob = tf.function(model.conditional.log_prob, reduce_retracing=True)
+    conditional_log_prob = tf.function(model.conditional_model.log_prob, reduce_retracing=True)
     names = ['two_step'] + ['single_step'] * (k == max(runs))  # one p(x~) serves: same seeds
     out = tf.function(model.denoise)(tf.constant(x_tilde[:, None]), denoise_rows, names)
     out = {name: v.numpy()[:, 0].astype(np.float64) for name, v in out.items()}

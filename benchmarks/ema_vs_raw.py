@@ -29,10 +29,10 @@ _OUTPUT = flags.DEFINE_string('output', 'benchmarks/results/ema_vs_raw.json', 'J
 
 
 def _figures(run, prefix):
-  record = run.likelihood(run.model, 'test', run.config.eval.iw_samples)
+  record = run.likelihood(run.model, 'test', run.config.eval.iw_samples)  # likelihood.NLL
   if record.exact:
-    return {f'{prefix}_exact': record.log_prob}
-  return {f'{prefix}_elbo': record.elbo, f'{prefix}_iw': record.log_prob}
+    return {f'{prefix}_exact': record.nll}
+  return {f'{prefix}_elbo': record.nll_elbo, f'{prefix}_iw': record.nll}
 
 
 def evaluate(workdir):
