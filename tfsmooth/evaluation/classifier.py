@@ -9,12 +9,11 @@ import os
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from tfsmooth import errors
 from tfsmooth import records
+from tfsmooth.data import image_sources
 from tfsmooth.data import images
 from tfsmooth.evaluation import feature_networks
 
@@ -24,28 +23,14 @@ LABEL_FILES = {'train': 'train-labels-idx1-ubyte.gz', 'test': 't10k-labels-idx1-
 
 
 def load_labelled(split, data_dir='', source='auto', idx_dir=''):
-  """(images [N, 28, 28, 1] float32 in [-1, 1], labels [N] int32) of split 'train' or 'test'.
+  """(images [N, 28, 28, 1] float32 in [-1, 1], labels [N] int32) of a Fashion-MNIST split in
+  TFDS's syntax ('train', 'test', 'train[:90%]', ...).
 
-  Images come from `images.load_images` (TFDS if prepared, else the IDX files, as `source`
-  says), the labels from the same source in the same order.
+  Read through `image_sources` with labels on: images and labels from the same source in the
+  same order, TFDS if prepared, else the IDX image and label files, as `source` says.
   """
-  if split not in LABEL_FILES:
-    raise errors.UserError(
-        f'Split {split!r}: the classifier reads whole splits, {" or ".join(LABEL_FILES)}.'
-    )
-  idx_dir = idx_dir or images.FASHION_MNIST_IDX_DIR
-  x = images.load_images(DATASET, split, data_dir=data_dir or None, source=source, idx_dir=idx_dir)
-  labels = None
-  if source != 'idx':
-    try:
-      labels = tfds.as_numpy(
-          tfds.load(DATASET, split=split, data_dir=data_dir or None, download=False, batch_size=-1)
-      )['label']
-    except AssertionError:  # TFDS has no prepared copy: load_images read the IDX files
-      pass
-  if labels is None:
-    labels = images.read_idx(os.path.join(idx_dir, LABEL_FILES[split]))
-  return x, labels.astype(np.int32)
+  data = dict(name=DATASET, data_dir=data_dir, source=source, idx_dir=idx_dir, labels=True)
+  return image_sources.from_config(data).read(split)
 
 
 def build(filters, features):
