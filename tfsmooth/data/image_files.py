@@ -75,15 +75,23 @@ def names_in_text(names, limit=LISTED_MAX):
 def to_channels(image, channels):
   """float [H, W, C] (C 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA) -> [H, W, channels] (1 or 3):
   alpha dropped, grey copied into RGB, RGB to ITU-R 601 luma."""
-  colour = tf.shape(image)[-1] >= 3
-  if channels == 1:
-    out = tf.cond(
-        colour,
-        lambda: tf.tensordot(image[..., :3], tf.constant(_GREY_WEIGHTS, image.dtype), 1)[..., None],
-        lambda: image[..., :1],
-    )
+
+  def grey():
+    weights = tf.constant(_GREY_WEIGHTS, image.dtype)
+    return tf.tensordot(image[..., :3], weights, 1)[..., None]
+
+  def colour():
+    return image[..., :3]
+
+  def from_grey():
+    return image[..., :1] if channels == 1 else tf.tile(image[..., :1], [1, 1, 3])
+
+  from_colour = grey if channels == 1 else colour
+  depth = image.shape[-1]
+  if depth is not None:  # known when tracing: no branch for the other case
+    out = from_colour() if depth >= 3 else from_grey()
   else:
-    out = tf.cond(colour, lambda: image[..., :3], lambda: tf.tile(image[..., :1], [1, 1, 3]))
+    out = tf.cond(tf.shape(image)[-1] >= 3, from_colour, from_grey)
   return tf.ensure_shape(out, [None, None, channels])
 
 
