@@ -48,7 +48,7 @@ FRACTIONS = {'validation': 0.1, 'test': 0.1}
 LISTED_FILES = 1000  # facts() lists a folder's files (with digests) up to this many
 SHUFFLE_BUFFER = 10_000
 SIGMA_IMAGES = 10_000  # training images the sigma heuristic reads (a subset of 2000 enters)
-_MEMO_SIZE = 2
+_MEMO_SIZE = 1  # scans and arrays kept per process: the latest (a run builds its source twice)
 _FLAGS_EXAMPLE = (
     'python launch/train.py --config=tfsmooth/configs/my_images.py '
     '--config.data.path=/path/to/images --workdir=/path/to/run'
