@@ -109,6 +109,14 @@ class TrainableModel(keras.Model):
     del input_shape  # the event shape is fixed at construction
     self.build_variables()
 
+  def __call__(self, *args, **kwargs):
+    # An unbuilt model (a first call in `fit`) builds before Keras opens its name scope, which
+    # would otherwise prefix every weight's path with the model's name ('smoothed_model_1/...'):
+    # weights keep the paths that `build_variables()` gives, by which checkpoints key them.
+    if not self.built:
+      self.build_variables()
+    return super().__call__(*args, **kwargs)
+
   @property
   def num_params(self):
     """Number of trainable scalars (after `build_variables`)."""
