@@ -44,7 +44,7 @@ def test_load_rebuilds_the_trained_model(trained):
   workdir, metrics = trained
   run = experiment.Run.load(workdir)
   assert run.step == metrics['best_step']
-  iw = run.likelihood(run.model, 'validation', 2).log_prob
+  iw = run.likelihood(run.model, 'validation', 2).nll
   assert iw == pytest.approx(metrics['validation_nll'], rel=1e-5)
 
 
@@ -240,3 +240,20 @@ def test_missing_or_corrupt_record_names_the_fix(tmp_path):
   (tmp_path / 'config.json').write_text('{"data": ')
   with pytest.raises(errors.UserError, match='not valid JSON'):
     experiment.Run.load(tmp_path)
+
+
+def test_create_builds_the_model_and_metadata_names_the_trained_step(tmp_path):
+  """Run.create(config, workdir).model is the built, untrained model (its weights are the ones
+  training starts from); after train(), export_metadata records the step of the weights the
+  model holds (the best checkpoint's), not None."""
+  config = tiny_config()
+  run = experiment.Run.create(config, str(tmp_path))
+  assert run.model.built and run.model.num_params > 0 and run.step is None
+  initial = [v.numpy().copy() for v in run.model.trainable_variables]
+  metrics = run.train()
+  assert any(
+      not np.array_equal(a, v.numpy()) for a, v in zip(initial, run.model.trainable_variables)
+  )
+  metadata = run.export_metadata()
+  assert metadata['step'] == metrics['best_step'] is not None
+  assert metadata['metrics'] == metrics and run.lock is None

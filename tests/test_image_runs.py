@@ -46,7 +46,7 @@ def test_exact_bpd_is_minus_log_prob_over_dims():
   model.build_variables()
   x = image_data.load_images('fashion_mnist', 'test[:3]', source='idx')
   expected = -np.mean(model.log_prob(x).numpy()) / (28 * 28 * math.log(2.0))
-  assert run.likelihood(model, 'test', 1).log_prob == pytest.approx(expected, rel=1e-5)
+  assert run.likelihood(model, 'test', 1).nll == pytest.approx(expected, rel=1e-5)
 
 
 def test_save_grid_lays_out_rows(tmp_path):

@@ -33,8 +33,10 @@ from tfsmooth import smoothing
 from tfsmooth import standardized
 from tfsmooth import tasks
 from tfsmooth.evaluation import likelihood
+from tfsmooth.models import context
 from tfsmooth.models import registry
 from tfsmooth.train import checkpoints
+from tfsmooth.train import lock
 from tfsmooth.train import strategy as strategy_lib
 from tfsmooth.train import trainer
 
@@ -81,6 +83,12 @@ def settle(config, sigma=None):
     raise errors.UserError(f'train.learning_rate must be > 0, got {config.train.learning_rate}.')
   task = tasks.for_config(config)
   config.data.event_shape = list(task.event_shape)
+  facts = task.facts()
+  if facts:  # images: the source, its splits and classes (checked on resume and load)
+    config.data.facts = facts
+  if config.data.get('labels'):
+    config.data.num_classes = int(task.num_classes)
+    config.data.class_names = list(task.class_names)
   if 'standardize' in config.data:  # point data: only a user's file is standardised
     config.data.standardize = bool(config.data.standardize and config.data.name == 'file')
     if config.data.standardize and config.data.get('shift') is None:
@@ -110,8 +118,22 @@ def _flat(config):
   return out
 
 
+FACTS = 'data.facts.'  # what settling records of the images (checked by the task, not here)
+
 # Keys added after records were first written, with the value an older record means.
-ADDED_KEYS = {'data.dequantize': False, 'data.standardize': False}
+ADDED_KEYS = {
+    'data.dequantize': False,
+    'data.standardize': False,
+    'data.labels': False,
+    'data.label_drop_rate': 0.1,
+    'data.image_size': 0,
+    'data.channels': 0,
+    'data.skip_unreadable': False,
+    'data.split_seed': 0,
+    'data.validation_fraction': 0.1,
+    'data.test_fraction': 0.1,
+    'data.path': '',
+}
 
 
 def frozen_differences(recorded, config):
@@ -119,8 +141,8 @@ def frozen_differences(recorded, config):
   old, new = {**ADDED_KEYS, **_flat(recorded)}, {**ADDED_KEYS, **_flat(config)}
   lines = []
   for key in sorted(set(old) | set(new)):
-    if key.startswith(MUTABLE) or key == 'format':
-      continue
+    if key.startswith(MUTABLE) or key == 'format' or key.startswith(FACTS):
+      continue  # the data's facts: `tasks.ImageTask.check` words their differences
     if old.get(key, '(absent)') != new.get(key, '(absent)'):
       lines.append(
           f'{key}: recorded {old.get(key, "(absent)")!r}, now {new.get(key, "(absent)")!r}'
@@ -182,16 +204,32 @@ def _scratch_unless(chief):
     tf.io.gfile.rmtree(scratch)
 
 
+def model_conditions(config):
+  """{keyword: `interface.Condition`} the models of a settled config take: class labels with
+  data.labels (data.num_classes, data.class_names, data.label_drop_rate), else none."""
+  data = config.data
+  if not data.get('labels'):
+    return {}
+  return {
+      context.LABELS: context.labels(
+          data.num_classes, data.get('class_names', ()), data.get('label_drop_rate', 0.1)
+      )
+  }
+
+
 def build_model(config):
   """The baseline `DensityModel` or the `SmoothedModel` of a settled config (in the data's
   units: `Standardized` around it where config.data.standardize is set)."""
   event_shape = tuple(config.data.event_shape)
-  model = registry.build(config.model, event_shape)
+  conditions = model_conditions(config)
+  model = registry.build(config.model, event_shape, conditions=conditions)
   if config.smoothing.enabled:
     kernel = kernels.SmoothingKernel(
         config.smoothing.kernel, config.smoothing.sigma, event_ndims=len(event_shape)
     )
-    conditional = registry.build(config.conditional_model, event_shape, conditional=True)
+    conditional = registry.build(
+        config.conditional_model, event_shape, conditional=True, conditions=conditions
+    )
     model = smoothing.SmoothedModel(model, conditional, kernel)
   if config.data.get('standardize'):
     model = standardized.wrap(model, config.data.shift, config.data.scale)
@@ -199,37 +237,58 @@ def build_model(config):
 
 
 class Run:
-  """One workdir: its settled `config`, `task` (data, unit, plots) and `model`."""
+  """One workdir: its settled `config`, `task` (data, unit, plots), `model` and `strategy`."""
 
-  def __init__(self, config, workdir):
+  def __init__(self, config, workdir, strategy=None):
     self.config = config
     self.workdir = os.fspath(workdir)
     self.task = tasks.for_config(config)
+    self.strategy = strategy
     self.model = None
-    self.checkpoint = None
-    self.weights = None  # 'ema' or 'raw': what `model` holds
+    self.checkpoint = None  # the checkpoint `model` was restored from (a loaded run)
+    self.weights = None  # 'ema' or 'raw': what `model` holds after training or loading
+    self.metrics = None  # the test figures `train` computed (every worker has them)
+    self.lock = None  # the workdir's `train.lock.WorkdirLock` while this run may train
+    self._trained_step = None
 
   @classmethod
-  def create(cls, config, workdir):
+  def create(cls, config, workdir, strategy=None):
     """Settles `config` for `workdir` and records it (the chief alone, under several workers), or
-    checks it against the workdir's record.
+    checks it against the workdir's record; takes the workdir's lock (a live run on it refuses
+    this one, train.lock), and builds the model, untrained, in the strategy's scope (default:
+    `config.train.strategy`) under the configured precision.
 
     Raises `errors.UserError` (and writes nothing) when the workdir holds checkpoints of a run
-    whose recorded config differs in a key outside `MUTABLE`.
+    whose recorded config differs in a key outside `MUTABLE`, or another run holds its lock.
     """
     if not tf.io.gfile.isdir(workdir) and _names_a_file(workdir):
       raise errors.UserError(
           f'The workdir {workdir} names a file (or lies under one); a workdir is a directory: '
           'choose another path.'
       )
+    # The strategy first: a multi-worker strategy must exist before other TensorFlow ops.
+    strategy = strategy or strategy_lib.from_config(config.train)
     config = settle(config)
+    handle = lock.acquire(workdir)
+    try:
+      run = cls._create(config, workdir, strategy)
+    except BaseException:
+      handle.release()
+      raise
+    run.lock = handle
+    return run
+
+  @classmethod
+  def _create(cls, config, workdir, strategy):
     if _has_checkpoint(workdir):
       if not tf.io.gfile.exists(os.path.join(workdir, CONFIG_FILE)):
         raise errors.UserError(
             f'{workdir} holds checkpoints but no {CONFIG_FILE}, so what they '
             'were trained with is unknown; use a new --workdir.'
         )
-      differences = frozen_differences(read_record(workdir), config)
+      recorded = read_record(workdir)
+      tasks.for_config(config).check(recorded.data.get('facts'))
+      differences = frozen_differences(recorded, config)
       if differences:
         raise errors.UserError(
             f'{workdir} holds a run trained with another config, so it cannot be resumed with '
@@ -241,15 +300,22 @@ class Run:
     if strategy_lib.is_chief_task():  # under several workers, only the chief writes
       tf.io.gfile.makedirs(workdir)
       records.write_text(os.path.join(workdir, CONFIG_FILE), config.to_json_best_effort(indent=2))
-    return cls(config, workdir)
+    run = cls(config, workdir, strategy)
+    keras.utils.set_random_seed(config.train.seed)  # initial weights
+    with trainer.model_scope(config.train, strategy):
+      run.model = build_model(config)
+      run.model.build_variables()
+    return run
 
   @classmethod
   def load(cls, workdir, ema=True, strategy=None):
     """The run of `workdir`, its model built from config.json (inside `strategy`'s scope, to
     evaluate on its replicas) with the best checkpoint's weights restored: the EMA averages if
     the run kept them and `ema`, else the raw weights (`run.weights` says which)."""
-    run = cls(read_record(workdir), workdir)
-    with (strategy or tf.distribute.get_strategy()).scope():
+    strategy = strategy or tf.distribute.get_strategy()
+    run = cls(read_record(workdir), workdir, strategy)
+    run.task.check(run.config.data.get('facts'))
+    with strategy.scope():
       run.model = build_model(run.config)
     run.checkpoint = checkpoints.restore_best(run.model, run.workdir, ema=ema)
     run.weights = 'ema' if ema and checkpoints.has_ema(run.checkpoint) else 'raw'
@@ -258,8 +324,12 @@ class Run:
 
   @property
   def step(self):
-    """Training step of the restored checkpoint (from its 'ckpt-<step>' name), or None."""
-    return None if self.checkpoint is None else int(self.checkpoint.rsplit('-', 1)[-1])
+    """The training step of the weights `model` holds: after `train`, the best checkpoint's
+    (or the last step's without validation); after `load`, the restored checkpoint's (from
+    its 'ckpt-<step>' name); None for an untrained model."""
+    if self._trained_step is not None:
+      return self._trained_step
+    return None if self.checkpoint is None else checkpoints.step_of(self.checkpoint)
 
   def row_seeds(self, name, count, base=None, start=0):
     """Seeds [count, 2] of rows start.. of the named stream (`seeds`), base eval.seed."""
@@ -268,9 +338,11 @@ class Run:
   def build_model(self):
     return build_model(self.config)
 
-  def likelihood(self, model, split, num_samples, strategy=None):
-    """The model's `Likelihood` means on a split in the task's unit (-log p: exact, or the
-    IW bound and the ELBO with K draws), row j drawn from row seed j of the split's stream."""
+  def likelihood(self, model, split, num_samples, strategy=None, conditions=None):
+    """The model's `likelihood.NLL` on a split in the task's unit (-log p: exact, or the IW
+    bound and the ELBO with K draws), row j drawn from row seed j of the split's stream; given
+    the split's class labels when the run has them (`conditions` overrides: {} scores through
+    the null class, p(x))."""
     points = self.task.split(split)
     record = likelihood.mean_nll(
         model,
@@ -279,6 +351,7 @@ class Run:
         num_samples,
         self.config.eval.get('batch_size') or None,
         strategy,
+        self.task.conditions(split) if conditions is None else conditions,
     )
     return record.in_unit(self.task.to_unit)
 
@@ -295,13 +368,24 @@ class Run:
 
     return evaluate
 
-  def train(self, strategy=None):
-    """Trains (or resumes), then writes metrics.json, then the plots; returns the metrics."""
-    config = self.config
-    keras.utils.set_random_seed(config.train.seed)  # initial weights
-    strategy = strategy or strategy_lib.from_config(config.train)
+  def train(self):
+    """Trains (or resumes) the model `create` built, then writes metrics.json, then the plots;
+    returns the metrics. Releases the workdir's lock at the end, however training ends."""
+    if self.model is None or self.lock is None:
+      raise errors.UserError(
+          'Run.train trains a run made by Run.create(config, workdir) (which builds the model '
+          "and takes the workdir's lock); Run.load gives a trained run to evaluate or export."
+      )
+    try:
+      return self._train()
+    finally:
+      self.lock.release()
+      self.lock = None
+
+  def _train(self):
+    config, strategy = self.config, self.strategy
     result = trainer.train(
-        self.build_model,
+        lambda: self.model,
         self.task.train_examples(config.train.seed),
         config.train,
         self.workdir,
@@ -311,6 +395,7 @@ class Run:
     )
     self.model = result.model
     self.weights = 'ema' if result.ema else 'raw'
+    self._trained_step = result.best_step if result.best_step is not None else result.step
     logging.info(
         'Evaluating on the test split (%s).',
         'exact'
@@ -326,6 +411,7 @@ class Run:
             f'validation_{self.task.unit}': result.best_metric,
         }
     )
+    self.metrics = records.json_ready(metrics)
     # Every worker draws its replicas' share of the plots; only the chief writes files.
     chief = strategy.extended.should_checkpoint
     if chief:
@@ -333,7 +419,7 @@ class Run:
     logging.info('Writing plots into %s.', self.workdir)
     with _scratch_unless(chief) as scratch:
       self.task.write_plots(self, self.model, strategy, out_dir=scratch)
-    return self.read_metrics() if chief else records.json_ready(metrics)
+    return self.metrics
 
   def evaluate(self, strategy=None):
     """Test figures of `self.model` (the `weights` it holds) in the task's unit, beside the
@@ -348,6 +434,19 @@ class Run:
         **tasks.metrics_of(record, self.task.unit),
         **self.model.facts(),
     }
+    if self.task.conditions('test'):  # labelled: the figures above are of log p(x | y)
+      null = self.likelihood(self.model, 'test', self.config.eval.iw_samples, strategy, {})
+      metrics['labels'] = (
+          f'{self.task.unit} figures are of log p(x | y) given the test labels; '
+          f'{self.task.unit}_null* of p(x) through the null class (no label)'
+      )
+      metrics.update(
+          {
+              k.replace(self.task.unit, f'{self.task.unit}_null', 1): v
+              for k, v in tasks.metrics_of(null, self.task.unit).items()
+              if k.startswith(self.task.unit)
+          }
+      )
     metrics.update(self.task.reference())
     return metrics
 
@@ -357,9 +456,14 @@ class Run:
     logging.info('metrics: %s', records.json_ready(metrics))
 
   def metrics_of_weights(self):
-    """metrics.json if it describes the weights `model` holds, else None. (Records made
-    before metrics named their weights describe the weights training ended with: the EMA
-    averages when the run kept them.)"""
+    """The test metrics of the weights `model` holds, else None: what `train` computed in this
+    process (on every worker alike), or for a loaded run metrics.json when it describes them.
+    (Records made before metrics named their weights describe the weights training ended
+    with: the EMA averages when the run kept them.)"""
+    if self.metrics is not None:
+      return self.metrics
+    if self.checkpoint is None:
+      return None  # an untrained model
     metrics = self.read_metrics()
     recorded = metrics.get('weights') or ('ema' if checkpoints.has_ema(self.checkpoint) else 'raw')
     return metrics if metrics and recorded == self.weights else None

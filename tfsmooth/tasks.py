@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfsmooth import kernels
-from tfsmooth.data import images as image_data
+from tfsmooth.data import image_sources
 from tfsmooth.data import synthetic
 from tfsmooth.evaluation import likelihood
 from tfsmooth.evaluation import plots
@@ -78,8 +78,9 @@ def _draws_of(model, samplers, keywords):
 
 
 def for_config(config):
-  """The task of `config.data.name`: images for the TFDS names, points otherwise."""
-  if config.data.name in image_data.IMAGE_SHAPES:
+  """The task of `config.data`: images (a TFDS name, or 'images': a folder or array of yours),
+  else points (the built-in sets, 'file': your points)."""
+  if image_sources.is_image_config(config.data):
     return ImageTask(config)
   return PointsTask(config)
 
@@ -98,7 +99,11 @@ class PointsTask:
         config.data.get('path') or None,
         config.data.get('key') or None,
         dequantize=config.data.get('dequantize', False),
+        labels=config.data.get('labels', False),
     )
+    self.labelled = bool(config.data.get('labels', False))
+    if self.labelled and self.dataset.num_classes is None:
+      self.dataset.labelled_splits()  # refuses in one paragraph, naming the labelled sets
     self._splits = None
 
   @property
@@ -107,14 +112,37 @@ class PointsTask:
 
   def split(self, name):
     """float32 [N, D] points of 'train', 'validation' or 'test'."""
+    return self._load()[name][0]
+
+  def conditions(self, name):
+    """{'labels': int32 [N]} of a split when the run uses class labels, else {}."""
+    labels = self._load()[name][1]
+    return {} if labels is None else {'labels': labels}
+
+  def _load(self):
     if self._splits is None:
-      self._splits = synthetic.load_splits(self.dataset)
-    return self._splits[name]
+      if self.labelled:
+        self._splits = self.dataset.labelled_splits()
+      else:
+        self._splits = {k: (v, None) for k, v in synthetic.load_splits(self.dataset).items()}
+    return self._splits
+
+  @property
+  def num_classes(self):
+    return self.dataset.num_classes if self.labelled else None
+
+  @property
+  def class_names(self):
+    return tuple(str(k) for k in range(self.num_classes)) if self.labelled else ()
 
   def train_examples(self, seed):
-    """An infinite, seeded shuffle of the training points, one point per element."""
-    train = self.split('train')
-    return lambda: tf.data.Dataset.from_tensor_slices(train).shuffle(len(train), seed).repeat()
+    """An infinite, seeded shuffle of the training points, one point per element (a dict
+    {'x', 'labels'} with class labels)."""
+    train = {'x': self.split('train'), **self.conditions('train')}
+    if not self.labelled:
+      train = train['x']
+    count = len(self.split('train'))
+    return lambda: tf.data.Dataset.from_tensor_slices(train).shuffle(count, seed).repeat()
 
   def to_unit(self, nats):
     return nats
@@ -127,6 +155,15 @@ class PointsTask:
     if data.get('shift') is not None:
       train = (train - np.asarray(data.shift)) / np.asarray(data.scale)
     return kernels.median_heuristic_sigma(train.astype(np.float32))
+
+  def facts(self):
+    """What config.json records of the data beyond the config: nothing for points (a points
+    file is read whole each time; its splits follow from its rows)."""
+    return {}
+
+  def check(self, recorded):
+    """Points have no recorded facts to check."""
+    del recorded
 
   def standardization(self):
     """(shift, scale) per coordinate: the training points' mean and standard deviation
@@ -215,39 +252,55 @@ class PointsTask:
 
 
 class ImageTask:
-  """Images [N, H, W, C] in [-1, 1]; bits per dimension."""
+  """Images [N, H, W, C] in [-1, 1] from any source (`data.image_sources`: TFDS, a folder, an
+  array); bits per dimension."""
 
   unit = 'bpd'
   count_key = 'test_images'
 
   def __init__(self, config):
     self.config = config
-    self.source = dict(
-        data_dir=config.data.get('data_dir') or None,
-        source=config.data.get('source', 'auto'),
-        idx_dir=config.data.get('idx_dir') or image_data.FASHION_MNIST_IDX_DIR,
-    )
+    self.source = image_sources.from_config(config.data)
     self._splits = {}  # loaded once: validation runs every eval_every steps
 
   @property
   def event_shape(self):
-    return image_data.image_shape(self.config.data.name)
+    return self.source.event_shape
 
-  def split(self, name):
-    """float32 images of 'train', 'validation' or 'test' (config.data.<name>_split, capped by
+  @property
+  def num_classes(self):
+    return self.source.num_classes
+
+  @property
+  def class_names(self):
+    return tuple(self.source.class_names or ())
+
+  def _load(self, name):
+    """(images, labels or None) of 'train', 'validation' or 'test' (capped by
     config.data.<name>_examples where set), read once."""
     if name not in self._splits:
-      data = self.config.data
-      self._splits[name] = image_data.load_images(
-          data.name, data[f'{name}_split'], data.get(f'{name}_examples') or None, **self.source
-      )
+      self._splits[name] = self.source.split(name, self.config.data.get(f'{name}_examples') or None)
     return self._splits[name]
 
+  def split(self, name):
+    """float32 images of 'train', 'validation' or 'test'."""
+    return self._load(name)[0]
+
+  def conditions(self, name):
+    """{'labels': int32 [N]} of a split when the run uses class labels, else {}."""
+    labels = self._load(name)[1]
+    return {} if labels is None else {'labels': labels}
+
   def train_examples(self, seed):
-    data = self.config.data
-    return lambda: image_data.make_dataset(
-        data.name, data.train_split, None, shuffle=True, repeat=True, seed=seed, **self.source
-    )
+    return lambda: self.source.train_examples(seed)
+
+  def facts(self):
+    """What config.json records of the images (`ImageSource.facts`)."""
+    return self.source.facts()
+
+  def check(self, recorded):
+    """Refuses images that changed since a run recorded them (`ImageSource.check`)."""
+    self.source.check(recorded)
 
   def to_unit(self, nats):
     return nats / (math.prod(self.event_shape) * math.log(2.0))
@@ -257,7 +310,7 @@ class ImageTask:
 
   def sigma_heuristic(self):
     """The paper's sigma (App. C.1) on this data set's training images."""
-    return image_data.resolve_sigma('heuristic', self.config.data.name, **self.source)
+    return self.source.sigma_heuristic()
 
   def write_plots(self, run, model, strategy=None, out_dir=None):
     """samples_<sampler>.png: a grid of every sampler of the model, all from the same seed

@@ -50,9 +50,13 @@ def get_config(
           validation_split='train[-1000:]',
           validation_examples=256,
           test_split='test',
-          test_examples=0,
+          test_examples=0,  # 0: the whole test split
+          labels=False,  # class labels: both stages conditioned on the class
+          label_drop_rate=0.1,  # share of training labels dropped to the null class
+          image_size=0,  # 0: the data set's own size
+          channels=0,  # 0: the data set's own channels
       )
-  )  # 0: the whole test split
+  )
   config.smoothing = ml_collections.ConfigDict(
       dict(enabled=smoothed, kernel='gaussian', sigma=float(sigma), sigma_heuristic=False)
   )

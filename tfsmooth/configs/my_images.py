@@ -57,6 +57,7 @@ def get_config(variant='smoothed'):
           image_size=28,
           channels=1,
           labels=False,
+          label_drop_rate=0.1,  # share of training labels dropped to the null class
           skip_unreadable=False,
           split_seed=0,
           validation_fraction=0.1,

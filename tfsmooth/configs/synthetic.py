@@ -37,8 +37,19 @@ def get_config(
   # standardised per coordinate, where sigma and the initialisation assume unit scale, and
   # reports NLL, samples and denoised points in the file's units (tfsmooth/standardized.py);
   # the built-in sets keep their units, in which the paper's sigma is given.
+  # `labels` (mixtures: the component; a file: an .npz's y) conditions both stages on the
+  # class, a share `label_drop_rate` of training labels dropped to the null class so the
+  # model also answers without one (tfsmooth/models/context.py).
   config.data = ml_collections.ConfigDict(
-      dict(name=dataset, path='', key='', dequantize=False, standardize=True)
+      dict(
+          name=dataset,
+          path='',
+          key='',
+          dequantize=False,
+          standardize=True,
+          labels=False,
+          label_drop_rate=0.1,
+      )
   )
   config.smoothing = ml_collections.ConfigDict(
       dict(enabled=smoothed, kernel='gaussian', sigma=sigma)

@@ -98,9 +98,11 @@ def _round_down_float32(x):
 
 class Dataset:
   """A data set of points in R^D: `name`, `dim`, seeded `sample`, and, if `has_density`,
-  the exact `log_prob` and a Monte-Carlo `entropy`."""
+  the exact `log_prob` and a Monte-Carlo `entropy`. Labelled sets (`num_classes` not None: a
+  mixture's component, a user's .npz `y`) also give `labelled_splits`."""
 
   has_density = True
+  num_classes = None
 
   def __init__(self, name, dim):
     self.name = name
@@ -140,6 +142,27 @@ class Dataset:
     """{'train', 'validation', 'test'}: float32 arrays of `SPLIT_SIZES` draws, `SPLIT_SEEDS`."""
     return {split: self.sample(size, SPLIT_SEEDS[split]) for split, size in SPLIT_SIZES.items()}
 
+  def labelled_splits(self):
+    """{'train', 'validation', 'test'}: (points, int32 labels), the points those of `splits`."""
+    if self.num_classes is None:
+      raise errors.UserError(
+          f'{self.name} has no class labels: set --config.data.labels=False (labels come with '
+          "the mixtures rings, olympics, modes6_1d, modes10_1d, two_gaussians_1d and a user's "
+          '.npz points with a y array).'
+      )
+    out = {}
+    for split, size in SPLIT_SIZES.items():
+      points, labels = self._sample_labelled(np.random.default_rng(SPLIT_SEEDS[split]), size)
+      out[split] = (_round_down_float32(points), labels.astype(np.int32))
+    return out
+
+  def _sample(self, rng, n):
+    return self._sample_labelled(rng, n)[0]
+
+  def log_prob_given_label(self, x, labels):
+    """Exact log p(x | y) (float64 [n]) of labelled sets: the density of component y."""
+    raise errors.UserError(f'{self.name} has no class-conditional density.')
+
 
 class NoisyCircles(Dataset):
   """Equal mixture of noisy circles with the given centres [K, 2] and radii [K]."""
@@ -149,22 +172,30 @@ class NoisyCircles(Dataset):
     self.centres = np.asarray(centres, np.float64)
     self.radii = np.broadcast_to(np.asarray(radii, np.float64), len(self.centres))
     self.noise = float(noise)
+    self.num_classes = len(self.centres)  # a point's label: the circle it was drawn from
 
-  def _sample(self, rng, n):
+  def _sample_labelled(self, rng, n):
     k = rng.integers(len(self.centres), size=n)
     angle = rng.uniform(0.0, 2 * np.pi, size=n)
     circle = self.radii[k, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
-    return self.centres[k] + circle + self.noise * rng.standard_normal((n, 2))
+    return self.centres[k] + circle + self.noise * rng.standard_normal((n, 2)), k
 
-  def _log_prob(self, x):
+  def _circle_log_probs(self, x):
+    """log p(x | circle k), float64 [n, K]."""
     d = np.linalg.norm(x[:, None, :] - self.centres, axis=-1)
     s2 = self.noise**2
-    log_p = (
+    return (
         -np.square(d - self.radii) / (2 * s2)
         + np.log(special.i0e(d * self.radii / s2))
         - np.log(2 * np.pi * s2)
     )
-    return special.logsumexp(log_p, axis=1) - np.log(len(self.centres))
+
+  def _log_prob(self, x):
+    return special.logsumexp(self._circle_log_probs(x), axis=1) - np.log(len(self.centres))
+
+  def log_prob_given_label(self, x, labels):
+    x = validate_points(x, self.dim, np.float64, f'{self.name} log_prob input')
+    return np.take_along_axis(self._circle_log_probs(x), np.asarray(labels)[:, None], 1)[:, 0]
 
   def gaussian_smoothed(self, sigma):
     """Noisy circles with noise sqrt(noise^2 + sigma^2): Gaussian noise adds in variance."""
@@ -180,15 +211,22 @@ class GaussianMixture1D(Dataset):
     super().__init__(name, 1)
     self.means = np.asarray(means, np.float64)
     self.scale = float(scale)
+    self.num_classes = len(self.means)  # a point's label: its component
 
-  def _sample(self, rng, n):
+  def _sample_labelled(self, rng, n):
     k = rng.integers(len(self.means), size=n)
-    return (self.means[k] + self.scale * rng.standard_normal(n))[:, None]
+    return (self.means[k] + self.scale * rng.standard_normal(n))[:, None], k
+
+  def _component_log_probs(self, x):
+    z = (x - self.means) / self.scale
+    return -0.5 * np.square(z) - np.log(self.scale * np.sqrt(2 * np.pi))
 
   def _log_prob(self, x):
-    z = (x - self.means) / self.scale
-    log_p = -0.5 * np.square(z) - np.log(self.scale * np.sqrt(2 * np.pi))
-    return special.logsumexp(log_p, axis=1) - np.log(len(self.means))
+    return special.logsumexp(self._component_log_probs(x), axis=1) - np.log(len(self.means))
+
+  def log_prob_given_label(self, x, labels):
+    x = validate_points(x, self.dim, np.float64, f'{self.name} log_prob input')
+    return np.take_along_axis(self._component_log_probs(x), np.asarray(labels)[:, None], 1)[:, 0]
 
   def gaussian_smoothed(self, sigma):
     """The mixture with scale sqrt(scale^2 + sigma^2)."""
@@ -249,15 +287,20 @@ class FileDataset(Dataset):
   (comma-separated, optional header row); an empty key means none. No density is known.
 
   `dequantize` adds U[0, 1) noise to the split points (see the module docstring); `points`
-  keeps the file's values either way.
+  keeps the file's values either way. With `labels`, an .npz file's `y` array (ints 0..K-1,
+  one per point) gives the points' classes.
   """
 
   has_density = False
 
-  def __init__(self, path, key=None, dequantize=False):
+  def __init__(self, path, key=None, dequantize=False, labels=False):
     self.path = os.fspath(path)
+    if labels and key is None:
+      key = 'x'
     points = _read_array(self.path, key or None)
     self.points = validate_points(points, source=f'points in {self.path}')
+    self.labels = _read_labels(self.path, len(self.points)) if labels else None
+    self.num_classes = None if self.labels is None else int(self.labels.max()) + 1
     self.dequantize = bool(dequantize)
     super().__init__('file', self.points.shape[1])
     n = len(self.points)
@@ -301,19 +344,29 @@ class FileDataset(Dataset):
   def splits(self):
     """Shuffled rows (seed `FILE_SHUFFLE_SEED`) split 10:1:5, >= 1 row in validation and test;
     with `dequantize`, plus U[0, 1) noise (seeds `DEQUANTIZE_SEEDS`)."""
-    sizes = _split_sizes(len(self.points))
-    rows = self.points[np.random.default_rng(FILE_SHUFFLE_SEED).permutation(len(self.points))]
-    num_val, num_test = sizes['validation'], sizes['test']
-    splits = {
-        'train': rows[num_val + num_test :],
-        'validation': rows[:num_val],
-        'test': rows[num_val : num_val + num_test],
-    }
+    splits = self._split(self.points)
     if self.dequantize:
       splits = {
           name: _dequantized(points, DEQUANTIZE_SEEDS[name]) for name, points in splits.items()
       }
     return splits
+
+  def labelled_splits(self):
+    if self.labels is None:
+      return super().labelled_splits()
+    labels = self._split(self.labels)
+    return {name: (points, labels[name]) for name, points in self.splits().items()}
+
+  def _split(self, values):
+    """`values` (one per point) in the shuffled order, cut into the three splits."""
+    sizes = _split_sizes(len(self.points))
+    rows = values[np.random.default_rng(FILE_SHUFFLE_SEED).permutation(len(self.points))]
+    num_val, num_test = sizes['validation'], sizes['test']
+    return {
+        'train': rows[num_val + num_test :],
+        'validation': rows[:num_val],
+        'test': rows[num_val : num_val + num_test],
+    }
 
 
 def _split_sizes(n):
@@ -368,6 +421,32 @@ def _read_array(path, key):
     raise errors.UserError(f'Cannot read {path} as comma-separated numbers: {e}') from e
 
 
+def _read_labels(path, count):
+  """The int32 labels [count] of an .npz's `y` array, checked (ints 0..K-1, one per point)."""
+  if os.path.splitext(path)[1].lower() != '.npz':
+    raise errors.UserError(
+        f'Class labels of points come from an .npz file holding x [N, D] and y [N]; {path} is '
+        'no .npz. Save with np.savez(path, x=points, y=labels), or set '
+        '--config.data.labels=False.'
+    )
+  with _load_numpy(path) as arrays:
+    if 'y' not in arrays.files:
+      raise errors.UserError(
+          f'{path} holds the arrays {arrays.files} but no y: with --config.data.labels=True the '
+          'labels are the array y (ints 0..K-1, one per point). Save it with np.savez(path, '
+          'x=points, y=labels), or set --config.data.labels=False.'
+      )
+    labels = arrays['y']
+  if labels.ndim != 1 or labels.dtype.kind not in 'iu' or len(labels) != count:
+    raise errors.UserError(
+        f'The labels y in {path} must be integers, one per point: shape [{count}]; got '
+        f'{labels.dtype} of shape {labels.shape}.'
+    )
+  if labels.min() < 0:
+    raise errors.UserError(f'The labels y in {path} must be >= 0 (classes 0..K-1).')
+  return labels.astype(np.int32)
+
+
 def _read_bytes(path):
   """The contents of the file `path` (a local path or a URL: read through tf.io.gfile)."""
   with tf.io.gfile.GFile(path, 'rb') as f:
@@ -420,16 +499,16 @@ DATASETS = {
 }
 
 
-def get_dataset(name, path=None, key=None, dequantize=False):
+def get_dataset(name, path=None, key=None, dequantize=False, labels=False):
   """The synthetic data set `name`, or `name='file'` with `path` (and `key` for .npz); only
-  `file` may `dequantize` (the built-in sets are continuous)."""
+  `file` may `dequantize` (the built-in sets are continuous); `labels` reads a file's y."""
   if name == 'file':
     if not path:
       raise errors.UserError(
           f'Data set "file" needs the path of your points: {_FILE_FLAGS} '
           '(.npy, .npz or .csv holding an N x D array).'
       )
-    return FileDataset(path, key, dequantize)
+    return FileDataset(path, key, dequantize, labels)
   if name not in DATASETS:
     raise errors.UserError(
         f'Unknown data set {name!r}; valid names: {", ".join(DATASETS)}, file. '

@@ -45,7 +45,7 @@ def _step(fn, strategy, jit_compile):
       # One gather per tensor: strategy.gather of a nest returns one replica's part only.
       return tf.nest.map_structure(lambda t: strategy.gather(t, axis=0), out)
 
-    return tf.function(gathered, jit_compile=jit_compile)
+    return tf.function(gathered, jit_compile=jit_compile, reduce_retracing=True)
 
   return cached_on(fn, ('step', id(strategy), jit_compile), make)
 

@@ -139,6 +139,8 @@ class TrainableModel(keras.Model):
       x, inputs = inputs, {}
     if seed is None and self._fit_seeds is not None:
       seed = tf.cast(self._fit_seeds.next(), tf.int32)
+    if self.conditions:
+      inputs = interface.training_conditions(self, inputs, interface.rows_of(x), seed)
     return self.training_loss(x, seed, **inputs)
 
   def compile(self, optimizer='adam', *, seed=0, **kwargs):
@@ -212,10 +214,24 @@ class DensityModel(TrainableModel):
   True
   """
 
+  embed = None  # a `context.ConditionEmbedding` in models with conditions
+
   def __init__(self, event_shape, conditional=False, **kwargs):
     super().__init__(**kwargs)
     self.event_shape = tuple(int(d) for d in event_shape)
     self.conditional = bool(conditional)  # models p(x | x~): takes `conditioning`
+
+  def condition_vector(self, conditions):
+    """h [N, dim] of the model's conditions (per row; [dim] of the defaults where none are
+    given), for its network; None for a model without conditions (which refuses any)."""
+    if self.embed is None:
+      interface.resolve_conditions(self, conditions, 1)
+      return None
+    values = {
+        k: conditions[k] if conditions.get(k) is not None else tf.constant(c.default, c.dtype)
+        for k, c in self.conditions.items()
+    }
+    return self.embed(values)
 
   def log_prob(self, x, conditioning=None, **conditions):
     """log p(x) or log p(x | conditioning), one value per row of x."""

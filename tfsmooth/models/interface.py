@@ -130,6 +130,12 @@ class Condition:
     """[rows] of the default value (rows given none)."""
     return tf.fill(tf.reshape(rows, [1]), tf.constant(self.default, self.dtype))
 
+  def for_training(self, values, seed):
+    """The values a training step uses for `values` (a subclass may drop labels to a null
+    class, or draw noise levels), from the step's `seed`; here as given."""
+    del seed
+    return values
+
 
 def resolve_conditions(model, given, rows):
   """{keyword: [N] tensor} for every condition of `model`: the given values checked, the
@@ -152,6 +158,21 @@ def resolve_conditions(model, given, rows):
   return {
       keyword: condition.check(given[keyword], rows) if keyword in given else condition.fill(rows)
       for keyword, condition in offered.items()
+  }
+
+
+def training_conditions(model, given, rows, seed):
+  """`resolve_conditions`, then each condition's `for_training` with its own seed folded from
+  the step's `seed` (None: as resolved)."""
+  resolved = resolve_conditions(model, given, rows)
+  if seed is None:
+    return resolved
+  seed = tf.cast(seed, tf.int32)
+  return {
+      keyword: model.conditions[keyword].for_training(
+          values, tf.random.experimental.stateless_fold_in(seed, 1_000 + i)
+      )
+      for i, (keyword, values) in enumerate(sorted(resolved.items()))
   }
 
 

@@ -25,6 +25,7 @@ import tensorflow_probability as tfp
 
 from tfsmooth import errors
 from tfsmooth.models import base
+from tfsmooth.models import context
 
 tfd = tfp.distributions
 
@@ -84,10 +85,14 @@ class MaskedDense(keras.layers.Layer):
         else None
     )
 
-  def call(self, x):
+  def call(self, x, extra=None):
+    """activation(x @ (W * mask) + b [+ extra]): `extra` an unmasked term (a label's
+    projection) added before the activation."""
     y = keras.ops.matmul(x, self.kernel * keras.ops.cast(self.mask, self.compute_dtype))
     if self.bias is not None:
       y = y + self.bias
+    if extra is not None:
+      y = y + keras.ops.cast(extra, y.dtype)
     return self.activation(y)
 
 
@@ -175,6 +180,8 @@ class MADE(base.DensityModel):
       activation='relu',
       loc_init_range=2.0,
       ordering_seed=0,
+      conditions=None,
+      condition_dim=32,
       **kwargs,
   ):
     super().__init__((event_size,), conditional=conditional, **kwargs)
@@ -199,35 +206,53 @@ class MADE(base.DensityModel):
         output_mask, bias_initializer=keras.initializers.Constant(bias.ravel()), name='output'
     )
     self.direct = MaskedDense(direct_mask, use_bias=False, name='direct')
+    # Conditions (class labels): h added to every hidden pre-activation and to the outputs.
+    self.conditions = dict(conditions or {})
+    self.embed = context.embedding(self.conditions, condition_dim)
+    if self.embed is not None:
+      self.condition_projections = [
+          keras.layers.Dense(m.shape[1], use_bias=False, name=f'condition_{i}')
+          for i, m in enumerate(hidden_masks + [output_mask])
+      ]
 
-  def mixture_params(self, inputs):
+  def mixture_params(self, inputs, h=None):
     """Network outputs for the scored dims: logits, locs, scales, each [..., D, K], float32
-    (under a mixed-precision policy the network computes in bfloat16, the mixture in float32)."""
-    h = inputs
-    for layer in self.hidden:
-      h = layer(h)
-    raw = keras.ops.cast(self.out(h) + self.direct(inputs), 'float32')
+    (under a mixed-precision policy the network computes in bfloat16, the mixture in float32).
+    `h` is the conditions' vector (`DensityModel.condition_vector`), None without conditions."""
+    projections = [None] * (len(self.hidden) + 1)
+    if h is not None:
+      projections = [project(h) for project in self.condition_projections]
+    hidden = inputs
+    for layer, extra in zip(self.hidden, projections):
+      hidden = layer(hidden, extra)
+    raw = self.out(hidden, projections[-1]) + self.direct(inputs)
+    raw = keras.ops.cast(raw, 'float32')
     raw = keras.ops.reshape(
         raw, tuple(keras.ops.shape(raw)[:-1]) + (self.event_shape[0], 3, self.num_mixtures)
     )
     logits, locs, raw_scales = raw[..., 0, :], raw[..., 1, :], raw[..., 2, :]
     return logits, locs, tf.nn.softplus(raw_scales) + MIN_SCALE
 
-  def _per_dimension(self, inputs):
-    logits, locs, scales = self.mixture_params(inputs)
+  def _per_dimension(self, inputs, h=None):
+    logits, locs, scales = self.mixture_params(inputs, h)
     mixture = tfd.MixtureSameFamily(tfd.Categorical(logits=logits), tfd.Logistic(locs, scales))
     return tfd.Independent(mixture, reinterpreted_batch_ndims=1)
 
-  def distribution(self, conditioning=None):
-    """tfd.Autoregressive over the MADE: log_prob in one pass, sampling in D passes."""
+  def distribution(self, conditioning=None, **conditions):
+    """tfd.Autoregressive over the MADE: log_prob in one pass, sampling in D passes. Given
+    conditions [N] (labels), its batch shape is [N]."""
+    h = self.condition_vector(conditions)
     if conditioning is None:
-      fn = self._per_dimension
-      sample0 = tf.zeros(self.event_shape)
+      fn = lambda x: self._per_dimension(x, h)  # noqa: E731
+      if h is None:
+        sample0 = tf.zeros(self.event_shape)
+      else:
+        sample0 = tf.zeros(tf.concat([tf.shape(h)[:-1], self.event_shape], 0))
     else:
       c = tf.convert_to_tensor(conditioning, tf.float32)
 
       def fn(x):
-        return self._per_dimension(tf.concat([tf.broadcast_to(c, tf.shape(x)), x], axis=-1))
+        return self._per_dimension(tf.concat([tf.broadcast_to(c, tf.shape(x)), x], axis=-1), h)
 
       sample0 = tf.zeros_like(c)
     return tfd.Autoregressive(fn, sample0=sample0, num_steps=self.event_shape[0])
@@ -244,8 +269,9 @@ def mixture_of_logistics(event_size=1, num_mixtures=3, loc_init_range=2.0):
   )
 
 
-def from_config(config, event_shape, conditional):
-  """Builds a MADE from `config.{hidden_sizes, num_mixtures, ordering, loc_init_range}`."""
+def from_config(config, event_shape, conditional, conditions=None):
+  """Builds a MADE from `config.{hidden_sizes, num_mixtures, ordering, loc_init_range,
+  condition_dim}` and the model's `conditions` (class labels), if any."""
   if len(event_shape) != 1:
     raise errors.UserError(
         f'MADE models flat vectors; got event shape {event_shape}. '
@@ -258,5 +284,7 @@ def from_config(config, event_shape, conditional):
       ordering=config.get('ordering', 'natural'),
       conditional=conditional,
       loc_init_range=config.get('loc_init_range', 2.0),
+      conditions=conditions,
+      condition_dim=config.get('condition_dim', 32),
       name='made_conditional' if conditional else 'made',
   )

@@ -30,6 +30,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfsmooth.models import base
+from tfsmooth.models import context
 from tfsmooth.models import pixelcnn_cached
 from tfsmooth.models import pixelcnn_layers as layers
 
@@ -314,17 +315,19 @@ class PixelCNNNetwork(keras.layers.Layer):
   (network in network) on elu(ul) gives the outputs. H and W must be divisible by 4.
   """
 
-  def __init__(self, outputs, nr_resnet=5, nr_filters=160, dropout=0.5, **kwargs):
+  def __init__(self, outputs, nr_resnet=5, nr_filters=160, dropout=0.5, contextual=False, **kwargs):
     super().__init__(**kwargs)
     f, down, down_right = nr_filters, layers.DownShiftedConv2D, layers.DownRightShiftedConv2D
     self.nr_resnet = int(nr_resnet)
+    self.contextual = bool(contextual)
     self.u_in = down(f, (2, 3), name='u_in')
     self.ul_in_above = down(f, (1, 3), name='ul_in_above')
     self.ul_in_left = down_right(f, (2, 1), name='ul_in_left')
 
     def blocks(conv, stage, count, auxiliary):
       return [
-          layers.GatedResnet(f, conv, dropout, auxiliary, name=f'{stage}_{i}') for i in range(count)
+          layers.GatedResnet(f, conv, dropout, auxiliary, contextual, name=f'{stage}_{i}')
+          for i in range(count)
       ]
 
     self.up_u = blocks(down, 'up_u', 3 * nr_resnet, False)
@@ -341,14 +344,15 @@ class PixelCNNNetwork(keras.layers.Layer):
     ]
     self.out = layers.Conv2D(outputs, name='nin_out')
 
-  def call(self, x, training=None, return_activations=False):
+  def call(self, x, context=None, training=None, return_activations=False):
     """The outputs; with return_activations, (outputs, maps) where maps holds what the cached
     sampler starts from: 'x' (the input with its ones channel), for every gated resnet its
-    (input, hidden map) and for every down- / upsampling conv its input / output, by name."""
+    (input, hidden map) and for every down- / upsampling conv its input / output, by name.
+    `context`: h [B, E] of a contextual network (class labels), one per image."""
     maps = {}  # filled only when asked for, so that inference frees each map after use
 
     def block(layer, h, a=None):
-      out, hidden = layer(h, a, training=training, return_hidden=True)
+      out, hidden = layer(h, a, context, training=training, return_hidden=True)
       if return_activations:
         maps[layer.name] = (h, hidden)
       return out
@@ -459,6 +463,7 @@ class PixelCNNDistribution(tfd.Distribution):
       conditioning=None,
       training=None,
       sampler='cached',
+      context=None,
       validate_args=False,
       name='PixelCNNDistribution',
   ):
@@ -474,6 +479,7 @@ class PixelCNNDistribution(tfd.Distribution):
           if conditioning is None
           else tf.convert_to_tensor(conditioning, tf.float32, name='conditioning')
       )
+      self._context = None if context is None else tf.convert_to_tensor(context, tf.float32)
       self._training = training
       self._sampler = sampler
       super().__init__(
@@ -494,13 +500,21 @@ class PixelCNNDistribution(tfd.Distribution):
     """Uniforms per pixel used by `sample_from_uniform`: K + C."""
     return self._num_mixtures + self._image_shape[-1]
 
+  def _batch_source(self):
+    """The parameter that gives the batch shape: conditioning, else a per-image context."""
+    if self._conditioning is not None:
+      return self._conditioning
+    if self._context is not None and self._context.shape.rank == 2:
+      return self._context
+    return None
+
   def _batch_shape(self):
-    return tf.TensorShape([] if self._conditioning is None else self._conditioning.shape[:1])
+    source = self._batch_source()
+    return tf.TensorShape([] if source is None else source.shape[:1])
 
   def _batch_shape_tensor(self):
-    if self._conditioning is None:
-      return tf.constant([], tf.int32)
-    return tf.shape(self._conditioning)[:1]
+    source = self._batch_source()
+    return tf.constant([], tf.int32) if source is None else tf.shape(source)[:1]
 
   def _event_shape(self):
     return tf.TensorShape(self._image_shape)
@@ -508,24 +522,33 @@ class PixelCNNDistribution(tfd.Distribution):
   def _event_shape_tensor(self):
     return tf.constant(self._image_shape, tf.int32)
 
-  def pixel_distributions(self, x, conditioning=None, training=None):
-    """The heads p(x_ij | x_<ij[, x~]) for flat x [B, H, W, C]: batch shape [B, H, W]."""
+  def pixel_distributions(self, x, conditioning=None, training=None, context=None):
+    """The heads p(x_ij | x_<ij[, x~][, h]) for flat x [B, H, W, C] (context h [B, E]): batch
+    shape [B, H, W]."""
     net_in = x if conditioning is None else tf.concat([conditioning, x], axis=1)
-    params = self._network(net_in) if training is None else self._network(net_in, training=training)
+    kwargs = {} if context is None else {'context': context}
+    if training is not None:
+      kwargs['training'] = training
+    params = self._network(net_in, **kwargs)
     return self._head.from_network_output(params[:, -self._image_shape[0] :], self._image_shape[-1])
 
   def _flat(self, x, depth):
-    """x [..., H, W, depth] -> (x as [B, H, W, depth], conditioning broadcast likewise, [...])."""
+    """x [..., H, W, depth] -> (x as [B, H, W, depth], conditioning and context broadcast
+    likewise, [...])."""
     leading = tf.shape(x)[:-3]
     flat = tf.reshape(x, (-1,) + self._image_shape[:2] + (depth,))
-    if self._conditioning is None:
-      return flat, None, leading
-    c = tf.broadcast_to(self._conditioning, tf.concat([leading, self._image_shape], 0))
-    return flat, tf.reshape(c, (-1,) + self._image_shape), leading
+    c = h = None
+    if self._conditioning is not None:
+      c = tf.broadcast_to(self._conditioning, tf.concat([leading, self._image_shape], 0))
+      c = tf.reshape(c, (-1,) + self._image_shape)
+    if self._context is not None:
+      dim = self._context.shape[-1]
+      h = tf.reshape(tf.broadcast_to(self._context, tf.concat([leading, [dim]], 0)), (-1, dim))
+    return flat, c, h, leading
 
   def _log_prob(self, x):
-    x, c, leading = self._flat(tf.convert_to_tensor(x, self.dtype), self._image_shape[-1])
-    log_probs = self.pixel_distributions(x, c, self._training).log_prob(x)
+    x, c, h, leading = self._flat(tf.convert_to_tensor(x, self.dtype), self._image_shape[-1])
+    log_probs = self.pixel_distributions(x, c, self._training, h).log_prob(x)
     return tf.reshape(tf.reduce_sum(log_probs, axis=(1, 2)), leading)
 
   def sample_from_uniform(self, u):
@@ -547,7 +570,7 @@ class PixelCNNDistribution(tfd.Distribution):
     image of a batch (x_known [N, H, W, C], counts [N]).
     """
     height, width, channels = self._image_shape
-    u, c, leading = self._flat(tf.convert_to_tensor(u, self.dtype), self.noise_depth)
+    u, c, h, leading = self._flat(tf.convert_to_tensor(u, self.dtype), self.noise_depth)
     x = tf.reshape(tf.convert_to_tensor(x_known, self.dtype), (-1, height, width, channels))
     pixel = tf.reshape(tf.range(height * width), (height, width, 1))
     rows = tf.convert_to_tensor(num_known_rows, tf.int32)
@@ -556,14 +579,14 @@ class PixelCNNDistribution(tfd.Distribution):
     if self._sampler == 'cached':
       sampler = pixelcnn_cached.CachedSampler(self._network, self._head, channels)
       x = (
-          sampler.complete(x, rows, u)
+          sampler.complete(x, rows, u, h)
           if c is None
-          else sampler.complete(tf.concat([c, x], axis=1), rows + height, u)
+          else sampler.complete(tf.concat([c, x], axis=1), rows + height, u, h)
       )
       return tf.reshape(x, tf.concat([leading, self._image_shape], 0))
 
     def step(i, x):
-      candidates = self.pixel_distributions(x, c, training=False).sample_from_uniform(u)
+      candidates = self.pixel_distributions(x, c, False, h).sample_from_uniform(u)
       return i + 1, tf.where(tf.equal(pixel, i) & ~known, candidates, x)
 
     _, x = tf.while_loop(lambda i, _: i < height * width, step, (tf.reduce_min(rows) * width, x))
@@ -653,6 +676,8 @@ class PixelCNN(base.DensityModel):
       nr_logistic_mix=10,
       dropout=0.5,
       sampler='cached',
+      conditions=None,
+      condition_dim=None,
       **kwargs,
   ):
     super().__init__(event_shape, conditional=conditional, **kwargs)
@@ -669,16 +694,21 @@ class PixelCNN(base.DensityModel):
     self.head = likelihood  # the pixel head: a name in HEADS
     self.sampler = sampler
     self.nr_logistic_mix = int(nr_logistic_mix)
+    # Conditions (class labels): their vector h enters every gated resnet before its gate.
+    self.conditions = dict(conditions or {})
+    self.embed = context.embedding(self.conditions, condition_dim or nr_filters)
     self.network = PixelCNNNetwork(
         num_outputs(self.event_shape[-1], self.nr_logistic_mix),
         nr_resnet,
         nr_filters,
         dropout,
+        contextual=self.embed is not None,
         name='network',
     )
 
-  def distribution(self, conditioning=None, training=None):
-    """`PixelCNNDistribution`; `training` switches dropout (None: from the Keras call context)."""
+  def distribution(self, conditioning=None, training=None, **conditions):
+    """`PixelCNNDistribution`; `training` switches dropout (None: from the Keras call context);
+    conditions [N] (labels) make its batch shape [N]."""
     return PixelCNNDistribution(
         self.network,
         HEADS[self.head],
@@ -687,9 +717,10 @@ class PixelCNN(base.DensityModel):
         conditioning,
         training,
         self.sampler,
+        context=self.condition_vector(conditions),
     )
 
-  def complete(self, x_known, num_known_rows, seed, conditioning=None):
+  def complete(self, x_known, num_known_rows, seed, conditioning=None, **conditions):
     """Samples the rows below the top `num_known_rows` of x_known [N, H, W, C], keeping those.
 
     The bottom rows are drawn from p(x_bottom | x_top) (or p(x_bottom | x_top, x~) with
@@ -701,7 +732,7 @@ class PixelCNN(base.DensityModel):
           f'num_known_rows must be in [0, {self.event_shape[0]}] (the image '
           f'height); got {num_known_rows}.'
       )
-    return self.distribution(self._check_conditioning(conditioning)).complete(
+    return self.distribution(self._check_conditioning(conditioning), **conditions).complete(
         x_known, num_known_rows, seed
     )
 
@@ -730,7 +761,7 @@ class PixelCNN(base.DensityModel):
     )
 
 
-def from_config(config, event_shape, conditional):
+def from_config(config, event_shape, conditional, conditions=None):
   """A `PixelCNN` from `config.{likelihood, nr_resnet, nr_filters, nr_logistic_mix, dropout}`.
 
   `likelihood` defaults to 'discretized_logistic' for p(x | x~) and to 'logistic' for an
@@ -745,5 +776,7 @@ def from_config(config, event_shape, conditional):
       nr_filters=config.get('nr_filters', 160),
       nr_logistic_mix=config.get('nr_logistic_mix', 10),
       dropout=config.get('dropout', 0.5),
+      conditions=conditions,
+      condition_dim=config.get('condition_dim', None),
       name='pixelcnn_conditional' if conditional else 'pixelcnn',
   )

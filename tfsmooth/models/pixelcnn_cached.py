@@ -17,6 +17,9 @@ of the two input rows it reads (its zero padding included):
   * where the network shifts (u_in and ul_in_above down, ul_in_left right), the first row
     (column) gets zeros, not the convolution's bias.
 
+A contextual network's per-image vector h (class labels) enters every gated resnet as one
+projection per block, computed once per image and added before the gate at every row and pixel.
+
 With known rows (x~ stacked above x, or the top of an image to complete) the network runs once
 on them; every window starts from the rows the loop would have left in it, and only the unknown
 pixels are generated. Output pixel (i, j) is the naive network's, up to float rounding.
@@ -64,6 +67,7 @@ class CachedSampler:
     self._net = network
     self._head = head
     self._channels = channels
+    self._projections = {}
     r = network.nr_resnet
     down_start = {2: 0, 1: r, 0: 2 * r + 1}
     self._up = {
@@ -109,12 +113,14 @@ class CachedSampler:
     """The transposed convs that write level `level` ahead: (u one, ul one)."""
     return self._net.u_upsample[1 - level], self._net.ul_upsample[1 - level]
 
-  def _start(self, x, start):
+  def _start(self, x, start, context):
     """The cache before net row `start` of x [B, H', W, C] (rows < start known)."""
     net = self._net
     batch, width = tf.shape(x)[0], x.shape[2]
     known = tf.get_static_value(start) != 0
-    maps = net(x, training=False, return_activations=True)[1] if known else None
+    maps = None
+    if known:
+      maps = net(x, context=context, training=False, return_activations=True)[1]
 
     def rows(name, index, level, r, channels):
       """Rows r (list) of a recorded map at `level`, [B, len(r), W_l, C]."""
@@ -189,12 +195,12 @@ class CachedSampler:
     if a is not None:
       c += self._nin(kernels, block.nin, a)
     s[block.name + '.hidden'] = _push(s[block.name + '.hidden'], c, padding)
-    out = layers.gate(
-        x,
-        block.conv2.convolve(
-            layers.concat_elu(s[block.name + '.hidden']), kernels[id(block.conv2)]
-        )[:, 0],
-    )
+    pre_gate = block.conv2.convolve(
+        layers.concat_elu(s[block.name + '.hidden']), kernels[id(block.conv2)]
+    )[:, 0]
+    if block.name in self._projections:
+      pre_gate += self._projections[block.name][:, None, :]
+    out = layers.gate(x, pre_gate)
     s[block.name + '.out'] = out
     return out
 
@@ -218,7 +224,10 @@ class CachedSampler:
     c = self._pixel_conv(kernels, block.conv1, s[block.name + '.in'], column)
     c += self._nin(kernels, block.nin, a)
     s[block.name + '.hidden'] = _put(s[block.name + '.hidden'], write, c)
-    return layers.gate(x, self._pixel_conv(kernels, block.conv2, s[block.name + '.hidden'], column))
+    pre_gate = self._pixel_conv(kernels, block.conv2, s[block.name + '.hidden'], column)
+    if block.name in self._projections:
+      pre_gate += self._projections[block.name]
+    return layers.gate(x, pre_gate)
 
   def _pixel(self, kernels, level, r, c, s):
     """Level pixel (r, c) of the ul stream (and, for even r, c, of the next level): (s, ul)."""
@@ -256,19 +265,23 @@ class CachedSampler:
     return s, ul
 
   @tf.autograph.experimental.do_not_convert
-  def complete(self, x, start, u):
+  def complete(self, x, start, u, context=None):
     """Net input x [B, H', W, C] with rows < start known (start a scalar or one per row, [B]);
     the last H rows drawn from noise u [B, H, W, K + C] in raster order, a row's known pixels
-    kept. Returns those rows, [B, H, W, C]."""
+    kept; `context` h [B, E] of a contextual network. Returns those rows, [B, H, W, C]."""
     net, channels = self._net, self._channels
     height, width = u.shape[1], x.shape[2]
     offset = x.shape[1] - height
     kernels = {id(conv): conv.kernel() for conv in self._convs()}
+    blocks = net.up_u + net.up_ul + net.down_u + net.down_ul
+    self._projections = (  # each block's projection of h, [B, 2F]: the same at every pixel
+        {} if context is None else {b.name: b.context_projection(context) for b in blocks}
+    )
     start = tf.convert_to_tensor(start, tf.int32)
     static = tf.get_static_value(start)  # a constant start (0: plain sampling) stays static,
     first = tf.reduce_min(start) if static is None else int(static.min())  # so no net pass
     known_until = tf.broadcast_to(start, tf.shape(x)[:1])[:, None] * width
-    state = self._start(x, first)
+    state = self._start(x, first, context)
     state['x'] = tf.transpose(tf.reshape(x[:, offset:], (-1, height * width, channels)), (1, 0, 2))
     ones = tf.ones_like(u[:, 0, 0, :1])
 

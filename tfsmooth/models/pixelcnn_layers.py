@@ -16,10 +16,12 @@ Convolutions are weight-normalised (Salimans & Kingma, 2016): W = g V / ||V|| pe
 channel. g starts at `init_scale`, so with unit-variance inputs an output starts with variance
 about init_scale^2: the data-independent counterpart of PixelCNN++'s data-dependent init.
 
-Gated resnet block (with optional auxiliary input a, projected by a 1x1 "network in network"):
+Gated resnet block (with optional auxiliary input a, projected by a 1x1 "network in network",
+and optional per-image context vector h, e.g. a class embedding, projected linearly: the
+conditional PixelCNN of van den Oord et al. 2016, as openai/pixel-cnn's gated_resnet(h=...)):
 
   c = conv1(concat_elu(x)) [+ nin(concat_elu(a))]           (the hidden map)
-  [u, v] = conv2(dropout(concat_elu(c)));  out = x + u * sigmoid(v)
+  [u, v] = conv2(dropout(concat_elu(c))) [+ W h];  out = x + u * sigmoid(v)
 """
 
 import keras
@@ -170,22 +172,37 @@ class GatedResnet(keras.layers.Layer):
     conv: the shifted convolution class (`DownShiftedConv2D` or `DownRightShiftedConv2D`).
     dropout: dropout rate on the hidden activation (active when training).
     auxiliary: whether the block takes an auxiliary input a (a skip connection).
+    contextual: whether the block takes a context vector h [B, E] (e.g. a class embedding),
+      added through `context_projection` before the gate.
   """
 
-  def __init__(self, filters, conv, dropout=0.0, auxiliary=False, **kwargs):
+  def __init__(self, filters, conv, dropout=0.0, auxiliary=False, contextual=False, **kwargs):
     super().__init__(**kwargs)
     self.conv1 = conv(filters, name='conv1')
     self.nin = Conv2D(filters, name='nin') if auxiliary else None
     self.dropout = keras.layers.Dropout(dropout) if dropout > 0 else None
     self.conv2 = conv(2 * filters, init_scale=0.1, name='conv2')
+    self.context_projection = (
+        keras.layers.Dense(
+            2 * filters,
+            use_bias=False,
+            kernel_initializer=keras.initializers.RandomNormal(stddev=0.05),
+            name='context',
+        )
+        if contextual
+        else None
+    )
 
-  def call(self, x, a=None, training=None, return_hidden=False):
-    """The block's output; with return_hidden, (output, hidden map c)."""
+  def call(self, x, a=None, context=None, training=None, return_hidden=False):
+    """The block's output; with return_hidden, (output, hidden map c). `context`: h [B, E]."""
     c = self.conv1(concat_elu(x))
     if a is not None:
       c = c + self.nin(concat_elu(a))
     h = concat_elu(c)
     if self.dropout is not None:
       h = self.dropout(h, training=training)
-    out = gate(x, self.conv2(h))
+    pre_gate = self.conv2(h)
+    if context is not None:
+      pre_gate = pre_gate + self.context_projection(context)[:, None, None, :]
+    out = gate(x, pre_gate)
     return (out, c) if return_hidden else out

@@ -204,7 +204,7 @@ def width_for_params(num_params, event_size, num_couplings, num_hidden_layers, c
   return min((width, width + 1), key=lambda w: abs(count(w) - num_params))
 
 
-def from_config(config, event_shape, conditional):
+def from_config(config, event_shape, conditional, conditions=None):
   """Builds a RealNVP from `config`; keys (defaults):
 
   num_couplings (8): affine coupling layers, masks alternating halves;
@@ -214,6 +214,11 @@ def from_config(config, event_shape, conditional):
   """
   if len(event_shape) != 1:
     raise errors.UserError(f'RealNVP models flat vectors; got event shape {event_shape}.')
+  if conditions:
+    raise errors.UserError(
+        f'RealNVP takes no conditions ({", ".join(conditions)}): class labels work with the '
+        'made and pixelcnn models (--config.model.name).'
+    )
   return RealNVP(
       event_shape[0],
       num_couplings=config.get('num_couplings', 8),

@@ -11,8 +11,9 @@ MODELS = {
 }
 
 
-def build(model_config, event_shape, conditional=False):
-  """A `DensityModel` p(x) (or p(x | x~) if `conditional`) named by `model_config.name`."""
+def build(model_config, event_shape, conditional=False, conditions=None):
+  """A `DensityModel` p(x) (or p(x | x~) if `conditional`) named by `model_config.name`, taking
+  `conditions` ({keyword: `interface.Condition`}, e.g. class labels) where given."""
   name = model_config.get('name', 'made')
   if name not in MODELS:
     raise errors.UserError(
@@ -20,4 +21,6 @@ def build(model_config, event_shape, conditional=False):
         '(--config.model.name=...).'
     )
   module = importlib.import_module(MODELS[name])
+  if conditions:
+    return module.from_config(model_config, tuple(event_shape), conditional, conditions)
   return module.from_config(model_config, tuple(event_shape), conditional)

@@ -283,7 +283,7 @@ def check_ablation(source, single_step_sigmas):
     )
 
 
-def bpd(source, points, iw_samples, strategy=None):
+def bpd(source, points, iw_samples, strategy=None, conditions=None):
   """Test bpd of `source.model` on `points` from the rows of the 'test' seed stream (base
   eval.seed), as a run scores its test split: {'bpd'} exact, or {'bpd_elbo', 'bpd_iw'}."""
   record = likelihood.mean_nll(
@@ -343,7 +343,12 @@ def evaluate(
       f'bpd on {len(points)} test images'
       + ('' if model.exact_likelihood else f', K={iw} draws each')
   )
-  result['bpd'] = dict(bpd(source, points, iw, strategy), num_examples=len(points))
+  given = {k: v[: len(points)] for k, v in task.conditions('test').items()}
+  result['bpd'] = dict(bpd(source, points, iw, strategy, given), num_examples=len(points))
+  if given:
+    result['bpd']['labels'] = 'of log p(x | y) given the test labels'
+    null = bpd(source, points, iw, strategy, {})
+    result['bpd'].update({k.replace('bpd', 'bpd_null', 1): v for k, v in null.items()})
   result['bpd']['kind'] = (
       'exact'
       if model.exact_likelihood
@@ -361,11 +366,8 @@ def evaluate(
         single_step_ablation(model, samples['samples'], single_step_sigmas, batch_size, log)
     )
 
-  data = config.data
-  reference = image_data.load_images(
-      data.name, data.test_split, num_reference or None, **task.source
-  )
-  log(f'{network.name} activations of {len(reference)} test images ({data.test_split})')
+  reference = task.source.split('test', num_reference or None)[0]
+  log(f'{network.name} activations of {len(reference)} test images')
   reference = sample_quality.activations(network, reference, batch_size)
   train = task.split('train')
   log(f'{network.name} features of {len(train)} training images (nearest neighbours)')
