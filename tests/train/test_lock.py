@@ -232,3 +232,72 @@ def test_a_host_of_our_name_in_another_boot_is_judged_by_its_heartbeat(tmp_path)
   with lock.held(workdir) as handle:
     assert handle.held
   assert os.listdir(workdir) == []
+
+
+# The end to end check: launch/train.py started twice on one workdir.
+TRAIN = [
+    'launch/train.py',
+    '--config=tfsmooth/configs/rings.py',
+    '--config.model.hidden_sizes=16,16',
+    '--config.conditional_model.hidden_sizes=16,16',
+    '--config.train.steps=40',
+    '--config.train.batch_size=64',
+    '--config.train.log_every=20',
+    '--config.train.eval_every=20',
+    '--config.train.checkpoint_every=20',
+    '--config.train.jit_compile=False',
+    '--config.eval.iw_samples=2',
+    '--config.eval.validation_samples=2',
+    '--config.eval.density_iw_samples=2',
+    '--config.eval.num_plot_samples=100',
+]
+
+
+def _files(workdir):
+  """{relative path: bytes} of every file under `workdir`."""
+  out = {}
+  for root, _, names in os.walk(workdir):
+    for name in names:
+      with open(os.path.join(root, name), 'rb') as f:
+        out[os.path.relpath(os.path.join(root, name), workdir)] = f.read()
+  return out
+
+
+def test_a_second_launch_on_a_live_workdir_is_refused_and_the_first_finishes(tmp_path):
+  """The first launch is stopped (SIGSTOP) once it holds the lock, so that it is certainly alive
+  while the second runs; the second exits 2 with one paragraph naming it and changes no file of
+  the workdir; the first, continued, trains to the end and leaves its metrics, a loadable last
+  checkpoint and no lock."""
+  workdir = str(tmp_path / 'run')
+  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3', 'PYTHONPATH': REPO}
+  env.pop('TF_CONFIG', None)
+  command = [sys.executable, *TRAIN, f'--workdir={workdir}']
+  first = subprocess.Popen(
+      command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  )
+  try:
+    deadline = time.time() + 300
+    while not (lock.read(workdir) or {}).get('pid') == first.pid:
+      assert first.poll() is None and time.time() < deadline, 'the first launch never held the lock'
+      time.sleep(0.2)
+    first.send_signal(signal.SIGSTOP)
+    before = _files(workdir)
+    second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert _files(workdir) == before  # the refused launch wrote nothing, config.json included
+    first.send_signal(signal.SIGCONT)
+    assert second.returncode == 2, second.stderr
+    message = second.stderr.strip()
+    assert message.startswith('Error: The workdir') and '\n\n' not in message
+    assert f'process {first.pid} on host {socket.gethostname()}' in ' '.join(message.split())
+    out, err = first.communicate(timeout=600)
+  finally:
+    first.send_signal(signal.SIGCONT)
+    if first.poll() is None:
+      first.kill()
+  assert first.returncode == 0, err[-3000:]
+  with open(os.path.join(workdir, 'metrics.json')) as f:
+    assert json.load(f)['steps'] == 40
+  last = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+  assert last.endswith('ckpt-40')
+  assert tf.train.load_checkpoint(last).get_variable_to_shape_map()
+  assert not os.path.exists(os.path.join(workdir, 'train.lock'))
