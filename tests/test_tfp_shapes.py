@@ -63,15 +63,7 @@ def _pair(kind):
   return model
 
 
-# RealNVP's coupling networks refuse an unbatched event [D] (Keras Dense wants ndim >= 2), which
-# TFP's JointDistribution passes them to find its static shapes and dtype: log_prob, sample and
-# the shapes of a RealNVP pair's joint fail.
-REALNVP_UNBATCHED = pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason='RealNVP fails on an unbatched event, which JointDistribution traces',
-)
-PAIRS = ['made_pair', 'pixelcnn_pair', pytest.param('realnvp_pair', marks=REALNVP_UNBATCHED)]
+PAIRS = ['made_pair', 'pixelcnn_pair', 'realnvp_pair']
 
 
 def _of_family(distribution, cls):

@@ -156,10 +156,17 @@ class RealNVP(base.DensityModel):
     def shift_and_log_scale_fn(network):
       def fn(x_a, output_units):
         del output_units  # Fixed by the network.
-        if c is None:
-          return network(x_a)
-        c_shape = tf.concat([tf.shape(x_a)[:-1], tf.shape(c)[-1:]], axis=0)
-        return network(tf.concat([x_a, tf.broadcast_to(c, c_shape)], axis=-1))
+        inputs = x_a
+        if c is not None:
+          c_shape = tf.concat([tf.shape(x_a)[:-1], tf.shape(c)[-1:]], axis=0)
+          inputs = tf.concat([x_a, tf.broadcast_to(c, c_shape)], axis=-1)
+        # The network takes [B, F]: flatten any leading shape (none for one point [F], which
+        # TFP's joint distributions pass when they trace static shapes), and restore it.
+        leading = tf.shape(inputs)[:-1]
+        flat = tf.reshape(inputs, [-1, inputs.shape[-1]])
+        shift, log_scale = network(flat)
+        restore = lambda t: tf.reshape(t, tf.concat([leading, tf.shape(t)[-1:]], 0))
+        return restore(shift), restore(log_scale)
 
       return fn
 
