@@ -3,18 +3,17 @@
   python launch/sample.py --workdir=runs/fmnist_smoothed
   python launch/sample.py --workdir=runs/fmnist_smoothed --modes=denoise,inpaint \
       --num_samples=8 --seed=1
+  python launch/sample.py --workdir=runs/fmnist_labels --modes=two_step --labels=0,3,7
 
 Restores the best checkpoint of --workdir and writes sample_<mode>.png into --out_dir
 (default: the workdir). Modes (default: all that apply; see tfsmooth/programs/image_grids.py):
 smoothed, single_step, two_step, denoise, inpaint for a smoothed run; samples, inpaint for a
-baseline. The same --seed gives the same grids.
+baseline. The same --seed gives the same grids. A class-labelled run denoises and inpaints each
+test image given its label; --labels adds one grid per sampler with a row per class.
 """
-
-import os
 
 from absl import flags
 
-from tfsmooth import errors
 from tfsmooth.programs import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A trained image run (launch/train.py --workdir).')
@@ -38,29 +37,29 @@ _KNOWN_ROWS = flags.DEFINE_integer(
     'Inpainting: rows kept from the top (default: half the image height).',
     lower_bound=0,
 )
+_LABELS = flags.DEFINE_list(
+    'labels',
+    [],
+    'A class-labelled run (data.labels=True): classes to draw, one grid row each, e.g. 0,3,7, or '
+    'all; writes sample_<sampler>_by_class.png (columns share their seeds across classes).',
+)
 flags.mark_flags_as_required(['workdir'])
 
 
 def main():
   # Imported here, once cli.run_main has quieted TensorFlow's start-up.
-  from tfsmooth import experiment  # pylint: disable=g-import-not-at-top
-  from tfsmooth import tasks  # pylint: disable=g-import-not-at-top
   from tfsmooth.programs import image_grids  # pylint: disable=g-import-not-at-top
 
-  run = experiment.Run.load(_WORKDIR.value)
-  if not isinstance(run.task, tasks.ImageTask):
-    raise errors.UserError(
-        f'{_WORKDIR.value} holds a {run.config.data.name!r} run; '
-        'launch/sample.py draws image grids (its density and sample plots '
-        'are in the workdir already).'
-    )
-  image_grids.modes_of(run.model, _MODES.value)
-  out_dir = _OUT_DIR.value or _WORKDIR.value
-  grids = image_grids.make_grids(
-      run, _MODES.value, _NUM_SAMPLES.value, _SEED.value, out_dir, _KNOWN_ROWS.value
-  )
-  for mode in grids:
-    print(os.path.join(out_dir, f'sample_{mode}.png'), flush=True)
+  for path in image_grids.write(
+      _WORKDIR.value,
+      _MODES.value,
+      _NUM_SAMPLES.value,
+      _SEED.value,
+      _OUT_DIR.value,
+      _KNOWN_ROWS.value,
+      _LABELS.value,
+  ):
+    print(path, flush=True)
 
 
 if __name__ == '__main__':

@@ -324,6 +324,13 @@ class ImageTask:
     )
     for name, x in drawn.items():
       plots.save_image_grid(plots.chunks(x, 8), os.path.join(out_dir, self.grid_file(name)))
+    if self.num_classes:  # samples_by_class.png: a row per class (the first 10), same seeds
+      classes = min(self.num_classes, 10)
+      rows = np.tile(np.asarray(run.row_seeds('samples', 8)), (classes, 1))
+      given = {'labels': np.repeat(np.arange(classes, dtype=np.int32), 8)}
+      last = model.samplers[-1]
+      x = draw_rows(model, rows, [last], strategy=strategy, conditions=given)[last]
+      plots.save_image_grid(np.split(x, classes), os.path.join(out_dir, 'samples_by_class.png'))
 
   def summary_images(self, run, model, strategy=None):
     """{'images/<sampler>': uint8 [1, H, W, C]} for TensorBoard: a one-row grid of 8 draws of

@@ -4,7 +4,10 @@ Modes: every sampler of the model (`model.samplers`: a baseline's samples; a pai
 x~ ~ p(x~), single_step and two_step from the same x~); `denoise` for models with denoisers
 (rows: clean test images, x~ = x + e, e ~ q, two draws from p(x | x~), single-step); `inpaint` for models
 that complete images (rows: the input with its bottom rows masked, two completions, the
-original). Every draw uses the run's named per-row seed streams with base `seed`.
+original). Every draw uses the run's named per-row seed streams with base `seed`. A model with
+class labels denoises and inpaints each test image given its own label, draws the sampler
+grids without one (the null class: p(x)) and, for chosen classes, `class_grids` draws one row
+per class, the columns from the same seed rows, so a column shows what the label changes.
 """
 
 import os
@@ -13,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfsmooth import errors
+from tfsmooth import experiment
 from tfsmooth import tasks
 from tfsmooth.evaluation import plots
 
@@ -45,10 +49,13 @@ def make_grids(run, modes, num_samples, seed, out_dir, num_known_rows=0, strateg
     grids.update({name: plots.chunks(x, PER_ROW) for name, x in drawn.items()})
   if {'denoise', 'inpaint'} & set(modes):
     clean = run.task.split('test')[:num_samples]
+    given = {k: v[:num_samples] for k, v in run.task.conditions('test').items()}
+    given_twice = {k: tf.constant(np.concatenate([v, v])) for k, v in given.items()}
   if 'denoise' in modes:
     noisy = model.smooth(tf.constant(clean), row_seeds('denoise_noise', num_samples))
     twice = tf.concat([noisy, noisy], 0)
-    denoised = tf.function(model.denoise)(twice, row_seeds('denoise', 2 * num_samples))
+    denoise = tf.function(lambda x, s: model.denoise(x, s, **given_twice))
+    denoised = denoise(twice, row_seeds('denoise', 2 * num_samples))
     grids['denoise'] = [clean, noisy.numpy()]
     if 'two_step' in denoised:
       grids['denoise'] += np.split(denoised['two_step'].numpy(), 2)
@@ -58,10 +65,78 @@ def make_grids(run, modes, num_samples, seed, out_dir, num_known_rows=0, strateg
     rows = num_known_rows or clean.shape[1] // 2
     twice = tf.constant(np.concatenate([clean, clean]))
     counts = tf.fill([2 * num_samples], rows)
-    filled = tf.function(model.inpaint)(twice, counts, row_seeds('inpaint', 2 * num_samples))
+    inpaint = tf.function(lambda x, n, s: model.inpaint(x, n, s, **given_twice))
+    filled = inpaint(twice, counts, row_seeds('inpaint', 2 * num_samples))
     masked = clean.copy()
     masked[:, rows:] = 0.0  # mid-grey
     grids['inpaint'] = [masked, filled.numpy()[:num_samples], filled.numpy()[num_samples:], clean]
   for mode, grid_rows in grids.items():
     plots.save_image_grid(grid_rows, os.path.join(out_dir, f'sample_{mode}.png'))
   return grids
+
+
+def class_labels(model, labels):
+  """The class labels of `labels` (ints; ['all']: every class) checked against the model's."""
+  condition = dict(model.conditions).get('labels')
+  if condition is None:
+    raise errors.UserError(
+        'This model was trained without class labels (data.labels=False), so --labels does not '
+        'apply: drop it, or train with --config.data.labels=True.'
+    )
+  if list(labels) == ['all']:
+    return list(range(condition.num_classes))
+  try:
+    values = [int(v) for v in labels]
+  except ValueError:
+    values = None
+  if values is None or any(not 0 <= v < condition.num_classes for v in values):
+    raise errors.UserError(
+        f'--labels takes class numbers 0..{condition.num_classes - 1} (or all), got '
+        f'{",".join(map(str, labels))}; the classes are '
+        + ', '.join(f'{i} {name}' for i, name in enumerate(condition.names[:-1]))
+        + '.'
+    )
+  return values
+
+
+def class_grids(run, labels, per_class, seed, out_dir, samplers=None, strategy=None):
+  """Writes sample_<sampler>_by_class.png: one row per class of `labels`, `per_class` draws
+  each, column j of every row from seed row j (the same noise, another label). Returns
+  {sampler: list of grid rows}."""
+  model = run.model
+  labels = class_labels(model, labels)
+  samplers = list(samplers or model.samplers)
+  rows = run.row_seeds('samples', per_class, base=seed)
+  seeds_all = np.tile(np.asarray(rows), (len(labels), 1))
+  given = {'labels': np.repeat(np.asarray(labels, np.int32), per_class)}
+  drawn = tasks.draw_rows(model, seeds_all, samplers, strategy=strategy, conditions=given)
+  grids = {name: np.split(x, len(labels)) for name, x in drawn.items()}
+  for name, grid_rows in grids.items():
+    plots.save_image_grid(grid_rows, os.path.join(out_dir, f'sample_{name}_by_class.png'))
+  return grids
+
+
+def write(workdir, modes=(), num_samples=16, seed=0, out_dir='', num_known_rows=0, labels=()):
+  """launch/sample.py: the grids of `modes` of the run in `workdir` (an image run; its best
+  weights) and, with `labels`, its class grids, into `out_dir` (default the workdir). Returns
+  the paths written."""
+  run = experiment.Run.load(workdir)
+  if not isinstance(run.task, tasks.ImageTask):
+    raise errors.UserError(
+        f'{workdir} holds a {run.config.data.name!r} run; launch/sample.py draws image grids '
+        '(its density and sample plots are in the workdir already).'
+    )
+  modes_of(run.model, modes)
+  if labels:
+    class_labels(run.model, labels)  # checked before anything is drawn
+  out_dir = out_dir or workdir
+  tf.io.gfile.makedirs(out_dir)
+  written = [
+      os.path.join(out_dir, f'sample_{mode}.png')
+      for mode in make_grids(run, modes, num_samples, seed, out_dir, num_known_rows)
+  ]
+  if labels:
+    samplers = [m for m in modes if m in run.model.samplers] or None
+    for name in class_grids(run, labels, num_samples, seed, out_dir, samplers):
+      written.append(os.path.join(out_dir, f'sample_{name}_by_class.png'))
+  return written
