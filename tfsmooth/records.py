@@ -5,7 +5,8 @@ classifier.json, tfsmooth.json.
 JSON has no Infinity), writes a temporary file beside the target and renames it into place,
 so a reader sees the old record or the new one, never half of one. Paths go through
 `tf.io.gfile`, so they may be URLs (gs://..., ram://...); on object stores the rename is a copy,
-and an object appears whole.
+and an object appears whole. A write the storage refuses (a full disk, a lost permission)
+raises `writes.WriteFailed`, which names the record, and leaves no temporary behind.
 """
 
 import json
@@ -14,6 +15,8 @@ import os
 
 import numpy as np
 import tensorflow as tf
+
+from tfsmooth import writes
 
 
 def json_ready(value):
@@ -34,11 +37,9 @@ def json_ready(value):
 
 
 def write_text(path, text):
-  """Writes `text` to `path` through a temporary file renamed into place."""
-  temporary = f'{path}.tmp-{os.getpid()}'
-  with tf.io.gfile.GFile(temporary, 'w') as f:
-    f.write(text)
-  tf.io.gfile.rename(temporary, path, overwrite=True)
+  """Writes `text` to `path` through a temporary file renamed into place (`writes.write_file`:
+  raises `writes.WriteFailed` if the storage refuses)."""
+  writes.write_file(path, text, what=f'the record {os.path.basename(path)}')
 
 
 def write_json(path, value):

@@ -12,8 +12,8 @@ from matplotlib.backends import backend_agg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
+from tfsmooth import writes  # noqa: E402
 from tfsmooth.data import images  # noqa: E402
 
 
@@ -82,21 +82,23 @@ def density_panels(panels, path, limits, dim=2, resolution=200):
 
 def write_png(path, render):
   """Writes the PNG that `render(buffer)` produces to `path` (a local path or a URL; the
-  folder is created): rendered in memory, then written through `tf.io.gfile`."""
+  folder is created): rendered in memory, then written whole through `tf.io.gfile`
+  (`writes.write_file`: a storage that refuses the write raises `writes.WriteFailed` naming the
+  plot, and neither half a PNG nor a temporary is left)."""
   buffer = io.BytesIO()
   render(buffer)
-  folder = os.path.dirname(path)
-  if folder:
-    tf.io.gfile.makedirs(folder)
-  with tf.io.gfile.GFile(path, 'wb') as f:
-    f.write(buffer.getvalue())
+  writes.write_file(
+      path, buffer.getvalue(), what=f'the plot {os.path.basename(path)}', make_folder=True
+  )
 
 
 def save_figure(fig, path):
-  """Lays out `fig`, writes it to `path` as PNG and closes it."""
-  fig.tight_layout()
-  write_png(path, lambda buffer: fig.savefig(buffer, format='png', dpi=110))
-  plt.close(fig)
+  """Lays out `fig`, writes it to `path` as PNG and closes it (also when the write fails)."""
+  try:
+    fig.tight_layout()
+    write_png(path, lambda buffer: fig.savefig(buffer, format='png', dpi=110))
+  finally:
+    plt.close(fig)
 
 
 def image_grid(rows, pad=2, min_height=96):

@@ -22,11 +22,12 @@ runner has quieted its start-up, `tfsmooth.logs.quiet`). `run_main` is `app.run`
     `--config.data.path` that does not exist, and a directory the program writes (`WRITE`)
     that cannot be made or written end the program the same way, every read checked before the
     writes (which leave nothing behind).
-  * `reported(main)`: a `UserError`, a missing file or data set, a path that is a file where a
-    directory is needed (or the reverse) or is not permitted, an `app.UsageError`, or Ctrl-C is
-    printed as one paragraph on stderr with exit status 2 (130 for Ctrl-C); a `Preempted` run
-    (checkpoint saved on SIGTERM) exits 0; any other exception is a bug and keeps its
-    traceback. Scripts with their own `main(argv)` (benchmarks/) use `app.run(reported(main))`.
+  * `reported(main)`: a `UserError` (a write the storage refused, `writes.WriteFailed`, also
+    says what the run in whose workdir it failed has saved), a missing file or data set, a
+    path that is a file where a directory is needed (or the reverse) or is not permitted, an
+    `app.UsageError`, or Ctrl-C is printed as one paragraph on stderr with exit status 2 (130
+    for Ctrl-C); a `Preempted` run (checkpoint saved on SIGTERM) exits 0; any other exception
+    is a bug and keeps its traceback. Scripts with their own `main(argv)` (benchmarks/) use `app.run(reported(main))`.
 """
 
 import functools
@@ -71,7 +72,7 @@ def reported(main):
     try:
       return main(argv)
     except errors.UserError as e:
-      _exit_with(f'Error: {e}')
+      _exit_with(f'Error: {_with_saved(e)}')
     except _PATH_ERRORS as e:
       # A library message names the flag to change; a bare OS message ("[Errno 17] File
       # exists: 'x'") only names the path.
@@ -88,6 +89,18 @@ def reported(main):
       )
 
   return wrapper
+
+
+def _with_saved(error):
+  """A `writes.WriteFailed` that does not say what the run had saved (a record or a plot written
+  outside the trainer) says it when the file lies in a run's workdir; other errors as they are."""
+  writes = sys.modules.get('tfsmooth.writes')  # never imported: no write can have failed
+  if writes is None or not isinstance(error, writes.WriteFailed) or error.saved:
+    return error
+  from tfsmooth.train import checkpoints  # pylint: disable=g-import-not-at-top
+
+  saved = checkpoints.saved_near(error.path)
+  return error.with_saved(saved) if saved else error
 
 
 def run_main(main, directory_flags=('workdir',), verbosity=logging.INFO):

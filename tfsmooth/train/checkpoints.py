@@ -10,6 +10,12 @@ lowest validation). Restoring takes the newest checkpoint that reads; an unreada
 named with its files and, when training resumes, set aside in `<dir>/unreadable/` (its number
 is then free, and the evidence stays). Orphan `ckpt-N_temp` directories of a save cut short
 are removed. Every path may be a URL: all file access goes through `tf.io.gfile`.
+
+A save the storage refuses (a full disk, a lost permission: TF's checkpoint writer raises
+`ResourceExhaustedError` and leaves `ckpt-N_temp/` behind) raises `writes.WriteFailed`, which
+names the checkpoint, why, and the newest intact checkpoint a rerun resumes from, after removing
+what the save left: its `_temp` directory, its files if no state file lists them, and the state
+file's temporaries. The checkpoints saved before stay as they were, listed and loadable.
 """
 
 import os
@@ -18,11 +24,13 @@ from absl import logging
 import tensorflow as tf
 
 from tfsmooth import errors
+from tfsmooth import writes
 from tfsmooth.train import strategy as strategy_lib
 
 CHECKPOINTS = 'checkpoints'
 BEST = 'best'
 UNREADABLE = 'unreadable'
+STATE = 'checkpoint'  # the state file listing a directory's checkpoints
 
 
 def keyed_variables(model):
@@ -51,12 +59,17 @@ def _ema_checkpoint(model):
   )
 
 
-def has_ema(prefix):
-  """Whether the checkpoint `prefix` holds EMA averages."""
+def _holds(prefix, key):
+  """Whether the checkpoint `prefix` holds the entry `key` (of `model_checkpoint`'s extras)."""
   # Read from the prefix itself: `tf.train.list_variables` first asks whether it is a
   # directory, which some file systems (ram://) answer yes for any prefix of a file name.
   reader = tf.compat.v1.train.NewCheckpointReader(prefix)
-  return any(name.startswith('ema/') for name in reader.get_variable_to_shape_map())
+  return any(name.startswith(f'{key}/') for name in reader.get_variable_to_shape_map())
+
+
+def has_ema(prefix):
+  """Whether the checkpoint `prefix` holds EMA averages."""
+  return _holds(prefix, 'ema')
 
 
 def candidates(directory):
@@ -102,10 +115,11 @@ def _set_aside(directory, bad, good):
   """Moves the files of the `bad` prefixes to `directory/unreadable/` and lists only `good`
   (oldest first) in the state file."""
   aside = os.path.join(directory, UNREADABLE)
-  tf.io.gfile.makedirs(aside)
-  for path in (f for p in bad for f in _files(p)):
-    tf.io.gfile.rename(path, os.path.join(aside, os.path.basename(path)), overwrite=True)
-  tf.compat.v1.train.update_checkpoint_state(directory, good[-1], good)
+  with writes.guarded('the unreadable checkpoints set aside', aside):
+    tf.io.gfile.makedirs(aside)
+    for path in (f for p in bad for f in _files(p)):
+      tf.io.gfile.rename(path, os.path.join(aside, os.path.basename(path)), overwrite=True)
+    tf.compat.v1.train.update_checkpoint_state(directory, good[-1], good)
   return aside
 
 
@@ -168,13 +182,91 @@ def remove_tree(path):
 
 
 def remove_orphans(directory):
-  """Deletes `ckpt-N_temp` directories that a save killed midway left behind (never listed in
-  the state file, so never restored)."""
+  """Deletes `ckpt-N_temp` directories and state-file temporaries (`checkpoint.tmp<hex>`) that a
+  save killed midway left behind (never listed in the state file, so never restored)."""
   for name in _names(directory):
     path = os.path.join(directory, name)
     if name.endswith('_temp') and not name.startswith('.') and tf.io.gfile.isdir(path):
       logging.info('Removing %s, left by a save that did not finish.', path)
       remove_tree(path)
+    elif name.startswith(STATE + '.tmp'):
+      logging.info('Removing %s, left by a save that did not finish.', path)
+      writes.remove_quietly(path)
+
+
+def _remove_failed_save(directory, prefix):
+  """Removes what a save of `prefix` that failed left in `directory`: its `_temp` directory,
+  the state file's temporaries and, unless the state file lists it (the failure came after
+  it was recorded: it is whole), its own files."""
+  remove_orphans(directory)
+  if prefix not in _listed(directory):
+    for path in _files(prefix):
+      writes.remove_quietly(path)
+
+
+def _listed(directory):
+  """The prefixes the state file of `directory` lists (none if it cannot be read)."""
+  try:
+    return candidates(directory)
+  except (tf.errors.OpError, ValueError):  # ValueError: a state file that does not parse
+    return []
+
+
+def intact(prefix):
+  """Whether checkpoint `prefix` has its index, which reads, and all its data files."""
+  files = [os.path.basename(f) for f in _files(prefix)]
+  data = [f for f in files if '.data-' in f]
+  shards = {f.rsplit('-of-', 1)[-1] for f in data}
+  if os.path.basename(prefix) + '.index' not in files or len(shards) != 1:
+    return False
+  if len(data) != int(shards.pop()):
+    return False
+  try:
+    tf.compat.v1.train.NewCheckpointReader(prefix)
+  except (tf.errors.OpError, ValueError):
+    return False
+  return True
+
+
+def newest_intact(directory):
+  """The newest checkpoint of `directory` that is `intact`, or None."""
+  return next((prefix for prefix in _listed(directory) if intact(prefix)), None)
+
+
+def describe_saved(workdir):
+  """What a run in `workdir` has saved, as the sentence a write failure ends with: its newest
+  intact checkpoint and step, where training resumes, and its best one."""
+  newest = newest_intact(os.path.join(workdir, CHECKPOINTS))
+  best = newest_intact(os.path.join(workdir, BEST))
+  if newest is None:
+    sentence = (
+        f'No checkpoint of this run was saved in {workdir} yet: training starts again at step 0.'
+    )
+  else:
+    sentence = (
+        f'The newest intact checkpoint is {newest} (step {step_of(newest)}): training resumes '
+        'from it.'
+    )
+  if best is not None:
+    sentence += f' The best on validation so far is {best} (step {step_of(best)}).'
+  return sentence
+
+
+def saved_near(path, levels=3):
+  """`describe_saved` of the run whose workdir holds `path` (a file written in a workdir, or up
+  to `levels` folders below it; its `checkpoints` folder shows it is one), else None."""
+  folder = os.path.dirname(os.fspath(path).rstrip('/'))
+  for _ in range(levels):
+    try:
+      if tf.io.gfile.isdir(os.path.join(folder, CHECKPOINTS)):
+        return describe_saved(folder)
+    except tf.errors.OpError:
+      return None
+    parent = os.path.dirname(folder)
+    if parent == folder:
+      return None
+    folder = parent
+  return None
 
 
 def restore_model(model, directory, ema=True):
@@ -216,10 +308,15 @@ class RunCheckpoints:
   the current one).
 
   Each holds the model's weights and `state` (a dict of trackables: optimizer, counters,
-  `best_metric`, `ema` {key: average} when the run keeps averages, the input iterator). Saves
-  are collective: the chief writes `workdir/checkpoints` and `workdir/best`, other workers a
-  scratch directory of their own (removed by `remove_scratch`); all workers restore from the
-  chief's.
+  `best_metric` and `best_step` (the lowest validation figure and its step), `ema` {key:
+  average} when the run keeps averages, the input iterator). Saves are collective: the chief
+  writes `workdir/checkpoints` and `workdir/best`, other workers a scratch directory of their
+  own (removed by `remove_scratch`); all workers restore from the chief's.
+
+  A save the storage refuses raises `writes.WriteFailed` on the chief, with what remains saved
+  (`describe`), after removing the failed save's files. A worker's scratch save is only its
+  share of a collective save and is never read: if the storage refuses it, the worker logs a
+  warning and goes on (the chief's saves decide).
   """
 
   def __init__(self, workdir, model, state, strategy=None):
@@ -270,6 +367,8 @@ class RunCheckpoints:
           prefix,
       )
       parts = {k: v for k, v in parts.items() if k != 'ema'}
+    if 'best_step' in parts and not _holds(prefix, 'best_step'):  # saved before it existed
+      parts = {k: v for k, v in parts.items() if k != 'best_step'}
     status = model_checkpoint(self.model, **parts).restore(prefix)
     if partial:
       status.expect_partial()
@@ -280,10 +379,50 @@ class RunCheckpoints:
           averages[key].assign(v)
 
   def save(self, step):
-    self._managers[0].save(checkpoint_number=step)
+    """Saves the periodic checkpoint of `step`."""
+    self._save(self._managers[0], step, f'the checkpoint of step {step}')
 
   def save_best(self, step):
-    self._managers[1].save(checkpoint_number=step)
+    """Saves `step` as the best checkpoint (replacing the previous best)."""
+    self._save(self._managers[1], step, f'the best checkpoint (step {step})')
+
+  def _save(self, manager, step, what):
+    prefix = os.path.join(manager.directory, f'ckpt-{step}')
+    try:
+      manager.save(checkpoint_number=step)
+    except writes.WRITE_ERRORS as e:
+      _remove_failed_save(manager.directory, prefix)
+      failure = writes.WriteFailed.of(what, prefix, e)
+      if not self.chief:
+        logging.warning('%s (a scratch save no one reads; the chief saves the run).', failure)
+        return
+      raise failure.with_saved(self.describe()) from e
+
+  def describe(self):
+    """What the run has saved (`describe_saved`): every worker reads the chief's directories."""
+    return describe_saved(os.path.dirname(self.directory))
+
+  def save_pending_best(self, step):
+    """Saves the best checkpoint that the previous process validated but could not save.
+
+    Where a validation and a periodic checkpoint fall on one step, the trainer saves the
+    periodic one first (with the new `best_step` in it), then the best: if the best save
+    failed (a full disk) or the process died between the two, the state resumed at `step` is
+    that best (`best_step` is `step`), and `best/` is behind it. Every worker decides alike
+    from the chief's files, read before anyone writes (`strategy.barrier`). Returns the step
+    saved, or None.
+    """
+    if 'best_step' not in self.state:
+      return None
+    best_step = int(self.state['best_step'].numpy())
+    listed = candidates(self.best_directory)
+    behind = not listed or step_of(listed[0]) < best_step
+    strategy_lib.barrier(self._strategy)
+    if not (best_step == step and behind):
+      return None
+    logging.info('Saving the best checkpoint of step %d, which the last run could not.', best_step)
+    self.save_best(best_step)
+    return best_step
 
   def restore_best_weights(self):
     """Loads the weights, EMA averages and validation figure of the best checkpoint, leaving
@@ -299,7 +438,8 @@ class RunCheckpoints:
     best = candidates(self.best_directory)
     if not best:
       return None
-    self._restore(best[0], {k: v for k, v in self.state.items() if k in ('ema', 'best_metric')})
+    best_parts = ('ema', 'best_metric', 'best_step')
+    self._restore(best[0], {k: v for k, v in self.state.items() if k in best_parts})
     return step_of(best[0])
 
   def remove_scratch(self):

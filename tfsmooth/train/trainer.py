@@ -16,6 +16,13 @@ workers, and the data position), `ema` (averages with warm-up: evaluated, select
 in their place), `checkpoints` (resuming, unreadable checkpoints, the best on validation),
 `preemption` (SIGTERM and Ctrl-C save a checkpoint, then `errors.Preempted`), `summaries`
 (TensorBoard, chief only) and `progress` (schedule, speed, ETA). Every path may be a URL.
+
+A write the storage refuses (a full disk, a lost permission, a quota) ends the run with
+`writes.WriteFailed`: one paragraph naming what could not be written, why, the newest intact
+checkpoint a rerun resumes from, and the fix. Where a validation and a periodic checkpoint fall
+on one step, the periodic checkpoint is saved first, so a failing best save never costs
+training (the resumed run saves the best it missed). Under several workers every worker stops
+at the same point (`_Writes`).
 """
 
 import contextlib
@@ -28,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfsmooth import errors
+from tfsmooth import writes
 from tfsmooth.train import checkpoints
 from tfsmooth.train import ema as ema_lib
 from tfsmooth.train import inputs
@@ -78,6 +86,7 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None, c
 
   Raises:
     errors.Preempted: after saving a checkpoint on SIGTERM or Ctrl-C.
+    writes.WriteFailed: when the storage refuses a checkpoint or a summary (on every worker).
   """
   strategy = strategy or tf.distribute.get_strategy()
   schedule = progress.Schedule.of(config)
@@ -90,11 +99,14 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None, c
   step = state.step
   if resumed:
     logging.info('Resumed from %s at step %d.', resumed, step)
+  failures = _Writes(strategy, saved, workdir)
+  failures.attempt(saved.save_pending_best, step)
+  writer = failures.attempt(summaries.Summaries, workdir, saved.chief)
+  if config_text and writer is not None:
+    failures.attempt(writer.config, step, config_text)
+  failures.settle(step)
   iterator = data.iterator_at(step)
   train_steps = _train_loop(state, strategy, config)
-  writer = summaries.Summaries(workdir, saved.chief)
-  if config_text:
-    writer.config(step, config_text)
   preempted = preemption.handler(strategy, saved, lambda: state.step, schedule.total)
   timer = progress.Progress(state.train_seconds, step)
   signums = (signal.SIGINT,) if preempted else (signal.SIGTERM, signal.SIGINT)
@@ -110,22 +122,29 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None, c
             f'good checkpoint is in {saved.directory}.'
         )
       if schedule.logs(step) or stop.received:
-        timer.log(step, schedule.total, loss, writer)
+        failures.attempt(timer.log, step, schedule.total, loss, writer)
       if stop.received:
-        saved.save(step)
-        writer.flush()
+        failures.attempt(saved.save, step)
+        failures.attempt(writer.flush)
+        failures.settle(step)
         saved.remove_scratch()
         raise errors.Preempted(
             preemption.message(stop.received, step, schedule.total, saved.directory)
         )
       if preempted:
         preempted.save_checkpoint_if_preempted()
+      best = False
       if eval_fn and schedule.evaluates(step):
-        _evaluate(eval_fn, state, step, writer, saved)
+        metrics, best = _evaluate(eval_fn, state, step)
+        failures.attempt(writer.evaluation, step, metrics)
         timer.restart()  # evaluation time is not training time
       if schedule.checkpoints(step):
-        saved.save(step)
-  writer.flush()
+        failures.attempt(saved.save, step)  # first: a failing best save costs no training
+      if best:
+        failures.attempt(saved.save_best, step)
+      failures.settle(step)
+  failures.attempt(writer.flush)
+  failures.settle(step)
   saved.remove_scratch()
   # The best weights (not the optimizer nor the data position), on every worker once all have
   # got here: after the chief's last save.
@@ -230,6 +249,7 @@ class _TrainState:
   ema: ema_lib.EMA
   train_seconds: tf.Variable
   best_metric: tf.Variable
+  best_step: tf.Variable  # the step of best_metric (-1: none yet)
 
   @classmethod
   def build(cls, model_fn, config, strategy):
@@ -242,8 +262,9 @@ class _TrainState:
       optimizer.build(model.trainable_variables)
       train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name='train_seconds')
       best_metric = tf.Variable(float('inf'), dtype=tf.float64, trainable=False, name='best')
+      best_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name='best_step')
       ema = ema_lib.EMA(model.trainable_variables, decay)
-    return cls(model, optimizer, ema, train_seconds, best_metric)
+    return cls(model, optimizer, ema, train_seconds, best_metric, best_step)
 
   @property
   def step(self):
@@ -254,13 +275,74 @@ class _TrainState:
     """What a training checkpoint holds besides the weights; the averages as 'ema' {key of
     the weight: average}."""
     state = dict(
-        optimizer=self.optimizer, train_seconds=self.train_seconds, best_metric=self.best_metric
+        optimizer=self.optimizer,
+        train_seconds=self.train_seconds,
+        best_metric=self.best_metric,
+        best_step=self.best_step,
     )
     if self.ema:
       key_of = {id(v): k for k, v in checkpoints.keyed_variables(self.model).items()}
       keys = [key_of[id(v)] for v in self.model.trainable_variables]
       state['ema'] = dict(zip(keys, self.ema.averages))
     return state
+
+
+class _Writes:
+  """The run's writes of one stop (checkpoints, summaries), and how a failing one ends the run.
+
+  `attempt` makes each write; a `writes.WriteFailed` is kept and the other writes of the stop
+  still happen (a failing summary or best checkpoint does not keep the periodic checkpoint
+  from being saved). `settle`, at the end of the stop, raises the first failure, saying what
+  the run has saved by then (`RunCheckpoints.describe`).
+
+  Only the chief can fail a write (other workers' summaries are no-ops and their scratch saves
+  only warn); under several workers, the others would wait for the dead chief in the next
+  collective op. So every worker settles at the same points (all make the same attempts:
+  writes hold no collective op) with an all-reduce of the failures, and all raise
+  `WriteFailed`: the chief its own, the others one that points to the chief's.
+  """
+
+  def __init__(self, strategy, saved, workdir):
+    self._strategy = strategy
+    self._saved = saved
+    self._workdir = workdir
+    self._several = strategy.extended._in_multi_worker_mode()  # pylint: disable=protected-access
+    self._attempts = 0
+    self._failure = None
+
+  def attempt(self, write, *args):
+    """Returns `write(*args)`, or None if the storage refused it (kept for `settle`)."""
+    self._attempts += 1
+    try:
+      return write(*args)
+    except writes.WriteFailed as e:
+      if self._failure is None:
+        self._failure = e
+      else:
+        logging.warning('Could not write %s either (%s).', e.what, e.reason)
+      return None
+
+  def settle(self, step):
+    """Raises the first failure among the writes attempted since the last call, on every
+    worker (at step `step`)."""
+    if not self._attempts:
+      return
+    failure, self._failure, self._attempts = self._failure, None, 0
+    if self._several and self._count(failure is not None) and failure is None:
+      failure = writes.WriteFailed(
+          f"the run's files at step {step}",
+          self._workdir,
+          "the chief worker's write failed (its message says which and why), and every worker "
+          'stops with it',
+          kind='chief',
+      )
+    if failure is not None:
+      raise failure.with_saved(self._saved.describe())
+
+  def _count(self, failed):
+    """The number of replicas whose worker's write failed, on every worker."""
+    flags = self._strategy.run(lambda: tf.constant(float(failed)))
+    return int(self._strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None))
 
 
 def _check_built_in_scope(model, config, strategy):
@@ -330,20 +412,22 @@ def _jit_compile(config, num_replicas):
   return jit_compile
 
 
-def _evaluate(eval_fn, state, step, writer, saved):
-  """Runs `eval_fn` on the EMA weights (if kept), writes its summaries and saves a best
-  checkpoint when its 'validation' figure is the lowest yet."""
+def _evaluate(eval_fn, state, step):
+  """Runs `eval_fn` on the EMA weights (if kept); returns its metrics and whether their
+  'validation' figure is the lowest yet (then the state's best, `best_metric` at `best_step`,
+  to be saved as the best checkpoint)."""
   logging.info('Evaluating at step %d.', step)
   with state.ema.swapped():
     metrics = eval_fn(state.model)
-  writer.evaluation(step, metrics)
   scalars = {k: v for k, v in metrics.items() if not k.startswith(summaries.IMAGES)}
+  best = scalars['validation'] < state.best_metric.numpy()
+  if best:
+    state.best_metric.assign(scalars['validation'])
+    state.best_step.assign(step)
   logging.info(
       'step %d eval%s %s',
       step,
       ' (EMA weights)' if state.ema else '',
       ' '.join(f'{k} {v:.4f}' for k, v in scalars.items()),
   )
-  if scalars['validation'] < state.best_metric.numpy():
-    state.best_metric.assign(scalars['validation'])
-    saved.save_best(step)
+  return metrics, best
