@@ -1,23 +1,33 @@
 """SavedModel exports: every signature through saved_model_cli and a fresh TF-only process,
-equal to the in-process model, per-row seeds, versioning, and a failed export."""
+equal to the in-process model, per-row seeds, versioning, and a failed export; the exports of a
+model with a condition (a class label): one more input per condition in every signature,
+checked in the graph, recorded in the metadata and the warm-up requests, and taken by keyword
+by the loaded model."""
 
+import json
 import logging
 import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
+import tensorflow_probability as tfp
 
 from tfsmooth import errors
 from tfsmooth import experiment
 from tfsmooth import export
 from tfsmooth import kernels
+from tfsmooth import smoothing
 from tfsmooth.configs import fashion_mnist
 from tfsmooth.configs import rings
 from tfsmooth.data import synthetic
+from tfsmooth.models import base
+from tfsmooth.models import interface
+from tfsmooth.models import made
 
 SEEDS = np.array([[0, 1], [0, 2], [7, 3]], np.int32)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -163,6 +173,7 @@ def test_rings_export_layout_metadata_and_method_names(rings_export):
   assert set(_method_names(version_dir).values()) == {'tensorflow/serving/predict'}
   meta = export.read_metadata(version_dir)
   assert meta['sigma'] == 0.3 and meta['kernel'] == 'gaussian' and meta['iw_samples'] == 8
+  assert meta['facts'] == run.model.facts() and meta['conditions'] == {}
   assert meta['step'] == run.step and meta['metrics']['nll_iw'] == run.read_metrics()['nll_iw']
   assert meta['weights'] == run.weights
   assert set(meta['signatures']) == {'sample', 'log_prob', 'denoise', 'denoise_single_step'}
@@ -245,6 +256,8 @@ def test_rings_export_checks_inputs_in_the_graph_and_carries_warmup_requests(rin
   seed = tf.constant(SEEDS[:1])
   with pytest.raises(tf.errors.InvalidArgumentError, match=r'input x must have shape \[N, 2\]'):
     model.signatures['log_prob'](x=tf.zeros([1, 3]), seed=seed)
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r'input x must have shape \[N, 2\]'):
+    model.signatures['log_prob'](x=tf.zeros([1, 2, 1]), seed=seed)  # a rank the spec cannot see
   with pytest.raises(tf.errors.InvalidArgumentError, match='input seed must have one row per'):
     model.signatures['log_prob'](x=tf.zeros([3, 2]), seed=seed)
   with pytest.raises(tf.errors.InvalidArgumentError, match=r'input seed must have shape \[N, 2\]'):
@@ -436,3 +449,204 @@ def test_export_needs_a_restored_model(tmp_path):
   run = experiment.Run(experiment.settle(rings.get_config()), str(tmp_path))
   with pytest.raises(errors.UserError, match='Run.load'):
     export.export(run.model, str(tmp_path / 'exports'))
+
+
+# A model with a condition, for exports of conditioned models: a tiny MADE shifted by a learned
+# vector per class (test-only: tfsmooth's own class-conditional models are tested elsewhere).
+LABELS = interface.Condition(
+    'labels', 'label', tf.int32, 0, 2, 2, 'class 0 or 1, 2 for none', ('a', 'b', 'none')
+)
+SHIFTS = np.array([[2.0, 0.0], [-2.0, 1.0], [0.0, 0.0]], np.float32)
+
+
+class LabelShiftedMADE(base.DensityModel):
+  """p(x | label) = p_made(x - e_label), or p(x | x~, label) = p_made(x - e_label | x~): a MADE
+  shifted by the learned vector e of the row's class."""
+
+  conditions = {'labels': LABELS}
+
+  def __init__(self, conditional=False):
+    super().__init__((2,), conditional=conditional)
+    self.made = made.MADE(2, (8,), 2, conditional=conditional)
+
+  def build_variables(self):
+    self.made.build_variables()
+    self.shifts = self.add_weight(shape=(3, 2), initializer='zeros', name='label_shifts')
+    super().build_variables()
+
+  def distribution(self, conditioning=None, labels=None):
+    shift = tfp.bijectors.Shift(tf.gather(self.shifts, labels))
+    return tfp.distributions.TransformedDistribution(self.made.distribution(conditioning), shift)
+
+
+def labelled_pair():
+  keras.utils.set_random_seed(0)
+  pair = smoothing.SmoothedModel(
+      LabelShiftedMADE(), LabelShiftedMADE(conditional=True), kernels.SmoothingKernel()
+  )
+  pair.build_variables()
+  rng = np.random.default_rng(0)
+  for v in pair.trainable_variables:
+    v.assign(0.3 * rng.standard_normal(v.shape).astype(np.float32))
+  for stage in (pair.prior, pair.conditional_model):
+    stage.shifts.assign(SHIFTS)
+  return pair
+
+
+def test_the_labelled_test_model_is_a_shifted_made():
+  pair = labelled_pair()
+  x = np.random.default_rng(2).normal(size=(3, 2)).astype(np.float32)
+  labels = np.array([0, 1, 2], np.int32)
+  np.testing.assert_allclose(
+      pair.prior.log_prob(x, labels=labels), pair.prior.made.log_prob(x - SHIFTS[labels]), rtol=1e-6
+  )
+  drawn = pair.draw(SEEDS, ['smoothed'], labels=labels)['smoothed'].numpy()
+  default = pair.draw(SEEDS, ['smoothed'])['smoothed'].numpy()
+  np.testing.assert_allclose(drawn[2], default[2], rtol=1e-6)  # 2 is the default
+  assert not np.allclose(drawn[:2], default[:2], atol=0.5)
+
+
+# Runs in a fresh TensorFlow-only interpreter: calls the signatures with the inputs in argv[2]
+# (keys '<signature>.<input>'), saves the outputs in argv[3], then sends the requests of argv[4]
+# (JSON [signature, {input: [shape, dtype, fill]}]) and prints each one's error message.
+CONDITIONED_PROCESS = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+inputs = np.load(sys.argv[2])
+out = {}
+for name in model.signatures:
+  args = {k.split('.', 1)[1]: tf.constant(inputs[k]) for k in inputs.files
+          if k.split('.', 1)[0] == name}
+  if not args:
+    continue
+  for key, value in model.signatures[name](**args).items():
+    out[f'{name}.{key}'] = value.numpy()
+np.savez(sys.argv[3], **out)
+messages = []
+for signature, given in json.loads(sys.argv[4]):
+  args = {k: tf.constant(np.full(shape, fill, dtype)) for k, (shape, dtype, fill) in given.items()}
+  try:
+    model.signatures[signature](**args)
+    messages.append('answered')
+  except tf.errors.InvalidArgumentError as e:
+    messages.append(e.message)
+assert 'tfsmooth' not in sys.modules and 'tensorflow_probability' not in sys.modules
+print(json.dumps(messages))
+"""
+POINTS = [[3, 2], 'float32', 0.5]
+ROW_SEEDS = [[3, 2], 'int32', 1]
+BAD_LABELS = [  # requests with bad labels, and what the refusal must say
+    (
+        ['sample', {'seed': ROW_SEEDS, 'label': [[3], 'int32', 5]}],
+        'input label must hold values in [0, 2] (class 0 or 1, 2 for none)',
+    ),
+    (
+        ['log_prob', {'x': POINTS, 'seed': ROW_SEEDS, 'label': [[3], 'int32', -1]}],
+        'input label must hold values in [0, 2]',
+    ),
+    (
+        ['denoise', {'x_tilde': POINTS, 'seed': ROW_SEEDS, 'label': [[2], 'int32', 0]}],
+        'input label must have one row per row of input x_tilde',
+    ),
+    (
+        ['denoise_single_step', {'x_tilde': POINTS, 'label': [[3, 1], 'int32', 0]}],
+        'input label must have shape [N]',
+    ),
+    (['sample', {'seed': ROW_SEEDS, 'label': [[3], 'int32', 1]}], 'answered'),
+]
+
+
+@pytest.fixture(scope='module')
+def labelled_export(tmp_path_factory):
+  pair = labelled_pair()
+  return pair, export.export(pair, str(tmp_path_factory.mktemp('labelled')), 4)
+
+
+def test_a_conditioned_export_takes_and_records_its_conditions(labelled_export, tmp_path):
+  pair, version_dir = labelled_export
+  meta = export.read_metadata(version_dir)
+  assert meta['conditions'] == {'labels': LABELS.describe()}
+  assert set(meta['signatures']) == {'sample', 'log_prob', 'denoise', 'denoise_single_step'}
+  for described in meta['signatures'].values():
+    assert described['inputs']['label'] == [None]
+    assert described['ranges']['label'] == [0, 2]
+  replayed = export.read_warmup(version_dir)
+  assert sorted(name for name, _ in replayed) == sorted(meta['signatures']) + ['serving_default']
+  assert all(inputs['label'].tolist() == [2] for _, inputs in replayed)
+
+  x = np.random.default_rng(3).normal(size=(3, 2)).astype(np.float32)
+  labels = np.array([1, 0, 2], np.int32)
+  given = {
+      'sample': {'seed': SEEDS},
+      'log_prob': {'x': x, 'seed': SEEDS},
+      'denoise': {'x_tilde': x, 'seed': SEEDS},
+      'denoise_single_step': {'x_tilde': x},
+  }
+  np.savez(
+      tmp_path / 'inputs.npz',
+      **{f'{s}.{k}': v for s, inputs in given.items() for k, v in inputs.items()},
+      **{f'{s}.label': labels for s in given},
+  )
+  done = subprocess.run(
+      [
+          sys.executable,
+          '-c',
+          CONDITIONED_PROCESS,
+          version_dir,
+          str(tmp_path / 'inputs.npz'),
+          str(tmp_path / 'outputs.npz'),
+          json.dumps([request for request, _ in BAD_LABELS]),
+      ],
+      env=_env(),
+      capture_output=True,
+      text=True,
+      timeout=600,
+      check=False,
+  )
+  assert done.returncode == 0, done.stderr[-3000:]
+  messages = json.loads(done.stdout.strip().splitlines()[-1])
+  for (request, expected), message in zip(BAD_LABELS, messages):
+    assert expected in message, (request, message)
+
+  outputs = dict(np.load(tmp_path / 'outputs.npz'))
+  drawn = pair.draw(SEEDS, labels=labels)
+  bound = pair.likelihood(x, SEEDS, 4, labels=labels)
+  denoised = pair.denoise(x, SEEDS, labels=labels)
+  expected = {
+      'sample.x': drawn['two_step'],
+      'sample.x_tilde': drawn['smoothed'],
+      'log_prob.log_prob': bound.log_prob,
+      'log_prob.elbo': bound.elbo,
+      'denoise.x': denoised['two_step'],
+      'denoise_single_step.x': denoised['single_step'],
+  }
+  _assert_outputs_equal(outputs, expected, given)
+  unlabelled = pair.draw(SEEDS, ['smoothed'])['smoothed'].numpy()
+  assert not np.allclose(outputs['sample.x_tilde'][:2], unlabelled[:2], atol=0.5)
+
+
+def test_a_loaded_conditioned_export_takes_its_conditions_by_keyword(labelled_export):
+  pair, version_dir = labelled_export
+  loaded = export.ExportedModel(version_dir)
+  assert loaded.conditions == {'labels': LABELS}
+  x = np.random.default_rng(4).normal(size=(3, 2)).astype(np.float32)
+  labels = np.array([0, 2, 1], np.int32)
+  for given in ({'labels': labels}, {}):
+    expected, actual = pair.draw(SEEDS, **given), loaded.draw(SEEDS, **given)
+    for name in pair.samplers:
+      np.testing.assert_allclose(actual[name], expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
+  np.testing.assert_allclose(
+      loaded.likelihood(x, SEEDS, 4, labels=labels).log_prob,
+      pair.likelihood(x, SEEDS, 4, labels=labels).log_prob,
+      rtol=1e-4,
+      atol=1e-5,
+  )
+  denoised = loaded.denoise(x, SEEDS, labels=labels)
+  for name, value in pair.denoise(x, SEEDS, labels=labels).items():
+    np.testing.assert_allclose(denoised[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+  with pytest.raises(errors.UserError, match=r'labels holds values from 5 to 5, outside \[0, 2\]'):
+    loaded.draw(SEEDS, labels=[5, 5, 5])
+  with pytest.raises(errors.UserError, match='labels has 2 values but the input has 3 rows'):
+    loaded.likelihood(x, SEEDS, 4, labels=[0, 1])

@@ -37,7 +37,7 @@ def shipped_bases():
 
 
 def tfsmooth_exports():
-  """The shipped exports written by tfsmooth/export.py (the classifier is not one)."""
+  """The shipped exports written by tfsmooth.export (the classifier is not one)."""
   return [
       base
       for base in shipped_bases()

@@ -2,7 +2,7 @@
 
 The model comes from a run (`RunSource`, `experiment.Run.load`) or an exported SavedModel
 version directory (`SavedModelSource`: its signatures only, behind the same model interface,
-`ExportedModel`). Its samplers (`model.samplers`):
+`export.ExportedModel`). Its samplers (`model.samplers`):
 
   baseline:  samples      x ~ p(x)
   smoothed:  smoothed     x~ ~ p(x~)
@@ -46,7 +46,6 @@ from tfsmooth.evaluation import likelihood
 from tfsmooth.evaluation import neighbours
 from tfsmooth.evaluation import plots
 from tfsmooth.evaluation import sample_quality
-from tfsmooth.models import base
 
 EVAL_FILE = 'eval.json'
 SAMPLES_FILE = 'eval_samples.npz'
@@ -83,43 +82,6 @@ class RunSource:
     self.recorded = self.run.metrics_of_weights() or {}
 
 
-class ExportedModel:
-  """The model interface of an exported version directory, through its signatures."""
-
-  smoothed = False  # set from the metadata
-
-  def __init__(self, version_dir, metadata):
-    self.loaded = tf.saved_model.load(version_dir)  # owns the variables the signatures read
-    self.signatures = self.loaded.signatures
-    self.smoothed = bool(metadata['smoothed'])
-    self.iw_samples = metadata.get('iw_samples')
-    self.event_shape = tuple(metadata['event_shape'])
-    self.exact_likelihood = self.iw_samples is None
-    names = {'denoise': 'two_step', 'denoise_single_step': 'single_step'}
-    self.denoisers = tuple(sorted(names[n] for n in names if n in self.signatures))
-    self.samplers = ('smoothed',) + self.denoisers if self.denoisers else ('samples',)
-
-  def draw(self, seeds_, samplers=None):
-    samplers = base.choose(self, 'samplers', samplers)
-    out = self.signatures['sample'](seed=seeds_)
-    drawn = {name: out[key] for name, key in export.SAMPLE_KEYS.items() if name in samplers}
-    if 'single_step' in samplers:
-      drawn['single_step'] = self.signatures['denoise_single_step'](x_tilde=out['x_tilde'])['x']
-    return drawn
-
-  def likelihood(self, x, seeds_=None, num_samples=1):
-    if self.exact_likelihood:
-      log_prob = self.signatures['log_prob'](x=x)['log_prob']
-      return base.Likelihood(log_prob, log_prob, 1, True)
-    if num_samples != self.iw_samples:
-      raise errors.UserError(
-          f'The export computes its bound with K={self.iw_samples} draws, fixed at export; '
-          f'K={num_samples} cannot change it (drop --iw_samples, or evaluate the --workdir).'
-      )
-    out = self.signatures['log_prob'](x=x, seed=seeds_)
-    return base.Likelihood(out['log_prob'], out['elbo'], num_samples, False)
-
-
 class SavedModelSource:
   """An exported version directory: its signatures behind the model interface, no gradient."""
 
@@ -134,7 +96,7 @@ class SavedModelSource:
     metadata = export.read_metadata(version_dir)
     self.config = ml_collections.ConfigDict(metadata['config'])
     self.task = _image_task(self.config, version_dir)
-    self.model = ExportedModel(version_dir, metadata)
+    self.model = export.ExportedModel(version_dir, metadata)
     self.iw_samples = self.model.iw_samples
     self.description = {
         'saved_model': version_dir,
