@@ -119,13 +119,33 @@ def remove_quietly(path):
     pass
 
 
+def _names_path_within(error, folder):
+  """Whether `error` names a file within `folder` (the storage's errors name the file)."""
+  folder = os.fspath(folder).rstrip('/')
+  if isinstance(error, OSError):
+    names = (error.filename, error.filename2)
+    return any(os.fspath(n).startswith(folder) for n in names if n is not None)
+  return folder in (error.message if isinstance(error, tf.errors.OpError) else str(error))
+
+
 @contextlib.contextmanager
-def guarded(what, path, cleanup=None, saved=None):
+def guarded(what, path, cleanup=None, saved=None, within=None):
   """Turns a storage error (`WRITE_ERRORS`) raised inside the block into `WriteFailed(what,
-  path, ..., saved)`, after calling `cleanup()` (which removes what the failed write left)."""
+  path, ..., saved)`, after calling `cleanup()` (which removes what the failed write left).
+
+  With `within` (a folder), only an error that names a file in it counts: for a block that
+  also computes (a SavedModel is traced, then written), so that an error of the computation
+  keeps its own type and traceback. A `WriteFailed` of a write inside the block (a record of
+  an export) becomes this block's, with its reason."""
   try:
     yield
+  except WriteFailed as e:
+    if cleanup is not None:
+      cleanup()
+    raise WriteFailed(what, path, e.reason, e.kind, saved) from e
   except WRITE_ERRORS as e:
+    if within is not None and not _names_path_within(e, within):
+      raise
     if cleanup is not None:
       cleanup()
     raise WriteFailed.of(what, path, e, saved) from e

@@ -22,6 +22,7 @@ import uuid
 
 import tensorflow as tf
 from tensorflow.python.checkpoint import checkpoint_management
+from tensorflow.python.lib.io import file_io
 
 NO_SPACE = 'No space left on device'
 ENVIRONMENT = 'TFSMOOTH_REFUSE'
@@ -128,19 +129,21 @@ class _RefusingFile:
 
 
 def refuse_file_writes(setattr, name_part, budget=0):
-  """Writes through `tf.io.gfile.GFile` to files whose name contains `name_part` fail once
-  `budget` bytes have been written to them. Returns the list of paths refused."""
-  gfile = tf.io.gfile.GFile
+  """Writes through `tf.io.gfile.GFile` (or TF's own `file_io.FileIO`, which writes a
+  SavedModel's graph) to files whose name contains `name_part` fail once `budget` bytes have
+  been written to them. Returns the list of paths refused."""
+  fileio = file_io.FileIO  # tf.io.gfile.GFile is a subclass that adds nothing
   shared = {'bytes': budget}
   refused = []
 
-  def opening(path, mode='r'):
+  def opening(path, mode='r', **kwargs):
     if 'w' in mode and name_part in os.path.basename(os.fspath(path)):
       refused.append(os.fspath(path))
-      return _RefusingFile(path, mode, shared, gfile)
-    return gfile(path, mode)
+      return _RefusingFile(path, mode, shared, fileio)
+    return fileio(path, mode, **kwargs)
 
   setattr(tf.io.gfile, 'GFile', opening)
+  setattr(file_io, 'FileIO', opening)
   return refused
 
 

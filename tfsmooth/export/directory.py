@@ -14,6 +14,7 @@ or URLs).
 
 import os
 
+from absl import logging
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
@@ -21,6 +22,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from tfsmooth import errors
 from tfsmooth import records
+from tfsmooth import writes
 
 METADATA = os.path.join('assets.extra', 'tfsmooth.json')
 WARMUP = os.path.join('assets.extra', 'tf_serving_warmup_requests')
@@ -38,20 +40,40 @@ def next_version(export_dir):
 def write_version(export_dir, write):
   """Writes the next version of export_dir: `write(path, version)` fills a temporary directory
   `path`, which is then published as export_dir/<version> (`publish`) and removed. Returns the
-  path of the new version directory."""
-  tf.io.gfile.makedirs(export_dir)
-  _remove_stale_temporaries(export_dir)
+  path of the new version directory.
+
+  A write the storage refuses (a full disk, a lost permission) raises `writes.WriteFailed`
+  naming the version, after removing all of it: the temporary, and what a copy cut short left of
+  the version itself (URL file systems); earlier versions are untouched."""
+  with writes.guarded('the export directory', export_dir):
+    tf.io.gfile.makedirs(export_dir)
+    _remove_stale_temporaries(export_dir)
   version = next_version(export_dir)
   final = os.path.join(export_dir, str(version))
   temporary = os.path.join(export_dir, f'{_TEMPORARY_PREFIX}{version}-{os.getpid()}')
+  publishing = []
+
+  def remove_partial_version():
+    if publishing:
+      _remove(final)
+
+  guard = writes.guarded(
+      f'version {version} of the export',
+      final,
+      cleanup=remove_partial_version,
+      saved=f'Nothing of version {version} was kept; the versions before it are as they were.',
+      within=export_dir,
+  )
   try:
-    write(temporary, version)
-    if tf.io.gfile.exists(final):
-      raise errors.UserError(
-          f'{final} appeared during the export (another export into '
-          f'{export_dir}?); rerun to write the next version.'
-      )
-    publish(temporary, final)
+    with guard:
+      write(temporary, version)
+      if tf.io.gfile.exists(final):
+        raise errors.UserError(
+            f'{final} appeared during the export (another export into '
+            f'{export_dir}?); rerun to write the next version.'
+        )
+      publishing.append(final)
+      publish(temporary, final)
   finally:
     _remove(temporary)
   return final
@@ -92,13 +114,15 @@ def publish(temporary, final):
 
 
 def _remove(directory):
-  """Removes a temporary export directory, file by file where rmtree cannot (ram://)."""
-  if not tf.io.gfile.exists(directory):
-    return
+  """Removes a temporary export directory, file by file where rmtree cannot (ram://); a storage
+  that refuses (on the way out of a failed export) leaves it to the next export."""
   try:
-    tf.io.gfile.rmtree(directory)
+    if tf.io.gfile.exists(directory):
+      tf.io.gfile.rmtree(directory)
   except tf.errors.NotFoundError:  # ram:// lists names it cannot remove; its files are gone
     pass
+  except writes.WRITE_ERRORS as e:
+    logging.warning('Could not remove %s: %s', directory, e)
 
 
 def write_metadata(version_dir, record):
