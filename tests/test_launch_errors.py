@@ -119,7 +119,9 @@ def test_config_file_that_is_missing_not_python_or_refuses_its_variant(tmp_path)
   message = _mistake(f'--config={tmp_path / "config.txt"}', '--workdir=w')
   assert 'config.txt is not valid Python' in message
   message = _mistake(f'--config={RINGS}:nope', '--workdir=w')
-  assert message.endswith("Unknown variant 'nope': use one of :smoothed, :paper, :baseline.")
+  assert message.endswith(
+      "Unknown variant 'nope': use one of :smoothed, :paper, :baseline, :noise_conditional."
+  )
   assert 'Traceback' not in message
 
 

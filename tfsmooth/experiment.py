@@ -16,6 +16,7 @@ run on every replica of the run's strategy. Every path may be a URL (`tf.io.gfil
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
@@ -23,6 +24,7 @@ import tempfile
 from absl import logging
 import keras
 import ml_collections
+import numpy as np
 import tensorflow as tf
 
 from tfsmooth import errors
@@ -58,6 +60,7 @@ MUTABLE = (
     'train.precision',
     'train.ema_decay',
     'train.steps_per_loop',
+    'smoothing.annealed_',  # the annealed sampler's ladder: sampling, not training
     'eval.',
     'reference.',
 )
@@ -133,6 +136,11 @@ ADDED_KEYS = {
     'data.validation_fraction': 0.1,
     'data.test_fraction': 0.1,
     'data.path': '',
+    'smoothing.noise_conditional': False,
+    'smoothing.sigma_min': None,
+    'smoothing.sigma_max': None,
+    'smoothing.sigma_law': 'log_uniform',
+    'smoothing.sigma_ladder': [],
 }
 
 
@@ -206,15 +214,31 @@ def _scratch_unless(chief):
 
 def model_conditions(config):
   """{keyword: `interface.Condition`} the models of a settled config take: class labels with
-  data.labels (data.num_classes, data.class_names, data.label_drop_rate), else none."""
-  data = config.data
-  if not data.get('labels'):
-    return {}
-  return {
-      context.LABELS: context.labels(
-          data.num_classes, data.get('class_names', ()), data.get('label_drop_rate', 0.1)
-      )
-  }
+  data.labels (data.num_classes, data.class_names, data.label_drop_rate), noise levels with
+  smoothing.noise_conditional (sigma_min, sigma_max, sigma_law, sigma_ladder; the reference
+  level smoothing.sigma)."""
+  data, smoothing_config = config.data, config.smoothing
+  conditions = {}
+  if data.get('labels'):
+    conditions[context.LABELS] = context.labels(
+        data.num_classes, data.get('class_names', ()), data.get('label_drop_rate', 0.1)
+    )
+  if smoothing_config.enabled and smoothing_config.get('noise_conditional'):
+    conditions[context.SIGMA] = context.noise_levels(
+        smoothing_config.sigma,
+        smoothing_config.sigma_min,
+        smoothing_config.sigma_max,
+        smoothing_config.get('sigma_law', 'log_uniform'),
+        tuple(smoothing_config.get('sigma_ladder', ()) or ()),
+    )
+  return conditions
+
+
+def annealing(config):
+  """The `smoothing.Annealing` of a settled config's smoothing.annealed_* keys."""
+  keys = {f.name: f'annealed_{f.name}' for f in dataclasses.fields(smoothing.Annealing)}
+  values = {name: config.smoothing.get(key) for name, key in keys.items()}
+  return smoothing.Annealing(**{k: v for k, v in values.items() if v is not None})
 
 
 def build_model(config):
@@ -224,13 +248,17 @@ def build_model(config):
   conditions = model_conditions(config)
   model = registry.build(config.model, event_shape, conditions=conditions)
   if config.smoothing.enabled:
+    levels = conditions.get(context.SIGMA)
     kernel = kernels.SmoothingKernel(
-        config.smoothing.kernel, config.smoothing.sigma, event_ndims=len(event_shape)
+        config.smoothing.kernel,
+        config.smoothing.sigma,
+        event_ndims=len(event_shape),
+        sigma_range=None if levels is None else (levels.low, levels.high),
     )
     conditional = registry.build(
         config.conditional_model, event_shape, conditional=True, conditions=conditions
     )
-    model = smoothing.SmoothedModel(model, conditional, kernel)
+    model = smoothing.SmoothedModel(model, conditional, kernel, annealing(config))
   if config.data.get('standardize'):
     model = standardized.wrap(model, config.data.shift, config.data.scale)
   return model
@@ -434,6 +462,19 @@ class Run:
         **tasks.metrics_of(record, self.task.unit),
         **self.model.facts(),
     }
+    count = len(self.task.split('test'))
+    for keyword, condition in self.model.conditions.items():  # e.g. bounds across sigma
+      for value in condition.sweep:
+        values = np.full(count, value, condition.dtype.as_numpy_dtype)
+        given = {**self.task.conditions('test'), keyword: values}
+        swept = self.likelihood(self.model, 'test', self.config.eval.iw_samples, strategy, given)
+        metrics.update(
+            {
+                f'{k}@{keyword}={value:.4g}': v
+                for k, v in tasks.metrics_of(swept, self.task.unit).items()
+                if k.startswith(self.task.unit)
+            }
+        )
     if self.task.conditions('test'):  # labelled: the figures above are of log p(x | y)
       null = self.likelihood(self.model, 'test', self.config.eval.iw_samples, strategy, {})
       metrics['labels'] = (

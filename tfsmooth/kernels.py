@@ -52,10 +52,16 @@ class SmoothingKernel:
   Only the Gaussian kernel has the single-step denoiser x~ + sigma^2 grad log p(x~) (Tweedie's
   formula, [1] eq. 2).
 
+  A noise-conditional model smooths each row at its own level: `kernel(x, sigma)` and
+  `kernel.smooth(x, seed, sigma)` take sigma [N], one per row of x, within `sigma_range`
+  (`sigma` is then the reference level, the default of rows given none).
+
   Args:
     name: 'gaussian', 'laplace' or 'uniform'.
     sigma: the per-element standard deviation, a finite number > 0.
     event_ndims: trailing dimensions of x that make one event (1 for points, 3 for images).
+    sigma_range: (low, high) of the per-row levels a noise-conditional model takes; None for
+      a kernel of one level.
 
   #### Examples
 
@@ -86,7 +92,7 @@ class SmoothingKernel:
        https://arxiv.org/abs/2103.15089
   """
 
-  def __init__(self, name='gaussian', sigma=0.3, event_ndims=1):
+  def __init__(self, name='gaussian', sigma=0.3, event_ndims=1, sigma_range=None):
     if name not in KERNELS:
       raise errors.UserError(
           f'Unknown smoothing kernel {name!r}; choose one of {", ".join(KERNELS)}.'
@@ -100,24 +106,49 @@ class SmoothingKernel:
     self.name = name
     self.sigma = sigma
     self.event_ndims = int(event_ndims)
+    self.sigma_range = None
+    if sigma_range is not None:
+      low, high = (float(v) for v in sigma_range)
+      if not 0 < low < high or not math.isfinite(high) or not low <= sigma <= high:
+        raise errors.UserError(
+            f'A noise-conditional kernel takes levels in (low, high) with 0 < low < high and '
+            f'the reference sigma {sigma} between them; got ({low}, {high}). Set '
+            '--config.smoothing.sigma_min / sigma_max around --config.smoothing.sigma.'
+        )
+      self.sigma_range = (low, high)
 
-  def __call__(self, x):
+  @property
+  def max_sigma(self):
+    """The largest level the kernel smooths with (its one sigma, or the range's top)."""
+    return self.sigma if self.sigma_range is None else self.sigma_range[1]
+
+  def _scale(self, x, sigma):
+    """sigma as a tensor broadcasting against x: the kernel's, or one per row [N] -> [N, 1...]."""
+    if sigma is None:
+      return tf.constant(self.sigma, x.dtype)
+    sigma = tf.cast(sigma, x.dtype)
+    return tf.reshape(sigma, tf.concat([tf.shape(sigma), [1] * self.event_ndims], 0))
+
+  def __call__(self, x, sigma=None):
+    """q(. | x), at the kernel's sigma or at one level per row of x (`sigma` [N])."""
     x = tf.convert_to_tensor(x)
-    sigma = tf.constant(self.sigma, x.dtype)
     return tfd.Independent(
-        _elementwise(self.name, x, sigma), reinterpreted_batch_ndims=self.event_ndims
+        _elementwise(self.name, x, self._scale(x, sigma)),
+        reinterpreted_batch_ndims=self.event_ndims,
     )
 
-  def smooth(self, x, seed):
-    """x~ = x + e, e ~ q(. | 0): one smoothed copy of every row of x."""
-    return self(x).sample(seed=seed)
+  def smooth(self, x, seed, sigma=None):
+    """x~ = x + e, e ~ q(. | 0): one smoothed copy of every row of x (at its own level with
+    `sigma` [N])."""
+    return self(x, sigma).sample(seed=seed)
 
   @property
   def is_gaussian(self):
     return self.name == 'gaussian'
 
   def __repr__(self):
-    return f'SmoothingKernel({self.name!r}, sigma={self.sigma})'
+    levels = '' if self.sigma_range is None else f', sigma_range={self.sigma_range}'
+    return f'SmoothingKernel({self.name!r}, sigma={self.sigma}{levels})'
 
 
 def median_heuristic_sigma(points, max_points=2000, seed=0):

@@ -30,6 +30,7 @@ SAMPLER_TITLES = {
     'smoothed': 'p(x~) samples',
     'single_step': 'single-step denoised',
     'two_step': 'two-step samples',
+    'annealed': 'annealed samples',
 }
 
 

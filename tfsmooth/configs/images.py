@@ -18,6 +18,8 @@ Every field can be overridden by flag, e.g. `--config.smoothing.sigma=0.4`, or
 
 import ml_collections
 
+from tfsmooth.configs import synthetic
+
 
 def get_config(
     dataset,
@@ -36,9 +38,11 @@ def get_config(
     paper_label='',
 ):
   """The ConfigDict for one image experiment."""
-  if variant not in ('smoothed', 'baseline'):
-    raise ValueError(f'Unknown variant {variant!r}: use :smoothed or :baseline.')
-  smoothed = variant == 'smoothed'
+  if variant not in ('smoothed', 'baseline', 'noise_conditional'):
+    raise ValueError(
+        f'Unknown variant {variant!r}: use :smoothed, :baseline or :noise_conditional.'
+    )
+  smoothed = variant != 'baseline'
   config = ml_collections.ConfigDict()
   config.data = ml_collections.ConfigDict(
       dict(
@@ -57,9 +61,8 @@ def get_config(
           channels=0,  # 0: the data set's own channels
       )
   )
-  config.smoothing = ml_collections.ConfigDict(
-      dict(enabled=smoothed, kernel='gaussian', sigma=float(sigma), sigma_heuristic=False)
-  )
+  config.smoothing = synthetic.smoothing_group(smoothed, float(sigma))
+  config.smoothing.sigma_heuristic = False
   config.model = ml_collections.ConfigDict(
       dict(
           name='pixelcnn',
@@ -98,4 +101,9 @@ def get_config(
   config.reference = ml_collections.ConfigDict(
       dict(paper_bpd=dict(paper_bpd or {}), paper_label=paper_label)
   )
+  if variant == 'noise_conditional':
+    # One pair for sigma in [0.05, 1]: sigma_min stays above what the continuous head of
+    # p(x~ | sigma) can score against 8-bit data (x~ near the 256 levels, 2/255 apart, has a
+    # density that grows without bound as sigma -> 0; 0.05 is over 6 level spacings).
+    synthetic.make_noise_conditional(config, 0.05, 1.0, condition_dim=nr_filters)
   return config

@@ -5,15 +5,22 @@ The paper's Olympics data is not published; ours is defined in tfsmooth/data/syn
   python launch/train.py --config=tfsmooth/configs/olympics.py --workdir=runs/olympics
   python launch/train.py --config=tfsmooth/configs/olympics.py:baseline \
       --config.model.num_mixtures=6 --workdir=runs/olympics_made6
+  python launch/train.py --config=tfsmooth/configs/olympics.py:noise_conditional \
+      --workdir=runs/olympics_nc
 """
 
 from tfsmooth.configs import synthetic
 
 
 def get_config(variant='smoothed'):
+  variant = variant or 'smoothed'
+  if variant not in ('smoothed', 'baseline', 'noise_conditional'):
+    raise ValueError(
+        f'Unknown variant {variant!r}: use :smoothed, :baseline or :noise_conditional.'
+    )
   config = synthetic.get_config(
       'olympics',
-      variant or 'smoothed',
+      'baseline' if variant == 'baseline' else 'smoothed',
       num_mixtures=3,
       sigma=0.3,
       paper_label='Table 1, Olympics',
@@ -21,4 +28,6 @@ def get_config(variant='smoothed'):
       steps=100_000,
   )
   config.train.final_lr_fraction = 0.05  # lr 1e-3 -> 5e-5 over the run, however long
+  if variant == 'noise_conditional':  # one pair for sigma in [0.05, 1], validated at 0.3
+    synthetic.make_noise_conditional(config, 0.05, 1.0)
   return config

@@ -8,7 +8,9 @@ Variants (`--config=tfsmooth/configs/rings.py:<variant>`):
                       states the logistics and sigma 0.3, not the MADE sizes or the
                       training); here raw weights, 100k steps of batch 256 at lr 1e-3 (as the
                       baseline);
-  baseline:           one MADE on the raw data (`--config.model.num_mixtures=6` for MADE(6)).
+  baseline:           one MADE on the raw data (`--config.model.num_mixtures=6` for MADE(6));
+  noise_conditional:  the smoothed pair conditioned on the noise level, one model for every
+                      sigma in [0.05, 1] (validated at 0.3), with its annealed sampler.
 
   python launch/train.py --config=tfsmooth/configs/rings.py --workdir=runs/rings
   python launch/train.py --config=tfsmooth/configs/rings.py:paper --workdir=runs/rings_paper
@@ -18,7 +20,7 @@ Variants (`--config=tfsmooth/configs/rings.py:<variant>`):
 
 from tfsmooth.configs import synthetic
 
-VARIANTS = ('smoothed', 'paper', 'baseline')
+VARIANTS = ('smoothed', 'paper', 'baseline', 'noise_conditional')
 
 
 def get_config(variant='smoothed'):
@@ -35,9 +37,11 @@ def get_config(variant='smoothed'):
       steps=100_000,
   )
   config.train.final_lr_fraction = 0.05  # lr decays to 5% of its start over the run
-  if variant == 'smoothed':
+  if variant in ('smoothed', 'noise_conditional'):
     config.conditional_model.num_mixtures = 6
     config.train.ema_decay = 0.999
     # Fewer, larger steps, lr 2e-3 -> 1e-4: RESULTS.md, "Rings: the default config".
     config.train.update(steps=19_000, batch_size=1024, learning_rate=2e-3)
+  if variant == 'noise_conditional':  # one pair for sigma in [0.05, 1], validated at 0.3
+    synthetic.make_noise_conditional(config, 0.05, 1.0)
   return config

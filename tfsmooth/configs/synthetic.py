@@ -51,9 +51,7 @@ def get_config(
           label_drop_rate=0.1,
       )
   )
-  config.smoothing = ml_collections.ConfigDict(
-      dict(enabled=smoothed, kernel='gaussian', sigma=sigma)
-  )
+  config.smoothing = smoothing_group(smoothed, sigma)
   config.model = ml_collections.ConfigDict(
       dict(
           name='made',
@@ -98,6 +96,41 @@ def get_config(
   config.reference = ml_collections.ConfigDict(
       dict(paper_nll=dict(paper_nll or {}), paper_label=paper_label)
   )
+  return config
+
+
+def smoothing_group(enabled, sigma, kernel='gaussian'):
+  """config.smoothing: the kernel and sigma, and the keys of a noise-conditional pair (one
+  model for every sigma in [sigma_min, sigma_max], trained on levels drawn from sigma_law;
+  sigma is then the reference level of validation and of rows given none) with its annealed
+  sampler (annealed_*: levels, Langevin steps per level, their step size relative to the
+  level's variance, ending 'two_step' or 'single_step'; tfsmooth/smoothing.py). The annealed_*
+  keys may change on resume: they shape sampling, not training."""
+  return ml_collections.ConfigDict(
+      dict(
+          enabled=enabled,
+          kernel=kernel,
+          sigma=sigma,
+          noise_conditional=False,
+          sigma_min=ml_collections.config_dict.placeholder(float),
+          sigma_max=ml_collections.config_dict.placeholder(float),
+          sigma_law='log_uniform',
+          sigma_ladder=(),
+          annealed_levels=10,
+          annealed_steps=5,
+          annealed_step_size=0.5,
+          annealed_end='two_step',
+      )
+  )
+
+
+def make_noise_conditional(config, sigma_min, sigma_max, condition_dim=8):
+  """`config` (a smoothed pair's) as one noise-conditional pair for every sigma in
+  [sigma_min, sigma_max]; both stages embed the level in `condition_dim` units (small, so the
+  pair stays within a few percent of the fixed pair's parameters)."""
+  config.smoothing.update(noise_conditional=True, sigma_min=sigma_min, sigma_max=sigma_max)
+  config.model.condition_dim = condition_dim
+  config.conditional_model.condition_dim = condition_dim
   return config
 
 

@@ -51,7 +51,10 @@ class ExportedModel:
     self.denoisers = tuple(
         name for signature, name in DENOISE_SIGNATURES.items() if signature in self.signatures
     )
-    self.samplers = ('smoothed',) + self.denoisers if self.smoothed else ('samples',)
+    own = tuple(  # samplers with a signature of their own: sample_<name> (e.g. annealed)
+        name[len('sample_') :] for name in sorted(self.signatures) if name.startswith('sample_')
+    )
+    self.samplers = (('smoothed',) + self.denoisers if self.smoothed else ('samples',)) + own
     self.can_inpaint = 'inpaint' in self.signatures
 
   def facts(self):
@@ -98,14 +101,19 @@ class ExportedModel:
     samplers = self._choose('samplers', samplers)
     seeds = tf.cast(interface.check_seeds(seeds), tf.int32)
     inputs = self._inputs(conditions, interface.rows_of(seeds))
-    out = self.signatures['sample'](seed=seeds, **inputs)
-    drawn = {
-        name: out[signatures.SAMPLE_KEYS[name]]
-        for name in self.samplers
-        if name in signatures.SAMPLE_KEYS
-    }
-    if 'single_step' in samplers:
-      drawn.update(self.denoise(out['x_tilde'], None, ['single_step'], **conditions))
+    drawn = {}
+    if set(samplers) & (set(signatures.SAMPLE_KEYS) | {'single_step'}):
+      out = self.signatures['sample'](seed=seeds, **inputs)
+      drawn = {
+          name: out[signatures.SAMPLE_KEYS[name]]
+          for name in self.samplers
+          if name in signatures.SAMPLE_KEYS
+      }
+      if 'single_step' in samplers:
+        drawn.update(self.denoise(out['x_tilde'], None, ['single_step'], **conditions))
+    for name in samplers:
+      if f'sample_{name}' in self.signatures:
+        drawn[name] = self.signatures[f'sample_{name}'](seed=seeds, **inputs)['x']
     return {name: drawn[name] for name in samplers}
 
   def likelihood(self, x, seeds=None, num_samples=1, **conditions):

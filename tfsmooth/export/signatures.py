@@ -10,6 +10,7 @@ the model's class: the model interface answers what to trace.
 """
 
 import contextlib
+import functools
 import inspect
 import logging
 import math
@@ -30,9 +31,9 @@ _CAPTURE_BYTES = 1024
 
 
 def noise_bound(kernel):
-  """t with P(|e| > t) = NOISE_TAIL for one value e ~ q(. | 0) of the kernel (the whole
-  half-width for the uniform kernel)."""
-  sigma = float(kernel.sigma)
+  """t with P(|e| > t) = NOISE_TAIL for one value e ~ q(. | 0) of the kernel at its largest
+  level (the whole half-width for the uniform kernel)."""
+  sigma = float(kernel.max_sigma)
   if kernel.name == 'gaussian':
     return sigma * statistics.NormalDist().inv_cdf(1.0 - NOISE_TAIL / 2.0)
   if kernel.name == 'laplace':
@@ -63,7 +64,7 @@ def input_ranges(model):
       t = noise_bound(kernel)
       what = (
           f'smoothed pixel values: data in [-1, 1] plus {kernel.name} noise of sigma '
-          f'{kernel.sigma:g}, beyond {t:.3g} with probability {NOISE_TAIL:g} per value'
+          f'{kernel.max_sigma:g}, beyond {t:.3g} with probability {NOISE_TAIL:g} per value'
       )
       ranges['x_tilde'] = (-1.0 - t, 1.0 + t, what)
   for condition in model.conditions.values():
@@ -251,6 +252,9 @@ class Servable(tf.Module):
 
     with _constants_captured(model), _shared_denoise(model):
       add('sample', functions.sample, seed)
+      for sampler in model.samplers:  # a sampler of its own cost (annealed): its own signature
+        if sampler not in SAMPLE_KEYS and sampler not in model.denoisers:
+          add(f'sample_{sampler}', functools.partial(functions.sample_with, sampler), seed)
       if model.exact_likelihood:
         add('log_prob', functions.log_prob, points('x'))
       else:
@@ -319,6 +323,11 @@ class _Functions:
     drawn = self.model.draw(given['seed'], samplers, **conditions)
     return {SAMPLE_KEYS[name]: x for name, x in drawn.items()}
 
+  def sample_with(self, sampler, seed, **conditions):
+    """{'x': draws of one sampler that `sample` leaves out (e.g. 'annealed')}."""
+    given, conditions = self._checked(seed=seed, **conditions)
+    return {'x': self.model.draw(given['seed'], [sampler], **conditions)[sampler]}
+
   def log_prob(self, x, **conditions):
     given, conditions = self._checked(x=x, **conditions)
     return {'log_prob': self.model.likelihood(given['x'], **conditions).log_prob}
@@ -364,6 +373,15 @@ def describe(signatures, model, iw_samples):
       'denoise_single_step': 'x: x~ + sigma^2 grad log p(x~) (Tweedie)',
       'inpaint': 'x: the top num_known_rows rows of x kept, the rest drawn',
   }
+  facts = model.facts()
+  if 'annealing' in facts:
+    plan = facts['annealing']
+    returns['sample_annealed'] = (
+        f'x: annealed samples: x~ ~ p(x~ | sigma_max), {plan["levels"]} levels x '
+        f'{plan["steps"]} Langevin steps with the score of p(x~ | sigma) (relative step '
+        f'{plan["step_size"]:g}), then {plan["end"]} at sigma_min (fixed at export; the '
+        'sigma input is not used)'
+    )
   ranges = input_ranges(model)
   out = {}
   for name, fn in signatures.items():

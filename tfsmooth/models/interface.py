@@ -57,6 +57,8 @@ class Condition:
     default: the value of a row given none (a null class; a reference noise level).
     what: what the values mean, for messages and the export's metadata.
     names: for classes, the name of each value (the last one may be the null class).
+    sweep: values at which a run also reports its test figures (e.g. noise levels across the
+      range), beside those at the default.
   """
 
   keyword: str
@@ -67,6 +69,7 @@ class Condition:
   default: float
   what: str
   names: tuple = ()
+  sweep: tuple = ()
 
   def describe(self):
     """The JSON-ready record of this condition (for an export's metadata)."""
@@ -79,6 +82,8 @@ class Condition:
     }
     if self.names:
       record['names'] = list(self.names)
+    if self.sweep:
+      record['sweep'] = list(self.sweep)
     return record
 
   @classmethod
@@ -93,6 +98,7 @@ class Condition:
         record['default'],
         record['what'],
         tuple(record.get('names', ())),
+        tuple(record.get('sweep', ())),
     )
 
   def check(self, values, rows):
