@@ -17,7 +17,7 @@ test split evaluated now with those weights ('metrics_source' says which). --wei
 the weights the export holds when its tfsmooth.json does not say.
 
 Signatures: sample (= serving_default), log_prob, and for two-step models denoise,
-denoise_single_step (Gaussian smoothing), and for images inpaint (see tfsmooth/export.py),
+denoise_single_step (Gaussian smoothing), and for images inpaint (see tfsmooth/export/),
 each checking its inputs, with TF Serving warm-up requests. Earlier versions are never
 touched; a failed export leaves none behind. The program: tfsmooth/programs/exporting.py.
 """

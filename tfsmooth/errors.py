@@ -22,4 +22,7 @@ class Preempted(Exception):
 
 def paragraph(message, width=100):
   """`message` as one wrapped paragraph."""
-  return textwrap.fill(' '.join(str(message).split()), width)
+  # Never break a path at its hyphens or in the middle: a path copied from a message works.
+  return textwrap.fill(
+      ' '.join(str(message).split()), width, break_on_hyphens=False, break_long_words=False
+  )

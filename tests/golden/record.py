@@ -51,6 +51,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.python.tools import saved_model_utils  # noqa: E402
 
 from tfsmooth import experiment  # noqa: E402
+import tfsmooth  # noqa: E402
 from tfsmooth import export  # noqa: E402
 from tfsmooth.configs import cifar10  # noqa: E402
 from tfsmooth.configs import fashion_mnist  # noqa: E402
@@ -376,7 +377,7 @@ def main():
       '--saved_models', default='saved_models', help="the repository's saved_models directory"
   )
   args = parser.parse_args()
-  print('recording with the tfsmooth of', os.path.dirname(os.path.dirname(export.__file__)))
+  print('recording with the tfsmooth of', os.path.dirname(os.path.dirname(tfsmooth.__file__)))
   os.makedirs(args.output, exist_ok=True)
   pins = {
       name: {

@@ -142,7 +142,15 @@ class WorkdirLock:
           _describe(record),
       )
     else:
-      tf.io.gfile.remove(self.path)
+      try:
+        tf.io.gfile.remove(self.path)
+      except (tf.errors.OpError, OSError) as e:  # e.g. write access lost: keep the run's own error
+        logging.warning(
+            'Could not remove the lock %s (%s); the next start takes it over once this '
+            'process is gone.',
+            self.path,
+            e,
+        )
 
   def _start_heartbeat(self):
     self._thread = threading.Thread(
