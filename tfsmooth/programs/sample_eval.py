@@ -247,7 +247,8 @@ def check_ablation(source, single_step_sigmas):
 
 def bpd(source, points, iw_samples, strategy=None, conditions=None):
   """Test bpd of `source.model` on `points` from the rows of the 'test' seed stream (base
-  eval.seed), as a run scores its test split: {'bpd'} exact, or {'bpd_elbo', 'bpd_iw'}."""
+  eval.seed), as a run scores its test split: {'bpd'} exact, or {'bpd_elbo', 'bpd_iw'};
+  `conditions` the points' per-row conditions (their class labels), if any."""
   record = likelihood.mean_nll(
       source.model,
       points,
@@ -255,6 +256,7 @@ def bpd(source, points, iw_samples, strategy=None, conditions=None):
       iw_samples,
       source.config.eval.get('batch_size') or None,
       strategy,
+      conditions,
   )
   return tasks.metrics_of(record.in_unit(source.task.to_unit), 'bpd')
 
