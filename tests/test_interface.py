@@ -114,3 +114,25 @@ def test_a_model_built_in_python_exports_without_a_workdir(tmp_path):
       np.load(tmp_path / 'x.npy'), model.draw(ROWS)['two_step'], rtol=1e-5, atol=1e-6
   )
   assert export.read_metadata(version)['smoothed'] is True
+
+
+def test_evaluation_caches_do_not_keep_a_model_alive():
+  """likelihood.rows and tasks.draw_rows keep their traced functions on the model itself (no
+  global cache), so a model the caller drops is freed with them."""
+  import gc
+  import weakref
+
+  from tfsmooth import tasks
+  from tfsmooth.evaluation import likelihood
+
+  model = tiny_models.build('made_pair')
+  x = tiny_models.points(model)
+  rows = seeds.rows(0, 'test', 0, len(x))
+  first = likelihood.rows(model, x, rows, 2)
+  again = likelihood.rows(model, x, rows, 2)  # the same traced function, the same rows
+  np.testing.assert_array_equal(first.log_prob, again.log_prob)
+  tasks.draw_rows(model, rows)
+  alive = weakref.ref(model)
+  del model
+  gc.collect()
+  assert alive() is None
