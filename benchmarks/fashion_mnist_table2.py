@@ -122,6 +122,12 @@ def _cell(value, digits):
   return '-' if value is None else value if isinstance(value, str) else f'{value:.{digits}f}'
 
 
+def _pm(entry, key, digits):
+  """'value ± std' of entry[key], the std '-' where there is none (KID over one block: at
+  most sample_quality.KID_BLOCK_SIZE samples)."""
+  return f'{entry[key]:.{digits}f} ± {_cell(entry[key + "_std"], digits)}'
+
+
 def markdown(result):
   lines = [
       (
@@ -147,16 +153,16 @@ def markdown(result):
         if paper
         else '-'
     )
+    params = '-' if model['num_params'] is None else f'{model["num_params"]:,}'
     lines.append(
-        f'| {row["label"]} | {model["num_params"]:,} | {model["steps"]} | {bpd_text} | '
-        f'**{row["fid"]:.2f}** | {row["kid"]:.4f} ± {row["kid_std"]:.4f} | '
-        f'{row["inception_score"]:.2f} ± {row["inception_score_std"]:.2f} | {paper_text} |'
+        f'| {row["label"]} | {params} | {_cell(model["steps"], 0)} | {bpd_text} | '
+        f'**{row["fid"]:.2f}** | {_pm(row, "kid", 4)} | {_pm(row, "inception_score", 2)} | '
+        f'{paper_text} |'
     )
   floor = result['floor']
   lines.append(
       f'| floor: {floor["num_samples"]} training images | - | - | - | '
-      f'{floor["fid"]:.2f} | {floor["kid"]:.4f} ± {floor["kid_std"]:.4f} | '
-      f'{floor["inception_score"]:.2f} ± {floor["inception_score_std"]:.2f} | - |'
+      f'{floor["fid"]:.2f} | {_pm(floor, "kid", 4)} | {_pm(floor, "inception_score", 2)} | - |'
   )
   return '\n'.join(lines)
 

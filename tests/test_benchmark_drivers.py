@@ -378,6 +378,30 @@ def test_fid_floor_driver_scores_training_images(tmp_path):
   assert sorted(os.listdir(tmp_path / 'grids')) == ['nearest_features.png', 'nearest_pixel.png']
 
 
+def test_fashion_mnist_table2_markdown_reprints_its_record():
+  """The table the driver prints from a record is the one it recorded (RESULTS.md's Table 2);
+  a KID over one block (at most 1024 samples) has no standard error: '-', not a crash. In a
+  fresh process: importing the driver defines its absl flags."""
+  code = (
+      'import json, sys\n'
+      'import fashion_mnist_table2 as t\n'
+      'record = json.load(open(sys.argv[1]))\n'
+      'same = t.markdown(record) == record["markdown"]\n'
+      'record["rows"][0]["kid_std"] = None\n'
+      'print(json.dumps([same, "1.8275 ± - |" in t.markdown(record)]))\n'
+  )
+  done = subprocess.run(
+      [sys.executable, '-c', code, os.path.join(RECORDS, 'fashion_mnist_eval.json')],
+      cwd=os.path.join(ROOT, 'benchmarks'),
+      env=dict(os.environ, PYTHONPATH=ROOT),
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert json.loads(done.stdout.strip().splitlines()[-1]) == [True, True]
+
+
 @pytest.mark.slow  # two tiny trainings, two evaluations of PixelCNN++ samples
 @offline_data.needs_idx
 def test_fashion_mnist_table2_driver_collects_two_evaluations(tmp_path):
