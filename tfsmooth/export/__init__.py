@@ -42,9 +42,10 @@ the same traced `denoise` function as the `denoise` signature (the conditional s
 traced once); and numpy arrays that layers hold (MADE's masks) are captured as constants,
 stored once in the SavedModel, instead of being embedded at every call site of every traced
 function, which makes a MADE pair's graph several times smaller. The captured masks enter the
-MADE sampler's per-row loops as loop inputs, which makes that loop somewhat slower; log_prob
-and denoise run as fast as before. RESULTS.md, "Shipped models (saved_models/) and serving
-latency", gives the measured sizes and times.
+MADE sampler's per-row loops as loop inputs, which makes that loop somewhat slower (an A/B in
+one process put it at about 15% of a 1,000-row rings sample; not recorded); log_prob and denoise
+were not timed. RESULTS.md, "Shipped models (saved_models/) and serving latency", gives the
+measured sizes and times.
 
 Modules: `signatures` (the signature bodies, their input checks, descriptions and warm-up
 inputs), `directory` (the serving directory protocol: versions, temporaries, publishing, the
