@@ -19,6 +19,7 @@ file's temporaries. The checkpoints saved before stay as they were, listed and l
 """
 
 import os
+import re
 
 from absl import logging
 import tensorflow as tf
@@ -33,26 +34,51 @@ UNREADABLE = 'unreadable'
 STATE = 'checkpoint'  # the state file listing a directory's checkpoints
 
 
-def keyed_variables(model):
+# Keras names the seed generators of dropout layers by a counter of the whole process
+# (seed_generator, seed_generator_1, ...): the same model built second gets other names.
+_SEED_SCOPE = re.compile(r'^seed_generator(_\d+)?/')
+
+
+def keyed_variables(model, legacy=False):
   """'<position>/<Keras path>' -> variable for all of `model.variables` (paths alone repeat
-  across sub-models)."""
-  return {f'{i:03d}/{v.path}': v for i, v in enumerate(model.variables)}
+  across sub-models). A dropout seed state is keyed 'seed_generator/...' whatever number the
+  process gave it, so that a model restores a checkpoint of its twin built earlier in the same
+  process; `legacy` keys them as a fresh process numbered them before that (the j-th
+  'seed_generator_j'), for checkpoints saved so."""
+  keyed, seeds = {}, 0
+  for i, v in enumerate(model.variables):
+    path = v.path
+    if _SEED_SCOPE.match(path):
+      scope = f'seed_generator_{seeds}' if legacy and seeds else 'seed_generator'
+      path = _SEED_SCOPE.sub(scope + '/', path)
+      seeds += 1
+    keyed[f'{i:03d}/{path}'] = v
+  return keyed
 
 
-def model_checkpoint(model, **extra):
+def _legacy_seed_keys(prefix):
+  """Whether checkpoint `prefix` keys dropout seed states by the process's numbering."""
+  reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+  return any(
+      re.match(r'^weights/\d+\.Sseed_generator_\d+\.S', name)  # '/' in a key is stored '.S'
+      for name in reader.get_variable_to_shape_map()
+  )
+
+
+def model_checkpoint(model, legacy=False, **extra):
   """A tf.train.Checkpoint of the model's weights (plus `extra`).
 
   Keras 3 models are not tracked by tf.train.Checkpoint through attributes, so the weights
   are listed explicitly (all of `model.variables`, so dropout seed states too); evaluation
-  and export restore with the same structure.
+  and export restore with the same structure. `legacy`: `keyed_variables`'s.
   """
-  return tf.train.Checkpoint(weights=keyed_variables(model), **extra)
+  return tf.train.Checkpoint(weights=keyed_variables(model, legacy), **extra)
 
 
-def _ema_checkpoint(model):
+def _ema_checkpoint(model, legacy=False):
   """Restores a training checkpoint's EMA averages into the model's trainable weights (the
   other weights from the raw ones)."""
-  keyed = keyed_variables(model)
+  keyed = keyed_variables(model, legacy)
   return tf.train.Checkpoint(
       weights={k: v for k, v in keyed.items() if not v.trainable},
       ema={k: v for k, v in keyed.items() if v.trainable},
@@ -279,7 +305,8 @@ def restore_model(model, directory, ema=True):
 
   def restore(prefix):
     use_ema = ema and has_ema(prefix)
-    checkpoint = _ema_checkpoint(model) if use_ema else model_checkpoint(model)
+    legacy = _legacy_seed_keys(prefix)
+    checkpoint = _ema_checkpoint(model, legacy) if use_ema else model_checkpoint(model, legacy)
     checkpoint.restore(prefix).expect_partial().assert_existing_objects_matched()
 
   path = restore_newest_readable(directory, restore)
@@ -369,7 +396,7 @@ class RunCheckpoints:
       parts = {k: v for k, v in parts.items() if k != 'ema'}
     if 'best_step' in parts and not _holds(prefix, 'best_step'):  # saved before it existed
       parts = {k: v for k, v in parts.items() if k != 'best_step'}
-    status = model_checkpoint(self.model, **parts).restore(prefix)
+    status = model_checkpoint(self.model, _legacy_seed_keys(prefix), **parts).restore(prefix)
     if partial:
       status.expect_partial()
     status.assert_existing_objects_matched()
