@@ -4,12 +4,16 @@
   python launch/sample.py --workdir=runs/fmnist_smoothed --modes=denoise,inpaint \
       --num_samples=8 --seed=1
   python launch/sample.py --workdir=runs/fmnist_labels --modes=two_step --labels=0,3,7
+  python launch/sample.py --workdir=runs/fmnist_nc --sigma=0.2
 
 Restores the best checkpoint of --workdir and writes sample_<mode>.png into --out_dir
 (default: the workdir). Modes (default: all that apply; see tfsmooth/programs/image_grids.py):
-smoothed, single_step, two_step, denoise, inpaint for a smoothed run; samples, inpaint for a
-baseline. The same --seed gives the same grids. A class-labelled run denoises and inpaints each
-test image given its label; --labels adds one grid per sampler with a row per class.
+smoothed, single_step, two_step, denoise, inpaint for a smoothed run (and annealed for a
+noise-conditional one); samples, inpaint for a baseline. The same --seed gives the same grids. A
+class-labelled run denoises and inpaints each test image given its label; --labels adds one grid
+per sampler with a row per class. A noise-conditional run (config :noise_conditional) draws at
+its reference level, or with --sigma at that level (every sampler, denoising and inpainting;
+annealed walks its own ladder) into sample_<mode>_sigma<sigma>.png.
 """
 
 from absl import flags
@@ -29,7 +33,8 @@ _MODES = flags.DEFINE_list(
     'modes',
     [],
     "Subset of the model's modes: its samplers (a baseline: samples; a smoothed pair: "
-    'smoothed, single_step, two_step), denoise (pairs) and inpaint (image models); default: all.',
+    'smoothed, single_step, two_step; a noise-conditional pair also annealed), denoise (pairs) '
+    'and inpaint (image models); default: all.',
 )
 _KNOWN_ROWS = flags.DEFINE_integer(
     'num_known_rows',
@@ -42,6 +47,13 @@ _LABELS = flags.DEFINE_list(
     [],
     'A class-labelled run (data.labels=True): classes to draw, one grid row each, e.g. 0,3,7, or '
     'all; writes sample_<sampler>_by_class.png (columns share their seeds across classes).',
+)
+_SIGMA = flags.DEFINE_float(
+    'sigma',
+    None,
+    'A noise-conditional run (config :noise_conditional): the noise level of every grid, within '
+    'its trained range (default: its reference level, smoothing.sigma); files '
+    'sample_<mode>_sigma<sigma>.png. Not evaluate.py --single_step_sigmas.',
 )
 flags.mark_flags_as_required(['workdir'])
 
@@ -58,6 +70,7 @@ def main():
       _OUT_DIR.value,
       _KNOWN_ROWS.value,
       _LABELS.value,
+      _SIGMA.value,
   ):
     print(path, flush=True)
 
