@@ -39,6 +39,7 @@ from tfsmooth.models import context
 from tfsmooth.models import registry
 from tfsmooth.train import checkpoints
 from tfsmooth.train import lock
+from tfsmooth.train import scope
 from tfsmooth.train import strategy as strategy_lib
 from tfsmooth.train import trainer
 
@@ -330,7 +331,7 @@ class Run:
       records.write_text(os.path.join(workdir, CONFIG_FILE), config.to_json_best_effort(indent=2))
     run = cls(config, workdir, strategy)
     keras.utils.set_random_seed(config.train.seed)  # initial weights
-    with trainer.model_scope(config.train, strategy):
+    with scope.model_scope(config.train, strategy):
       run.model = build_model(config)
       run.model.build_variables()
     return run

@@ -10,6 +10,7 @@ from tfsmooth import smoothing
 from tfsmooth.models import made
 from tfsmooth.train import checkpoints
 from tfsmooth.train import ema
+from tfsmooth.train import scope
 from tfsmooth.train import strategy as strategy_lib
 from tfsmooth.train import trainer
 
@@ -238,7 +239,7 @@ def test_a_model_built_in_model_scope_trains_as_one_the_trainer_builds(tmp_path)
       lambda: made.MADE(2, (16,), 2), _dataset, config, str(tmp_path / 'a')
   )
   tf.keras.utils.set_random_seed(4)
-  with trainer.model_scope(config):
+  with scope.model_scope(config):
     model = made.MADE(2, (16,), 2)
     model.build_variables()
   assert tf.keras.mixed_precision.global_policy().name == 'float32'  # restored

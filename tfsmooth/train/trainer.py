@@ -22,10 +22,9 @@ A write the storage refuses (a full disk, a lost permission, a quota) ends the r
 checkpoint a rerun resumes from, and the fix. Where a validation and a periodic checkpoint fall
 on one step, the periodic checkpoint is saved first, so a failing best save never costs
 training (the resumed run saves the best it missed). Under several workers every worker stops
-at the same point (`_Writes`).
+at the same point (`stop_writes`).
 """
 
-import contextlib
 import dataclasses
 import signal
 
@@ -35,15 +34,14 @@ import numpy as np
 import tensorflow as tf
 
 from tfsmooth import errors
-from tfsmooth import writes
 from tfsmooth.train import checkpoints
 from tfsmooth.train import ema as ema_lib
 from tfsmooth.train import inputs
 from tfsmooth.train import preemption
 from tfsmooth.train import progress
+from tfsmooth.train import scope
+from tfsmooth.train import stop_writes
 from tfsmooth.train import summaries
-
-PRECISIONS = ('float32', 'mixed_bfloat16')
 
 
 @dataclasses.dataclass
@@ -60,7 +58,7 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None, c
   """Trains `model_fn()` on the examples of `examples_fn()` in global batches.
 
   Args:
-    model_fn: returns the model; called inside `model_scope(config, strategy)`. It may return
+    model_fn: returns the model; called inside `scope.model_scope(config, strategy)`. It may return
       a model already built inside that scope (`build_variables` then makes nothing new).
     examples_fn: `examples_fn() -> tf.data.Dataset` of single examples, infinite and in a
       fixed (seeded) order.
@@ -99,7 +97,7 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None, c
   step = state.step
   if resumed:
     logging.info('Resumed from %s at step %d.', resumed, step)
-  failures = _Writes(strategy, saved, workdir)
+  failures = stop_writes.StopWrites(strategy, saved, workdir)
   failures.attempt(saved.save_pending_best, step)
   writer = failures.attempt(summaries.Summaries, workdir, saved.chief)
   if config_text and writer is not None:
@@ -166,32 +164,6 @@ def train(model_fn, examples_fn, config, workdir, strategy=None, eval_fn=None, c
   )
 
 
-@contextlib.contextmanager
-def model_scope(config, strategy=None):
-  """Where `train` builds the model, its optimizer and averages, for building a model before
-  training exactly as `train` would: under `config.precision` (the Keras dtype policy; the
-  process's own is restored afterwards) and inside `strategy.scope()` (default: the current
-  strategy). `config` is `config.train`.
-
-      with trainer.model_scope(config.train, strategy):
-        model = build_model(config)
-        model.build_variables()
-      trainer.train(lambda: model, examples_fn, config.train, workdir, strategy)
-  """
-  precision = config.get('precision', 'float32')
-  if precision not in PRECISIONS:
-    raise errors.UserError(
-        f'Unknown train.precision {precision!r}; choose one of {", ".join(PRECISIONS)}.'
-    )
-  previous = keras.config.dtype_policy()
-  keras.config.set_dtype_policy(precision)
-  try:
-    with (strategy or tf.distribute.get_strategy()).scope():
-      yield
-  finally:
-    keras.config.set_dtype_policy(previous)
-
-
 def make_optimizer(config):
   """Adam with optional per-step exponential decay and global-norm clipping.
 
@@ -254,10 +226,10 @@ class _TrainState:
   @classmethod
   def build(cls, model_fn, config, strategy):
     decay = ema_lib.decay_of(config)
-    with model_scope(config, strategy):
+    with scope.model_scope(config, strategy):
       model = model_fn()
       model.build_variables()
-      _check_built_in_scope(model, config, strategy)
+      scope.check_built_in_scope(model, config, strategy)
       optimizer = make_optimizer(config)
       optimizer.build(model.trainable_variables)
       train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name='train_seconds')
@@ -285,89 +257,6 @@ class _TrainState:
       keys = [key_of[id(v)] for v in self.model.trainable_variables]
       state['ema'] = dict(zip(keys, self.ema.averages))
     return state
-
-
-class _Writes:
-  """The run's writes of one stop (checkpoints, summaries), and how a failing one ends the run.
-
-  `attempt` makes each write; a `writes.WriteFailed` is kept and the other writes of the stop
-  still happen (a failing summary or best checkpoint does not keep the periodic checkpoint
-  from being saved). `settle`, at the end of the stop, raises the first failure, saying what
-  the run has saved by then (`RunCheckpoints.describe`).
-
-  Only the chief can fail a write (other workers' summaries are no-ops and their scratch saves
-  only warn); under several workers, the others would wait for the dead chief in the next
-  collective op. So every worker settles at the same points (all make the same attempts:
-  writes hold no collective op) with an all-reduce of the failures, and all raise
-  `WriteFailed`: the chief its own, the others one that points to the chief's.
-  """
-
-  def __init__(self, strategy, saved, workdir):
-    self._strategy = strategy
-    self._saved = saved
-    self._workdir = workdir
-    self._several = strategy.extended._in_multi_worker_mode()  # pylint: disable=protected-access
-    self._attempts = 0
-    self._failure = None
-
-  def attempt(self, write, *args):
-    """Returns `write(*args)`, or None if the storage refused it (kept for `settle`)."""
-    self._attempts += 1
-    try:
-      return write(*args)
-    except writes.WriteFailed as e:
-      if self._failure is None:
-        self._failure = e
-      else:
-        logging.warning('Could not write %s either (%s).', e.what, e.reason)
-      return None
-
-  def settle(self, step):
-    """Raises the first failure among the writes attempted since the last call, on every
-    worker (at step `step`)."""
-    if not self._attempts:
-      return
-    failure, self._failure, self._attempts = self._failure, None, 0
-    if self._several and self._count(failure is not None) and failure is None:
-      failure = writes.WriteFailed(
-          f"the run's files at step {step}",
-          self._workdir,
-          "the chief worker's write failed (its message says which and why), and every worker "
-          'stops with it',
-          kind='chief',
-      )
-    if failure is not None:
-      raise failure.with_saved(self._saved.describe())
-
-  def _count(self, failed):
-    """The number of replicas whose worker's write failed, on every worker."""
-    flags = self._strategy.run(lambda: tf.constant(float(failed)))
-    return int(self._strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None))
-
-
-def _check_built_in_scope(model, config, strategy):
-  """A model that `model_fn` built beforehand must have been built in `model_scope(config,
-  strategy)`: its variables in the strategy's scope, its dtype policy the config's precision."""
-  outside = [
-      getattr(v, 'path', v.name)
-      for v in model.variables
-      if not strategy.extended.variable_created_in_scope(
-          v.value if isinstance(v, keras.Variable) else v
-      )
-  ]
-  policy = getattr(model, 'dtype_policy', None)
-  precision = config.get('precision', 'float32')
-  wrong = []
-  if outside:
-    names = ', '.join(outside[:3]) + (', ...' if len(outside) > 3 else '')
-    wrong.append(f"its variables {names} outside the strategy's scope")
-  if policy is not None and policy.name != precision:
-    wrong.append(f'its dtype policy {policy.name} where train.precision is {precision}')
-  if wrong:
-    raise ValueError(
-        f'model_fn returned a model not built in trainer.model_scope(config, strategy) '
-        f'({"; ".join(wrong)}): build it inside that block.'
-    )
 
 
 def _train_loop(state, strategy, config):
