@@ -12,8 +12,12 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import stats
+from scipy.spatial import distance
 
 from tfsmooth import experiment
+from tfsmooth.configs import rings as rings_config
+from tfsmooth.data import synthetic
 from tests import offline_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -474,6 +478,88 @@ def test_image_pipeline_driver_compares_pipelines_with_a_step(tmp_path):
   for case in ('folder_cached', 'folder_streamed', 'array'):
     assert record[case]['images'] == 40
     assert record[case]['ratio'] == pytest.approx(record[case]['pipeline_images_per_sec'] / step)
+
+
+@pytest.mark.slow  # three tiny trainings, sweeps and samplers: 2 min of CPU, 2-5 min here
+def test_noise_conditional_driver_compares_one_model_with_fixed_pairs(tmp_path):
+  n = 400
+  record = _drive(
+      'noise_conditional.py',
+      tmp_path,
+      f'--overrides={json.dumps(TINY_RUN)}',
+      '--datasets=rings,modes6_1d',
+      '--fixed_sigmas=0.3',
+      f'--num_samples={n}',
+      '--sweep_points=2',
+      '--grid_step_sizes=0.5',
+      '--grid_ladders=2x1',
+      '--grid_samples=200',
+  )
+  rings, modes6 = record['datasets']['rings'], record['datasets']['modes6_1d']
+  same = rings['same_budget']
+  # The networks of the full-size configs (parameter counts do not depend on the steps).
+  for variant, row in (
+      ('noise_conditional', same['noise_conditional']),
+      ('smoothed', same['fixed']),
+  ):
+    model = experiment.build_model(experiment.settle(rings_config.get_config(variant)))
+    model.build_variables()
+    assert row['num_params'] == model.num_params and row['steps'] == 20
+  assert same['equal_steps_x_batch'] and same['sigma'] == 0.3
+  cost = rings['training_cost']
+  assert cost['fixed_train_seconds_total'] == pytest.approx(same['fixed']['train_seconds'])
+  check = rings['bounds_vs_sigma']['check']  # a figure computed here is metrics.json's kind
+  assert check['nll_iw_recomputed_from_the_best_checkpoint'] == pytest.approx(
+      check['nll_iw_in_metrics'], abs=1e-4
+  )
+
+  # Energy distances against a second implementation: scipy's pairwise distances in 2-D, and
+  # in 1-D scipy's energy_distance (the square root of the same figure, from the CDFs).
+  samples = rings['samples']
+  dataset = synthetic.DATASETS['rings']
+  truth = dataset.sample(n, samples['truth_seed']).astype(np.float64)
+  other = dataset.sample(n, samples['floor_seed'])
+  shifted = (other + np.float32([0.1, 0.0])).astype(np.float64)
+
+  def energy(x, y):
+    mean = lambda a, b: distance.cdist(a, b).mean()  # noqa: E731
+    return 2 * mean(x, y) - mean(x, x) - mean(y, y)
+
+  assert samples['energy_floor'] == pytest.approx(energy(other.astype(np.float64), truth))
+  assert samples['energy_shifted_by_0.1'] == pytest.approx(energy(shifted, truth))
+  assert 0 < samples['energy_floor'] < samples['energy_shifted_by_0.1']
+  modes = synthetic.DATASETS['modes6_1d']
+  u, v = (modes.sample(n, modes6['samples'][k])[:, 0] for k in ('floor_seed', 'truth_seed'))
+  assert modes6['samples']['energy_floor'] == pytest.approx(stats.energy_distance(u, v) ** 2)
+  # The radii's exact law (a Rice mixture) lets fresh true draws pass their KS test.
+  assert samples['ks_of'] == 'radius |x|' and samples['ks_floor_pvalue'] > 0.01
+  judged = {**samples['fixed_pair_sigma0.3'], **samples['noise_conditional_sigma0.3']}
+  assert len(samples['fixed_pair_sigma0.3']) == 3 and 'annealed' in judged
+  for figures in judged.values():
+    assert figures['energy_distance'] > 0 and 0 <= figures['ks'] <= 1
+
+  for data in (rings, modes6):  # the annealed setting is the validation grid's best
+    grid = data['annealing_grid']
+    best = min(grid['grid'], key=lambda row: row['energy_distance'])
+    assert grid['split'] == 'validation' and len(grid['grid']) == 2
+    assert grid['chosen'] == {k: best[k] for k in ('levels', 'steps', 'step_size', 'end')}
+    annealed = data['samples'][f'noise_conditional_sigma{data["reference_sigma"]:g}']['annealed']
+    assert annealed['annealing'] == grid['chosen']
+  # modes6_1d: the kernel study's Gaussian pairs beside the one model, at every one of their
+  # sigmas (all within the model's range [0.1, 2]).
+  study = _record(os.path.join(RECORDS, 'kernel_study.json'))
+  gaussian = [r for r in study['smoothed_seed_means'] if r['kernel'] == 'gaussian']
+  assert [r['nll_elbo'] for r in modes6['kernel_study']['gaussian_seed_means']] == [
+      r['nll_elbo'] for r in gaussian
+  ]
+  swept = [r['sigma'] for r in modes6['bounds_vs_sigma']['noise_conditional']]
+  assert all(any(np.isclose(r['sigma'], s) for s in swept) for r in gaussian)
+  assert sorted(os.listdir(tmp_path / 'plots')) == [
+      'modes6_1d_bounds_vs_sigma.png',
+      'modes6_1d_samples.png',
+      'rings_bounds_vs_sigma.png',
+      'rings_samples.png',
+  ]
 
 
 def test_every_driver_is_run_by_a_test_here():
