@@ -1,12 +1,23 @@
-"""Trains the Fashion-MNIST classifier behind "domain" FID / KID / IS and exports it.
+"""Trains the feature classifier behind "domain" FID / KID / IS (and the class accuracy of a
+class-labelled model's samples) on any labelled image set, and exports it.
 
   python launch/train_classifier.py --config=tfsmooth/configs/fashion_mnist_classifier.py \
       --workdir=runs/fmnist_classifier --export_dir=saved_models/fashion_mnist_classifier
+  python launch/train_classifier.py --config=tfsmooth/configs/image_classifier.py \
+      --config.data.path=/path/to/images --workdir=runs/my_classifier \
+      --export_dir=classifiers/my_images
+  python launch/train_classifier.py --config=tfsmooth/configs/image_classifier.py:cifar10 \
+      --workdir=runs/cifar10_classifier --export_dir=classifiers/cifar10
 
-Writes config.json, metrics.json and the Keras weights into --workdir, and into --export_dir
-the SavedModel (version directory 1/, signature serving_default: float32 `images`
-[None, 28, 28, 1] in [-1, 1] -> `logits` [None, 10], `features` [None, F]) beside
-classifier.json (test accuracy, training steps, feature dimension and this command).
+The data block is the image configs' (data.name a TFDS image set, or 'images' with data.path:
+a folder with one subfolder per class, or an .npz with x and y); the input shape and the
+classes come from the data. Writes config.json, metrics.json and the Keras weights into
+--workdir, and into --export_dir the SavedModel (version directory 1/, signature
+serving_default: float32 `images` [None, H, W, C] in [-1, 1] -> `logits` [None, K],
+`features` [None, F]) beside classifier.json (test accuracy, training steps, feature
+dimension, the data it learnt: `identity`, `event_shape`, `class_names`, and this command).
+launch/evaluate.py --classifier_dir=<export_dir> takes it for a run of the same data (same
+identity and image shape) and refuses it for any other.
 """
 
 import os

@@ -4,10 +4,13 @@ A `FeatureNetwork` maps float32 images [B, H, W, C] in [-1, 1] to
 {'features': [B, F], 'logits': [B, K]}: `features` feed FID, KID and the feature-space nearest
 neighbours, `logits` the Inception score. Its `name` goes into every reported figure.
 
-  * The project's Fashion-MNIST classifier (`launch/train_classifier.py`, shipped in
-    saved_models/fashion_mnist_classifier/): a SavedModel whose `serving_default` signature
-    (and `__call__`) take `images` [None, 28, 28, 1] and return `logits` and `features` (the
-    penultimate layer). Figures computed with it are "domain" FID / KID / IS.
+  * A classifier of the model's own data (`launch/train_classifier.py` on any labelled image
+    set; the project ships the Fashion-MNIST one in saved_models/fashion_mnist_classifier/): a
+    SavedModel whose `serving_default` signature (and `__call__`) take `images` [None, H, W, C]
+    and return `logits` (one per class) and `features` (the penultimate layer), beside its
+    classifier.json (the data identity, event shape and class names it was trained on; the
+    shipped Fashion-MNIST record predates them and names its data by data.name only). Figures
+    computed with it are "domain" FID / KID / IS.
   * Inception-v3 (TF-GAN's TF-Hub module `tfgan/eval/inception/1`, the graph TF-GAN computes
     FID / IS with) from a directory (a local path or a URL): called on [B, 299, 299, 3] images
     in [-1, 1], it returns `logits` and `pool_3` (the 2048 pool features). Images are resized
@@ -36,11 +39,15 @@ INCEPTION_FEATURES = 'pool_3'
 
 
 class FeatureNetwork:
-  """A named classifier: images [B, H, W, C] in [-1, 1] -> {'features', 'logits'} (float32)."""
+  """A named classifier: images [B, H, W, C] in [-1, 1] -> {'features', 'logits'} (float32).
 
-  def __init__(self, name, call, info=None):
+  `input_shape`: the (H, W, C) its signature takes, or None where it takes any (Inception
+  resizes)."""
+
+  def __init__(self, name, call, info=None, input_shape=None):
     self.name = name
     self.info = dict(info or {})
+    self.input_shape = None if input_shape is None else tuple(input_shape)
     self._call = call
 
   def __call__(self, images):
@@ -84,8 +91,21 @@ def _load(path, message):
   return tf.saved_model.load(path)
 
 
+def _input_shape(loaded):
+  """The (H, W, C) of the images the `serving_default` signature of `loaded` takes, where it
+  fixes them, else None."""
+  signature = getattr(loaded, 'signatures', {}).get('serving_default')
+  if signature is None:
+    return None
+  specs = list(signature.structured_input_signature[1].values())
+  if len(specs) != 1 or specs[0].shape.rank != 4 or None in specs[0].shape[1:]:
+    return None
+  return tuple(int(d) for d in specs[0].shape[1:])
+
+
 def load_classifier(base_dir=CLASSIFIER_DIR, flag='--classifier_dir'):
-  """The project's Fashion-MNIST classifier from `base_dir`/1, named by its classifier.json."""
+  """A classifier exported by launch/train_classifier.py from `base_dir`/1 (default the
+  shipped Fashion-MNIST one), named and described by its classifier.json."""
   path = os.path.join(base_dir, CLASSIFIER_VERSION)
   loaded = _load(
       path,
@@ -98,7 +118,9 @@ def load_classifier(base_dir=CLASSIFIER_DIR, flag='--classifier_dir'):
   if tf.io.gfile.exists(info_path):
     info = records.read_json(info_path)
   name = info.get('name', CLASSIFIER_NAME)
-  return FeatureNetwork(name, _outputs(loaded, 'features', 'logits'), info)
+  return FeatureNetwork(
+      name, _outputs(loaded, 'features', 'logits'), info, input_shape=_input_shape(loaded)
+  )
 
 
 def load_inception(path, flag='--inception_path'):

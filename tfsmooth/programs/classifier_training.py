@@ -1,10 +1,12 @@
-"""Trains the feature classifier of "domain" FID / KID / IS and exports it: what
+"""Trains the feature classifier of "domain" FID / KID / IS (and of the class accuracy of a
+labelled model's samples) on any labelled image set and exports it: what
 launch/train_classifier.py does.
 
 The workdir gets config.json, metrics.json and the Keras weights; the export directory the
 SavedModel (version directory `feature_networks.CLASSIFIER_VERSION`) beside classifier.json
-(test accuracy, training steps, feature dimension and the command that made it). The network and
-its training are `tfsmooth.evaluation.classifier`.
+(test accuracy, training steps, feature dimension, the data it was trained on: `identity`,
+`event_shape` and `class_names`, by which a run finds its classifier, and the command that made
+it). The network and its training are `tfsmooth.evaluation.classifier`.
 """
 
 import os
@@ -33,7 +35,10 @@ def train_and_export(config, workdir, export_dir, overwrite=False, command='', l
   network.save_weights(os.path.join(workdir, 'classifier.weights.h5'))
   records.write_json(os.path.join(workdir, 'metrics.json'), metrics)
   info = dict(
-      name=feature_networks.CLASSIFIER_NAME, **metrics, command=command, config=config.to_dict()
+      name=classifier.network_name(config.data),
+      **metrics,
+      command=command,
+      config=config.to_dict(),
   )
   if tf.io.gfile.exists(version_dir):
     tf.io.gfile.rmtree(version_dir)
