@@ -5,6 +5,8 @@
   python launch/evaluate.py --saved_model=exports/fmnist_smoothed/1 --out_dir=eval/fmnist_smoothed
   python launch/evaluate.py --workdir=runs/cifar10_smoothed --feature_network=inception \
       --inception_path=/data/tfgan_inception_v3
+  python launch/evaluate.py --workdir=runs/fmnist_labels
+  python launch/evaluate.py --workdir=runs/fmnist_nc --sigma=0.3
 
 Takes a run (--workdir; its best, EMA when kept, weights) or an exported version directory
 (--saved_model; its signatures only, so TensorFlow alone would do). Writes into --out_dir
@@ -24,11 +26,28 @@ Takes a run (--workdir; its best, EMA when kept, weights) or an exported version
                            run resumes), and the figures come out identical
 
 Samplers: a baseline's `samples`; a smoothed pair's `smoothed` (x~ ~ p(x~)), `single_step`
-(x~ + sigma^2 grad log p(x~)) and `two_step` (x ~ p(x | x~)), from the same x~.
+(x~ + sigma^2 grad log p(x~)) and `two_step` (x ~ p(x | x~)), from the same x~; a
+noise-conditional pair's also `annealed`.
 --single_step_sigmas (baseline runs, paper App. C.6) adds `samples_single_step_<sigma>`: the
 baseline's samples denoised by x + sigma^2 grad log p(x) with its own p(x).
-Feature networks: `classifier` (the project's Fashion-MNIST classifier, "domain" figures;
---classifier_dir for another) or `inception` (Inception-v3 from --inception_path).
+
+A class-labelled run (data.labels=True): sample j is drawn given a class drawn from the
+training labels' frequencies (seeded by --seed, stored with the samples), so FID / KID / IS
+are overall; eval.json adds per sampler the KID of each class's samples against that class's
+test images and the class accuracy (how often the feature classifier assigns a sample to the
+class it was drawn for), beside the classifier's accuracy on real test images of each class,
+and bpd of log p(x | y) beside bpd_null* of p(x) through the null class.
+
+A noise-conditional run (config :noise_conditional): --sigma scores it at that level (every
+sampler and the bpd bounds; the annealed sampler walks its own ladder from sigma_max to
+sigma_min whatever --sigma says), into <out_dir>/eval_sigma<sigma> by default; without --sigma
+at its reference level. Not to be confused with --single_step_sigmas; a run without noise
+levels refuses --sigma.
+
+Feature networks: `classifier` (the shipped Fashion-MNIST classifier, "domain" figures;
+--classifier_dir for one of your data from launch/train_classifier.py, which must have been
+trained on the run's data: same data identity and image shape) or `inception` (Inception-v3
+from --inception_path).
 The program: tfsmooth/programs/evaluating.py (flag checks and defaults), sample_eval.py.
 """
 
@@ -91,7 +110,8 @@ _FEATURE_NETWORK = flags.DEFINE_enum(
 _CLASSIFIER_DIR = flags.DEFINE_string(
     'classifier_dir',
     '',
-    'Classifier export directory (default: the shipped Fashion-MNIST classifier).',
+    "Classifier export directory of launch/train_classifier.py, trained on the run's data "
+    '(default: the shipped Fashion-MNIST classifier).',
 )
 _INCEPTION_PATH = flags.DEFINE_string(
     'inception_path', '', 'Inception-v3 TF-Hub module or SavedModel directory (unpacked).'
@@ -115,6 +135,14 @@ _STRATEGY = flags.DEFINE_string(
     'tf.distribute strategy of the sampling and the bounds (default, mirrored, multi_worker, '
     "tpu; '': the run's train.strategy, or default for --saved_model). Every replica draws its "
     'share of the rows; under several workers only the chief writes files.',
+)
+_SIGMA = flags.DEFINE_float(
+    'sigma',
+    None,
+    'A noise-conditional run (config :noise_conditional): the noise level every sampler and the '
+    'bpd bounds are scored at, within its trained range (default: its reference level, '
+    'smoothing.sigma); results go to <out_dir>/eval_sigma<sigma>. The annealed sampler walks '
+    'its own ladder. Not --single_step_sigmas.',
 )
 _SPLITS = flags.DEFINE_integer(
     'splits', None, 'Splits of the Inception score (default: 10).', lower_bound=1
@@ -140,6 +168,7 @@ def main():
       num_samples=_NUM_SAMPLES.value,
       num_reference=_NUM_REFERENCE.value,
       splits=_SPLITS.value,
+      sigma=_SIGMA.value,
       batch_size=_BATCH_SIZE.value,
       seed=_SEED.value,
       bpd_examples=_BPD_EXAMPLES.value,

@@ -72,6 +72,20 @@ def test_baseline_eval_with_c6_entries_and_reuse_of_stored_samples(baseline, net
   source = sample_eval.open_source(workdir=baseline)
   sample_eval.evaluate(source, network, out_dir, single_step_sigmas=(0.1, 0.3), **TINY)
   result = _read(out_dir)
+  # A model without labels or noise levels reports what it always did, and nothing more.
+  assert set(result) == {
+      'source',
+      'dataset',
+      'smoothed',
+      'feature_network',
+      'recorded_metrics',
+      'bpd',
+      'sampling',
+      'samplers',
+  }
+  assert set(result['bpd']) == {'bpd', 'num_examples', 'kind'}
+  assert set(result['sampling']) == {'reused', 'drawn', 'seconds', 'seed', 'batch_size', 'file'}
+  assert not {'by_class', 'class_accuracy', 'noise_level'} & set(result['samplers']['samples'])
   assert result['bpd']['kind'] == 'exact' and result['bpd']['bpd'] > 0
   assert result['bpd']['num_examples'] == 2 and result['source']['step'] == 1
   assert result['feature_network']['name'] == 'fashion_mnist_classifier'

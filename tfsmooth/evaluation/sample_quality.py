@@ -11,6 +11,11 @@ With features f and class probabilities p(y | x) = softmax(logits) of a `Feature
         Salimans et al. (2016) do (10 splits).
 The math is TF-GAN's (`tfgan.classifier_metrics()`), in float64. Activations are computed in
 batches and only the [N, F] features and [N, K] logits are kept, so 50,000 samples fit.
+
+For samples drawn given class labels (`class_scores`): KID per class, each class's samples
+against that class's reference images, and the class accuracy, the share of the samples drawn
+for class k that the classifier assigns to k (argmax of its logits): the standard check that
+the conditioning works, beside the same accuracy on real images of each class, its ceiling.
 """
 
 import math
@@ -116,3 +121,48 @@ def scores(samples, reference, network_name, splits=SPLITS, kid_block_size=KID_B
       num_reference=len(reference['features']),
       splits=splits,
   )
+
+
+def accuracy(logits, labels, num_classes):
+  """(overall, [per class]) share of rows whose argmax of `logits` [N, K] is their label [N];
+  a class without rows gets None, and so does the overall figure of no rows."""
+  labels = np.asarray(labels)
+  hits = np.argmax(np.asarray(logits), axis=1) == labels
+  per_class = [
+      float(np.mean(hits[labels == k])) if np.any(labels == k) else None for k in range(num_classes)
+  ]
+  return (float(np.mean(hits)) if len(hits) else None), per_class
+
+
+def class_scores(
+    samples,
+    sample_labels,
+    reference,
+    reference_labels,
+    class_names,
+    with_accuracy=True,
+    kid_block_size=KID_BLOCK_SIZE,
+):
+  """Per class k of `class_names`, the figures of the samples drawn for k (`sample_labels`)
+  against the reference images of class k (`reference_labels`), both outputs of `activations`:
+
+  {name: {num_samples, num_reference, kid, kid_std, accuracy}}; kid (and kid_std) None where
+  either set has fewer than 2 images (the unbiased MMD needs two of each), accuracy (the share
+  of the class's samples the classifier assigns to k) None without samples or without
+  `with_accuracy` (a network whose logits are not these classes).
+  """
+  sample_labels, reference_labels = np.asarray(sample_labels), np.asarray(reference_labels)
+  per_class = {}
+  if with_accuracy:
+    _, hits = accuracy(samples['logits'], sample_labels, len(class_names))
+  for k, name in enumerate(class_names):
+    mine, theirs = sample_labels == k, reference_labels == k
+    entry = dict(
+        num_samples=int(mine.sum()), num_reference=int(theirs.sum()), kid=None, kid_std=None
+    )
+    if entry['num_samples'] >= 2 and entry['num_reference'] >= 2:
+      value, std = kid(samples['features'][mine], reference['features'][theirs], kid_block_size)
+      entry.update(kid=value, kid_std=None if math.isnan(std) else std)
+    entry['accuracy'] = hits[k] if with_accuracy else None
+    per_class[name] = entry
+  return per_class

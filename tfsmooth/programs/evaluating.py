@@ -5,7 +5,9 @@ The flag-level decisions live here as functions of plain values, so that a test 
 without a process: the App. C.6 sigmas (`parse_sigmas`), the sample counts against the
 Inception score's splits (`check_counts`), the tf.distribute strategy (`strategy_of`: the
 run's own by default) and where the results go (`default_out_dir`: the run's workdir, or for an
-export `eval/<model>/<version>` under the working directory, never the export itself).
+export `eval/<model>/<version>` under the working directory, never the export itself; with
+--sigma its subdirectory eval_sigma<sigma>, so that scores at several levels sit side by side).
+The feature classifier is found by the model's data identity (`sample_eval.load_network`).
 """
 
 import os
@@ -51,15 +53,18 @@ def strategy_of(name, workdir=None):
   return strategy_lib.get_strategy(name or 'default')
 
 
-def default_out_dir(workdir=None, saved_model=None, ema=True):
+def default_out_dir(workdir=None, saved_model=None, ema=True, sigma=None):
   """Where results go without --out_dir: the run's workdir (<workdir>/eval_raw_weights for
   its raw weights), or for an export's version directory .../<model>/<version> the directory
   eval/<model>/<version> under the working directory (an export is TF Serving's, and may be
-  shipped or read-only)."""
+  shipped or read-only); with a noise level `sigma` (--sigma) its subdirectory
+  eval_sigma<sigma>."""
   if workdir:
-    return workdir if ema else os.path.join(workdir, 'eval_raw_weights')
-  path = saved_model if paths.is_url(saved_model) else os.path.abspath(saved_model)
-  return os.path.join(EXPORT_RESULTS, *path.rstrip('/').split('/')[-2:])
+    out_dir = workdir if ema else os.path.join(workdir, 'eval_raw_weights')
+  else:
+    path = saved_model if paths.is_url(saved_model) else os.path.abspath(saved_model)
+    out_dir = os.path.join(EXPORT_RESULTS, *path.rstrip('/').split('/')[-2:])
+  return out_dir if sigma is None else os.path.join(out_dir, f'eval_sigma{sigma:g}')
 
 
 def evaluate(
@@ -75,6 +80,7 @@ def evaluate(
     num_samples=5000,
     num_reference=0,
     splits=None,
+    sigma=None,
     log=print,
     **options,
 ):
@@ -83,7 +89,9 @@ def evaluate(
 
   `weights`: a run's 'ema' or 'raw' weights; `strategy`: see `strategy_of`; the feature network
   as `sample_eval.load_network` takes it; `single_step_sigmas`: the --single_step_sigmas
-  strings; `splits` of the Inception score (None: sample_quality.SPLITS); `num_samples`,
+  strings; `splits` of the Inception score (None: sample_quality.SPLITS); `sigma`: the
+  noise level of a noise-conditional run (--sigma; None: its reference level; refused by a run
+  without noise levels, `sample_eval.noise_level`); `num_samples`,
   `num_reference` and `options` (batch_size, seed, bpd_examples, iw_samples, num_neighbours) as
   `sample_eval.evaluate` takes them.
   """
@@ -100,13 +108,19 @@ def evaluate(
   distribution = strategy_of(strategy, workdir)
   source = sample_eval.open_source(workdir, saved_model, ema, distribution)
   sample_eval.check_ablation(source, sigmas)
+  sample_eval.noise_level(source.model, sigma)  # refuses a --sigma the run cannot take
   write = distribution.extended.should_checkpoint
   if not out_dir:
-    out_dir = default_out_dir(workdir, saved_model, ema)
+    out_dir = default_out_dir(workdir, saved_model, ema, sigma)
     if write:
       paths.check_writable(out_dir, '--out_dir')
   network = sample_eval.load_network(
-      feature_network, classifier_dir, inception_path, source.config.data.name
+      feature_network,
+      classifier_dir,
+      inception_path,
+      source.config.data.name,
+      source.task.source.identity,
+      source.task.event_shape,
   )
   sample_eval.evaluate(
       source,
@@ -116,6 +130,7 @@ def evaluate(
       num_reference=num_reference,
       single_step_sigmas=sigmas,
       splits=splits,
+      sigma=sigma,
       strategy=distribution,
       write=write,
       log=log,
