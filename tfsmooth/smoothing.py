@@ -362,7 +362,7 @@ class SmoothedModel(base.TrainableModel):
     conditions = self._conditions(conditions, seeds)
     smooth_seeds, prior_seeds, conditional_seeds = _split_rows(seeds, 3)
     x_tilde = self.prior.complete_rows(
-        self.smooth(x, smooth_seeds), num_known_rows, prior_seeds, **conditions
+        self.smooth(x, smooth_seeds, **conditions), num_known_rows, prior_seeds, **conditions
     )
     return self.conditional_model.complete_rows(
         x, num_known_rows, conditional_seeds, conditioning=x_tilde, **conditions

@@ -124,7 +124,7 @@ def smoothing_group(enabled, sigma, kernel='gaussian'):
   )
 
 
-def make_noise_conditional(config, sigma_min, sigma_max, condition_dim=8):
+def make_noise_conditional(config, sigma_min, sigma_max, condition_dim=4):
   """`config` (a smoothed pair's) as one noise-conditional pair for every sigma in
   [sigma_min, sigma_max]; both stages embed the level in `condition_dim` units (small, so the
   pair stays within a few percent of the fixed pair's parameters)."""
