@@ -92,7 +92,7 @@ def _ckpt(workdir, step, folder='checkpoints'):
 def _resumes(workdir, validate, caplog, resumed_step):
   """Reruns the run in `workdir` unrefused; checks that it resumed from `resumed_step`."""
   caplog.clear()
-  with caplog.at_level(logging.INFO):
+  with caplog.at_level(logging.INFO, logger='absl'):  # absl's level may be set by other tests
     result = _train(workdir, validate)
   assert f'Resumed from {_ckpt(workdir, resumed_step)} at step {resumed_step}.' in caplog.text
   return result
@@ -329,7 +329,7 @@ def test_launch_train_refused_its_best_checkpoint_exits_2_with_one_paragraph(tmp
   # The same command again, in this process (the trainer-level tests compare resumed runs
   # with runs never refused).
   caplog.clear()
-  with caplog.at_level(logging.INFO):
+  with caplog.at_level(logging.INFO, logger='absl'):  # absl's level may be set by other tests
     metrics = experiment.Run.create(_rings_config(), str(workdir)).train()
   assert f'Resumed from {_ckpt(workdir, 2)} at step 2.' in caplog.text
   assert 'Saving the best checkpoint of step 2, which the last run could not.' in caplog.text
