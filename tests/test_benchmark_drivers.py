@@ -109,6 +109,7 @@ def _record(path):
 RECORDS = os.path.join(ROOT, 'benchmarks', 'results')
 
 
+@pytest.mark.slow  # 40 s: two models sampled naively (suite budget, issue 23 item 8)
 def test_pixelcnn_speed_driver_draws_with_the_chosen_sampler(tmp_path):
   out = tmp_path / 'speed.json'
   _run(
@@ -278,6 +279,7 @@ def table1_runs(tmp_path_factory):
   return root
 
 
+@pytest.mark.slow  # with decompose and ema_vs_raw on its runs: 55 s (suite budget)
 def test_table1_driver_writes_its_record_table_and_samples(table1_runs):
   record = _record(table1_runs / 'out' / 'table1.json')
   recorded = _record(os.path.join(RECORDS, 'table1.json'))
@@ -297,6 +299,7 @@ def test_table1_driver_writes_its_record_table_and_samples(table1_runs):
   assert (table1_runs / 'out' / 'table1' / 'rings_samples.png').is_file()
 
 
+@pytest.mark.slow  # on table1's runs (above)
 def test_decompose_driver_splits_the_elbo_on_a_table1_run(table1_runs, tmp_path):
   out = tmp_path / 'decomposition.json'
   _run('decompose.py', f'--workdir={table1_runs / "runs" / "rings_smoothed3"}', f'--output={out}')
@@ -312,6 +315,7 @@ def test_decompose_driver_splits_the_elbo_on_a_table1_run(table1_runs, tmp_path)
   )
 
 
+@pytest.mark.slow  # on table1's runs (above)
 def test_ema_vs_raw_driver_scores_both_weight_sets(table1_runs, tmp_path):
   out = tmp_path / 'ema.json'
   _run(
@@ -364,6 +368,7 @@ def test_main_job_wall_time_driver_times_both_trees(tmp_path):
 
 
 @offline_data.needs_idx
+@pytest.mark.slow  # 21 s (suite budget)
 def test_fid_floor_driver_scores_training_images(tmp_path):
   out = tmp_path / 'floor.json'
   _run(

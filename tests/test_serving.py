@@ -179,7 +179,19 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize('base', tfsmooth_exports())
+def _replay_params():
+  """Every shipped tfsmooth export; the Fashion-MNIST pairs' replays (40-60 s each: the
+  autoregressive samplers of two PixelCNN++s traced in a fresh process) run with -m slow, as
+  their export code is the baseline's and the points pairs' (replayed by default) and
+  tests/test_golden.py checks their outputs (suite budget, issue 23 item 8)."""
+  slow = ('fashion_mnist_smoothed', 'fashion_mnist_labels')
+  return [
+      pytest.param(base, marks=pytest.mark.slow) if base in slow else base
+      for base in tfsmooth_exports()
+  ]
+
+
+@pytest.mark.parametrize('base', _replay_params())
 def test_warmup_requests_replay_in_a_tf_only_process(base):
   version_dir = newest(base)
   replayed = fresh_tf_process(REPLAY, version_dir)
