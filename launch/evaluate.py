@@ -9,46 +9,12 @@
   python launch/evaluate.py --workdir=runs/fmnist_nc --sigma=0.3
 
 Takes a run (--workdir; its best, EMA when kept, weights) or an exported version directory
-(--saved_model; its signatures only, so TensorFlow alone would do). Writes into --out_dir
-(default: the workdir, or <workdir>/eval_raw_weights with --weights=raw; for
---saved_model=.../<model>/<version>, eval/<model>/<version> under the working directory):
-
-  eval.json                test bpd (exact for a baseline; ELBO and importance-weighted bounds
-                           with K draws for a two-step model) and per sampler FID, KID (with
-                           its standard error) and Inception score of --num_samples samples
-                           against --num_reference test images, each naming its feature network
-  grid_<sampler>.png       the first 64 samples
-  nearest_<sampler>_<network>_{pixel,features}.png
-                           --num_neighbours samples, each beside its 8 nearest training images
-                           by pixel L2 and by feature L2 (paper App. C.5)
-  eval_samples.npz         the samples (uint8), reused by a rerun with the same model, --seed
-                           and --batch_size: only missing batches are drawn (an interrupted
-                           run resumes), and the figures come out identical
-
-Samplers: a baseline's `samples`; a smoothed pair's `smoothed` (x~ ~ p(x~)), `single_step`
-(x~ + sigma^2 grad log p(x~)) and `two_step` (x ~ p(x | x~)), from the same x~; a
-noise-conditional pair's also `annealed`.
---single_step_sigmas (baseline runs, paper App. C.6) adds `samples_single_step_<sigma>`: the
-baseline's samples denoised by x + sigma^2 grad log p(x) with its own p(x).
-
-A class-labelled run (data.labels=True): sample j is drawn given a class drawn from the
-training labels' frequencies (seeded by --seed, stored with the samples), so FID / KID / IS
-are overall; eval.json adds per sampler the KID of each class's samples against that class's
-test images and the class accuracy (how often the feature classifier assigns a sample to the
-class it was drawn for), beside the classifier's accuracy on real test images of each class,
-and bpd of log p(x | y) beside bpd_null* of p(x) through the null class.
-
-A noise-conditional run (config :noise_conditional): --sigma scores it at that level (every
-sampler and the bpd bounds; the annealed sampler walks its own ladder from sigma_max to
-sigma_min whatever --sigma says), into <out_dir>/eval_sigma<sigma> by default; without --sigma
-at its reference level. Not to be confused with --single_step_sigmas; a run without noise
-levels refuses --sigma.
-
-Feature networks: `classifier` (the shipped Fashion-MNIST classifier, "domain" figures;
---classifier_dir for one of your data from launch/train_classifier.py, which must have been
-trained on the run's data: same data identity and image shape) or `inception` (Inception-v3
-from --inception_path).
-The program: tfsmooth/programs/evaluating.py (flag checks and defaults), sample_eval.py.
+(--saved_model; its signatures only) and writes into --out_dir (default: the workdir, or
+<workdir>/eval_raw_weights with --weights=raw; for --saved_model=.../<model>/<version>,
+eval/<model>/<version>) eval.json (bpd, and per sampler FID / KID / IS with the feature network
+it names; per class for a class-labelled run; at --sigma for a noise-conditional one), sample
+and nearest-neighbour grids, and the samples (eval_samples.npz, reused by a rerun). What each
+holds: tfsmooth/programs/sample_eval.py; the flag checks: tfsmooth/programs/evaluating.py.
 """
 
 from absl import flags
