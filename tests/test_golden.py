@@ -4,22 +4,34 @@ The goldens in tests/golden/ were recorded by tests/golden/record.py (see its do
 to re-record them, only ever from a known-good commit):
 
   * every shipped SavedModel under saved_models/: its signature_defs are pinned, and each of
-    its signatures, called with the stored inputs, returns the stored outputs;
+    its signatures, called with the stored inputs, returns the stored outputs
+    (`test_every_shipped_model_is_covered`: every version directory has goldens and every
+    golden its directory; a model record.py names before its export is pending until its
+    directory appears);
   * tiny models of every kind (MADE, RealNVP, PixelCNN++; plain and two-step; Gaussian and
-    Laplace kernels), rebuilt from their stored configs with the stored weights and exported
-    with `export.export(model, export_dir, iw_samples=K)`: the export has the stored
-    signatures, and each returns the stored outputs.
+    Laplace kernels; class-labelled MADE and PixelCNN++ pairs and a noise-conditional MADE
+    pair), rebuilt from their stored configs with the stored weights and exported with
+    `export.export(model, export_dir, iw_samples=K)`: the export has the stored signatures,
+    and each returns the stored outputs.
+
+Conditioned models (class labels, noise levels; a shipped one too): every signature takes the
+conditioning inputs the export's metadata names ('conditions'), recorded with fixed values per
+row (`record.condition_values`: labels 0, 1, ... and the null class in the last row; levels
+across the trained range) and given back from the goldens. The export must describe the
+recorded conditions, and the conditions must matter (`assert_conditions_reach`): log_prob with
+a condition set to its default moves exactly the rows whose recorded value is not the default.
+A sampler's own signature (sample_annealed of a noise-conditional pair) is a draw like sample.
 
 How outputs compare. What is stable across machines is compared tightly: likelihoods (log_prob,
 elbo), single-step denoising (a gradient step: a continuous function of the weights and inputs)
 and every output of a flow (RealNVP: its draws are a continuous function of the seeded noise)
 within rtol 1e-5 (atol 1e-5). Seeded draws of an autoregressive model (MADE, PixelCNN++: sample,
-serving_default, denoise and inpaint, `record.draws_by_rows`) are compared row by row, because
-a draw is a discontinuous function of float arithmetic: each sampled value is an argmax of
-Gumbel-perturbed mixture logits and, for 8-bit images, a rounding to the grid, so where the
-seeded noise lands within a rounding error of a decision boundary, another CPU type (other SIMD
-kernels, another summation order, FMA or not) picks the neighbouring value, and every later
-value of the row is drawn conditioned on it. That was seen: one row in six of a seeded inpaint
+serving_default, sample_<sampler>, denoise and inpaint, `record.draws_by_rows`) are compared row
+by row, because a draw is a discontinuous function of float arithmetic: each sampled value is an
+argmax of Gumbel-perturbed mixture logits and, for 8-bit images, a rounding to the grid, so
+where the seeded noise lands within a rounding error of a decision boundary, another CPU type
+(other SIMD kernels, another summation order, FMA or not) picks the neighbouring value, and every
+later value of the row is drawn conditioned on it. That was seen: one row in six of a seeded inpaint
 of the shipped Fashion-MNIST baseline differed (by up to 1.75 on [-1, 1]) between two machines
 running the same SavedModel on TF 2.21.0. The rule (`draw_mismatch`): at most one row in
 `ROWS_PER_FLIP` of a draw may differ, and at least one row must agree (the goldens hold 2 or 3
@@ -142,6 +154,26 @@ def assert_outputs(loaded, golden, modes, config, label):
         np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL, err_msg=what)
 
 
+def assert_conditions_reach(loaded, golden, conditions, label):
+  """The recorded conditioning inputs matter: every recorded signature got each condition's
+  input, and log_prob called with one condition's input set to its default in every row
+  changes the rows whose recorded value is not the default, and only those (a row's result
+  depends on its own condition), so a golden of a conditioned model cannot pass with the
+  condition ignored or mixed across rows."""
+  signatures = sorted({k.split('.')[1] for k in golden.files if k.startswith('in.')})
+  for keyword, condition in conditions.items():
+    missing = [s for s in signatures if f'in.{s}.{condition["input"]}' not in golden.files]
+    assert not missing, f'{label}: no recorded {condition["input"]} for {missing}'
+    args, recorded = call(loaded, golden, 'log_prob')
+    values = args[condition['input']]
+    args[condition['input']] = np.full_like(values, condition['default'])
+    result = loaded.signatures['log_prob'](**{k: tf.constant(v) for k, v in args.items()})
+    moved = ~np.isclose(result['log_prob'].numpy(), recorded['log_prob'], rtol=RTOL, atol=ATOL)
+    np.testing.assert_array_equal(
+        moved, values != condition['default'], err_msg=f'{label}: rows moved by {keyword}'
+    )
+
+
 @functools.cache
 def shipped(name):
   """The loaded SavedModel of the shipped model `name` (loaded once per test process)."""
@@ -160,6 +192,13 @@ def test_shipped_signature_defs(name):
 
 
 def test_every_shipped_model_is_covered():
+  """Every version directory in saved_models/ has goldens, and every golden its directory.
+
+  A model that record.py names (CHECKED_AS) may be awaiting its export: while it has neither a
+  directory nor goldens it is pending and passes; once its directory exists it fails here
+  until its goldens are recorded (record.py --only=<name>), and once recorded its directory
+  must stay.
+  """
   shipped = {
       os.path.join(base, version)
       for base in os.listdir(os.path.join(REPO, 'saved_models'))
@@ -167,15 +206,25 @@ def test_every_shipped_model_is_covered():
       for version in os.listdir(os.path.join(REPO, 'saved_models', base))
       if version.isdigit()
   }
-  pinned = {os.path.relpath(p, 'saved_models') for p in SHIPPED_PATHS.values()}
-  assert pinned == shipped, (
-      f'saved_models/ holds versions without goldens: {sorted(shipped - pinned)}, and lacks '
-      f'pinned ones: {sorted(pinned - shipped)}. Add a new version to '
-      'tests/golden/record.py (CHECKED_AS, or PINNED_ONLY for a pin without calls) and record '
-      'its goldens.'
+  named = {os.path.relpath(p, 'saved_models'): name for name, p in SHIPPED_PATHS.items()}
+  assert not shipped - set(named), (
+      f'saved_models/ holds versions that tests/golden/record.py does not name: '
+      f'{sorted(shipped - set(named))}. Add each to CHECKED_AS (and SHIPPED), or to '
+      'PINNED_ONLY for a pin without calls, and record its goldens with record.py --only.'
   )
-  assert set(SIGNATURE_DEFS) == set(SHIPPED_PATHS)
-  assert set(MANIFEST['shipped']) == set(SHIPPED_PATHS) - {'fashion_mnist_classifier'}
+  exported = {named[path] for path in shipped}
+  called = set(record.CHECKED_AS)
+  recorded = set(SIGNATURE_DEFS) | set(MANIFEST['shipped'])
+  assert recorded <= set(
+      SHIPPED_PATHS
+  ), f'goldens of unknown models {recorded - set(SHIPPED_PATHS)}'
+  assert exported == recorded, (
+      f'exported without goldens: {sorted(exported - recorded)} (record them: python '
+      'tests/golden/record.py --output=tests/golden --only=<names>); goldens without their '
+      f'directory in saved_models/: {sorted(recorded - exported)}'
+  )
+  assert set(SIGNATURE_DEFS) == exported
+  assert set(MANIFEST['shipped']) == exported & called
   assert all(SHIPPED_PATHS[name] == entry['path'] for name, entry in MANIFEST['shipped'].items())
 
 
@@ -184,6 +233,10 @@ def test_shipped_outputs(name):
   entry = MANIFEST['shipped'][name]
   golden = np.load(os.path.join(GOLDEN, f'shipped_{name}.npz'))
   assert_outputs(shipped(name), golden, entry['outputs'], shipped_config(name), name)
+  metadata = export.read_metadata(os.path.join(REPO, entry['path']))
+  assert (metadata.get('conditions') or {}) == entry.get('conditions', {})
+  if entry.get('conditions'):
+    assert_conditions_reach(shipped(name), golden, entry['conditions'], name)
 
 
 def _set_weights(model, entry, golden):
@@ -213,6 +266,10 @@ def test_fresh_export(name, tmp_path):
   assert_outputs(loaded, golden, entry['outputs'], entry['config'], name)
   assert record.signature_pins(version_dir) == entry['signatures']
   assert record.shared_functions(version_dir) == entry['shared_functions']
+  conditions = export.read_metadata(version_dir).get('conditions') or {}
+  assert conditions == entry.get('conditions', {}), f'{name}: the conditions changed'
+  if conditions:
+    assert_conditions_reach(loaded, golden, conditions, name)
 
 
 def _recorded(name, signature):
