@@ -21,8 +21,9 @@ versions in SHIPPED and checked at the versions in CHECKED_AS (the same weights 
 the recorded versions having left the tree; or the recorded version itself), the Fashion-MNIST
 test images they are given from the IDX files of the Debian package `dataset-fashion-mnist`,
 the points by their data set (SHIPPED_POINTS). A model may be named in SHIPPED before it is
-exported: without its directory a full recording skips it (test_golden counts it as pending
-until its directory appears), and --only naming it is refused. It writes into --output:
+exported: while neither its recorded nor its checked version directory exists, a full recording
+skips it (test_golden counts it as pending until its directory appears) and --only naming it is
+refused. It writes into --output:
 
   signature_defs.json  the serving signatures of every shipped SavedModel: method name, each
                        input's key, tensor name, dtype and shape, each output's key, dtype and
@@ -558,8 +559,10 @@ def main():
   chosen = lambda name: not only or name in only  # noqa: E731
   print('recording with the tfsmooth of', os.path.dirname(os.path.dirname(tfsmooth.__file__)))
 
-  # Shipped models whose directory does not exist are not exported yet: a full recording skips
-  # them (test_golden counts them as pending), --only naming one is refused.
+  # A shipped model with neither its recorded nor its checked version directory is not exported
+  # yet: a full recording skips it (test_golden counts it as pending); --only naming it, or a
+  # recorded version missing beside its checked one (re-exported: the recorded version left the
+  # tree, so re-recording it needs the checkout of the commit that held it), is refused.
   where = {**{n: w for n, (w, _) in SHIPPED.items()}, **PINNED_ONLY}
   pinned = {}
   for name, path in where.items():
@@ -567,10 +570,12 @@ def main():
       continue
     version_dir = os.path.join(args.saved_models, path)
     if not os.path.isdir(version_dir):
-      if only:
+      checked = os.path.join(args.saved_models, CHECKED_AS.get(name, path))
+      if only or os.path.isdir(checked):
         parser.error(
             f'{version_dir} does not exist: export {name} there first (launch/export.py), or '
-            'point --saved_models at the directory that holds it.'
+            'point --saved_models at the directory that holds it (a version that left the tree: '
+            'run record.py in a checkout of a commit that holds it).'
         )
       print('skipped', name, f'({version_dir} does not exist: not exported yet)')
       continue
