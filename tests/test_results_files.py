@@ -8,8 +8,8 @@ follow it: record `runs/<name>`, not `/work/runs/<name>`.
 
 The headline figures of RESULTS.md are their records' values: `HEADLINES` lists, per figure, the
 section and line (and table column) of RESULTS.md that states it and the record and key it comes
-from, and the figure must be the record's value at the stated rounding (a difference of records,
-a mean or a median where the text says so). A figure changed in the text, or a record rewritten,
+from, and the figure must be the record's value at the stated rounding (a difference or a ratio
+of records, a mean, a median or a sum where the text says so). A figure changed in the text, or a record rewritten,
 fails here until the other follows. The shipped models' sizes are checked against the disk.
 
 The module imports no TensorFlow (`pytest --noconftest tests/test_results_files.py` runs it in
@@ -120,12 +120,15 @@ class Figure(NamedTuple):
   """A number of RESULTS.md and the record value it states.
 
   `section`: the start of a heading's text; `line`: a substring that picks the line in that
-  section (the `index`-th of the lines holding it); `column`: a table header, when the number
+  section (the `index`-th of the lines holding it; one starting with '|' is a table row's first
+  cells and matches only at the start of a line, so '| 1 |' is not a later cell's 1); `column`: a table header, when the number
   is in that cell of the line's table row (None: anywhere in the line); `record`: a file under
   benchmarks/results/; `key`: the path to the value in it (list indices, dict keys, a dict to
-  select the list items with those fields, '*' for every item); `reduce`: 'mean' or 'median'
-  of the values selected; `minus`: (record, key) of a value subtracted first; the number is
-  format(value * scale, fmt) as a whole token of the text.
+  select the list items with those fields, '*' for every item); `reduce`: 'mean', 'median' or
+  'sum' of the values selected, or 'count' of them (the seeds a mean is over); `minus`: (record,
+  key) of a value subtracted first; `over`: (record, key) of a value the result is divided by
+  (a ratio such as '3.6x'); the number is format(value * scale, fmt) as a whole token of the
+  text.
   """
 
   section: str
@@ -137,6 +140,7 @@ class Figure(NamedTuple):
   index: int | None = None
   reduce: str | None = None
   minus: tuple | None = None
+  over: tuple | None = None
   scale: float = 1.0
 
 
@@ -375,6 +379,309 @@ def _kernel_study():
                 reduce='mean',
             )
         )
+  return out
+
+
+def _noise_conditional():
+  """The noise-conditional section: its tables, the floors and limits in their headers, and the
+  bullets' figures (ratios included); the chosen annealing settings are left to the record."""
+  section = 'One model for every noise level'
+  record = 'noise_conditional.json'
+  rings, modes = ('datasets', 'rings'), ('datasets', 'modes6_1d')
+  budget = rings + ('same_budget',)
+  out = [
+      Figure(section, '**Rings, the same budget**', record, budget + ('fixed', 'steps'), ',.0f'),
+      Figure(
+          section, '**Rings, the same budget**', record, budget + ('fixed', 'batch_size'), ',.0f'
+      ),
+      Figure(
+          section,
+          '**Rings, the same budget**',
+          record,
+          budget + ('noise_conditional', 'steps'),
+          ',.0f',
+      ),
+      Figure(
+          section,
+          '**Rings, the same budget**',
+          record,
+          budget + ('noise_conditional', 'batch_size'),
+          ',.0f',
+      ),
+      Figure(
+          section,
+          "beside the kernel study's Gaussian pairs",
+          record,
+          modes + ('kernel_study', 'steps'),
+          ',.0f',
+      ),
+      Figure(section, 'Bounds on the', record, budget + ('fixed', 'iw_samples'), '.0f'),
+      Figure(section, '| pair | params |', record, rings + ('test_true_nll',), '.3f'),
+  ]
+  for row, run in (
+      ('| fixed, sigma 0.3 |', 'fixed'),
+      ('| noise-conditional, at 0.3 |', 'noise_conditional'),
+  ):
+    for key, fmt, column in (
+        ((run, 'num_params'), ',.0f', 'params'),
+        ((run, 'nll_iw'), '.3f', '-IW-100'),
+        ((run, 'nll_elbo'), '.3f', '-ELBO'),
+        (('iw_gap_to_limit', run), '.3f', 'gap to the limit 2.612'),
+        ((run, 'train_seconds'), ',.0f', 'training'),
+    ):
+      out.append(Figure(section, row, record, budget + key, fmt, column))
+  # The rings table comes first; the modes6_1d table repeats its rows 0.1 and 1 (index 1 there).
+  rings_sigmas = (0.1, 0.3, 0.6, 1.0)
+  for sigma in rings_sigmas:
+    row = f'| {sigma:g} |'
+    for key, column in (
+        (('noise_conditional', dict(sigma=sigma), 'nll_iw'), 'noise-cond. -IW'),
+        (('noise_conditional', dict(sigma=sigma), 'nll_elbo'), 'noise-cond. -ELBO'),
+        (('fixed', dict(sigma=sigma), 'nll_iw'), 'fixed pair -IW'),
+        (('fixed', dict(sigma=sigma), 'nll_elbo'), 'fixed pair -ELBO'),
+    ):
+      out.append(
+          Figure(section, row, record, rings + ('bounds_vs_sigma',) + key, '.3f', column, index=0)
+      )
+  study = modes + ('kernel_study', 'gaussian_seed_means')
+  for sigma in (0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0):
+    row, index = f'| {sigma:g} |', (1 if sigma in rings_sigmas else None)
+    for key, column in (('nll_iw', 'noise-cond. -IW'), ('nll_elbo', 'noise-cond. -ELBO')):
+      out.append(
+          Figure(
+              section,
+              row,
+              record,
+              modes + ('bounds_vs_sigma', 'noise_conditional', dict(sigma=sigma), key),
+              '.3f',
+              column,
+              index=index,
+          )
+      )
+    # The kernel study's seed means as this record holds them, and as its own record's runs give.
+    runs = ('smoothed_runs', dict(kernel='gaussian', sigma=sigma, narrow_init=None))
+    for key, column in (
+        ('nll_iw', 'kernel study -IW'),
+        ('nll_elbo', 'kernel study -ELBO'),
+        ('nll_quadrature', 'kernel study exact'),
+    ):
+      out.append(
+          Figure(section, row, record, study + (dict(sigma=sigma), key), '.3f', column, index)
+      )
+      out.append(
+          Figure(
+              section,
+              row,
+              'kernel_study.json',
+              runs + (key,),
+              '.3f',
+              column,
+              index,
+              reduce='mean',
+          )
+      )
+    out.append(
+        Figure(
+            section,
+            row,
+            'kernel_study.json',
+            runs + ('seed',),
+            '.0f',
+            'seeds',
+            index,
+            reduce='count',
+        )
+    )
+  out += [
+      Figure(section, 'the noise-conditional pair has', record, modes + ('test_true_nll',), '.3f'),
+      Figure(
+          section,
+          'the noise-conditional pair has',
+          record,
+          modes + ('noise_conditional', 'num_params'),
+          ',.0f',
+      ),
+      Figure(
+          section,
+          'the 4 embedding units weigh',
+          record,
+          modes + ('kernel_study', 'num_params'),
+          ',.0f',
+      ),
+      Figure(
+          section,
+          'the 4 embedding units weigh',
+          record,
+          modes + ('param_ratio_noise_conditional_to_kernel_study_pair',),
+          '.2f',
+      ),
+  ]
+  samples = {
+      '| fixed pair: x~ ~ p(x~), sigma 0.3 |': [(rings, 'fixed_pair_sigma0.3', 'smoothed')],
+      '| fixed pair: single step |': [(rings, 'fixed_pair_sigma0.3', 'single_step')],
+      '| fixed pair: two-step |': [(rings, 'fixed_pair_sigma0.3', 'two_step')],
+  }
+  for row, method in (
+      ('| noise-cond.: x~ at the reference sigma |', 'smoothed'),
+      ('| noise-cond.: single step |', 'single_step'),
+      ('| noise-cond.: two-step |', 'two_step'),
+      ('| noise-cond.: annealed', 'annealed'),
+  ):
+    samples[row] = [
+        (rings, 'noise_conditional_sigma0.3', method),
+        (modes, 'noise_conditional_sigma0.5', method),
+    ]
+  header = '| sampler | rings ED'
+  columns = {
+      rings: ('rings ED (floor 0.00209)', 'rings KS (floor 0.015)'),
+      modes: ('modes6 ED (floor 0.00127)', 'modes6 KS (floor 0.013)'),
+  }
+  for dataset in (rings, modes):
+    out.append(Figure(section, header, record, dataset + ('samples', 'energy_floor'), '.5f'))
+    out.append(Figure(section, header, record, dataset + ('samples', 'ks_floor'), '.3f'))
+    out.append(
+        Figure(
+            section,
+            '**Samplers judged by the truth**',
+            record,
+            dataset + ('samples', 'num_samples'),
+            ',.0f',
+        )
+    )
+  for row, cells in samples.items():
+    for dataset, pair, method in cells:
+      ed, ks = columns[dataset]
+      key = dataset + ('samples', pair, method)
+      out.append(Figure(section, row, record, key + ('energy_distance',), '.5f', ed))
+      out.append(Figure(section, row, record, key + ('ks',), '.3f', ks))
+  # The bullets.
+  nc_rings = rings + ('bounds_vs_sigma', 'noise_conditional')
+  fixed_rings = rings + ('bounds_vs_sigma', 'fixed')
+  nc_modes = modes + ('bounds_vs_sigma', 'noise_conditional')
+  cost = ('training_cost',)
+  line = 'its gap to the limit'
+  out += [
+      Figure(section, line, record, budget + ('noise_conditional', 'nll_iw'), '.3f'),
+      Figure(section, line, record, budget + ('fixed', 'nll_iw'), '.3f'),
+      Figure(
+          section,
+          line,
+          record,
+          budget + ('iw_gap_to_limit', 'noise_conditional'),
+          '.1f',
+          over=(record, budget + ('iw_gap_to_limit', 'fixed')),
+      ),
+      Figure(section, 'at 0.1 the two tie', record, nc_rings + (dict(sigma=0.1), 'nll_iw'), '.3f'),
+      Figure(
+          section, 'at 0.1 the two tie', record, fixed_rings + (dict(sigma=0.1), 'nll_iw'), '.3f'
+      ),
+      Figure(
+          section,
+          'range of sigma has less capacity',
+          record,
+          rings + ('sigma_range', 1),
+          '.0f',
+          over=(record, rings + ('sigma_range', 0)),
+      ),
+      Figure(
+          section,
+          'One training costs a quarter',
+          record,
+          rings + cost + ('noise_conditional_train_seconds',),
+          ',.0f',
+      ),
+      Figure(
+          section,
+          'for the four fixed pairs',
+          record,
+          rings + cost + ('fixed_train_seconds_total',),
+          ',.0f',
+      ),
+      Figure(
+          section,
+          'for the four fixed pairs',
+          record,
+          rings + cost + ('ratio_fixed_total_to_noise_conditional',),
+          '.1f',
+      ),
+      Figure(
+          section,
+          'for the four fixed pairs',
+          record,
+          modes + cost + ('noise_conditional_train_seconds',),
+          ',.0f',
+      ),
+      Figure(
+          section,
+          'for the four fixed pairs',
+          record,
+          modes + cost + ('kernel_study_train_seconds_one_seed',),
+          ',.0f',
+      ),
+      # ... which are the kernel study's own record's seconds of its eight seed-0 Gaussian pairs.
+      Figure(
+          section,
+          'for the four fixed pairs',
+          'kernel_study.json',
+          ('smoothed_runs', dict(kernel='gaussian', seed=0, narrow_init=None), 'train_seconds'),
+          ',.0f',
+          reduce='sum',
+      ),
+      Figure(
+          section,
+          'Gaussian pairs of one seed',
+          record,
+          modes + cost + ('ratio_one_seed_to_noise_conditional',),
+          '.1f',
+      ),
+  ]
+  line = '*exact* NLL'
+  for key, sigma in ((nc_modes, 0.75), (nc_modes, 2.0), (study, 0.75), (study, 2.0)):
+    name = 'nll_iw' if key == nc_modes else 'nll_quadrature'
+    out.append(Figure(section, line, record, key + (dict(sigma=sigma), name), '.2f'))
+  for sigma in (0.2, 0.35):
+    out.append(
+        Figure(
+            section,
+            'it trails by',
+            record,
+            nc_modes + (dict(sigma=sigma), 'nll_iw'),
+            '.2f',
+            minus=(record, study + (dict(sigma=sigma), 'nll_iw')),
+        )
+    )
+  out += [
+      Figure(
+          section,
+          'Part of this may be its',
+          record,
+          modes + ('noise_conditional', 'num_params'),
+          '.0f',
+          minus=(record, modes + ('kernel_study', 'num_params')),
+          over=(record, modes + ('kernel_study', 'num_params')),
+          scale=100,
+      ),
+  ]
+  for line, pair in (
+      ('test energy distances of', 'annealed'),
+      ('On rings the chosen step size', 'two_step'),
+  ):
+    for dataset, run in (
+        (rings, 'noise_conditional_sigma0.3'),
+        (modes, 'noise_conditional_sigma0.5'),
+    ):
+      out.append(
+          Figure(section, line, record, dataset + ('samples', run, pair, 'energy_distance'), '.4f')
+      )
+  out.append(
+      Figure(
+          section,
+          'two-step on rings, p = ',
+          record,
+          rings + ('samples', 'fixed_pair_sigma0.3', 'two_step', 'ks_pvalue'),
+          '.2f',
+      )
+  )
   return out
 
 
@@ -781,6 +1088,7 @@ HEADLINES = (
     + _realnvp()
     + _kernel_study()
     + _denoising()
+    + _noise_conditional()
     + _fashion_mnist()
     + _speed()
     + _shipped()
@@ -820,7 +1128,9 @@ def _record_value(record, key, reduce=None):
   value = _select(json.loads((RESULTS / record).read_text()), key)
   if reduce:
     values = value if isinstance(value, list) else [value]
-    value = {'mean': statistics.mean, 'median': statistics.median}[reduce](values)
+    value = {'mean': statistics.mean, 'median': statistics.median, 'sum': sum, 'count': len}[
+        reduce
+    ](values)
   assert isinstance(value, (int, float)), f'{record} {key}: {value!r} is not a number'
   return value
 
@@ -843,7 +1153,10 @@ def figure_problem(text, figure):
   if len(sections) != 1:
     return f'{len(sections)} sections start with {figure.section!r}'
   lines = sections[0][1]
-  rows = [i for i, line in enumerate(lines) if figure.line in line]
+  if figure.line.startswith('|'):
+    rows = [i for i, line in enumerate(lines) if line.startswith(figure.line)]
+  else:
+    rows = [i for i, line in enumerate(lines) if figure.line in line]
   if figure.index is None and len(rows) != 1:
     return f'{len(rows)} lines of {figure.section!r} hold {figure.line!r}'
   if not rows:
@@ -855,6 +1168,8 @@ def figure_problem(text, figure):
   value = _record_value(figure.record, figure.key, figure.reduce)
   if figure.minus:
     value -= _record_value(*figure.minus)
+  if figure.over:
+    value /= _record_value(*figure.over)
   expected = format(value * figure.scale, figure.fmt)
   plain = where.replace('**', '')
   if not re.search(r'(?<![\d.,])' + re.escape(expected) + r'(?![\d])', plain):
@@ -877,6 +1192,8 @@ def test_headline_mistakes_are_found():
   assert figure_problem(text.replace('2.6570', '2.6571'), figure) is None
   assert 'no single column' in figure_problem(text, figure._replace(column='ELBO'))
   assert '0 lines' in figure_problem(text, figure._replace(line='| 7 |'))
+  # A row label is the row's first cell, not a later cell holding the same text.
+  assert figure_problem(text.replace('2.6570', '2.6571') + '| 9 | 0 |\n', figure) is None
 
 
 def _bytes(directory):
