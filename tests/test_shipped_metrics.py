@@ -67,6 +67,12 @@ def test_recorded_metrics_match_the_exported_weights(base, request):
   n = min(SLICE[kind], recorded_rows)
   x = task.split('test')[:n]
   row_seeds = seeds_lib.rows(config.eval.seed, 'test', 0, n).numpy()
+  # A conditioned model's record scores the test rows given their conditions (class labels),
+  # the others (a noise level) at their defaults: so does the signature here.
+  given, conditioned = task.conditions('test'), {}
+  for keyword, condition in (meta.get('conditions') or {}).items():
+    default = np.full(n, condition['default'], condition['dtype'])
+    conditioned[condition['input']] = given[keyword][:n] if keyword in given else default
   signature = tf.saved_model.load(version_dir).signatures['log_prob']
   if exact:
     keys = {task.unit: 'log_prob'}
@@ -76,6 +82,7 @@ def test_recorded_metrics_match_the_exported_weights(base, request):
   outputs = {out: [] for out in keys.values()}
   for start in range(0, n, BATCH[kind]):
     args = {'x': tf.constant(x[start : start + BATCH[kind]])}
+    args.update({k: tf.constant(v[start : start + BATCH[kind]]) for k, v in conditioned.items()})
     if not exact:
       args['seed'] = tf.constant(row_seeds[start : start + BATCH[kind]])
     for out, value in signature(**args).items():
