@@ -788,6 +788,187 @@ def _fashion_mnist():
   return out
 
 
+# The Fashion-MNIST classes in label order (the per-class table's rows).
+FASHION_MNIST_CLASSES = (
+    'T-shirt/top',
+    'Trouser',
+    'Pullover',
+    'Dress',
+    'Coat',
+    'Sandal',
+    'Shirt',
+    'Sneaker',
+    'Bag',
+    'Ankle boot',
+)
+
+
+def _fashion_mnist_labels():
+  """The class-labelled Fashion-MNIST section: the setup's recorded figures, the main table
+  (the unlabelled pair's row from its own record), every cell of the per-class table (the
+  sample counts against the label draw's counts and each sampler's per-class counts), and the
+  bullets' figures and ratios. The labelled pair's parameter count is in the EMA record only
+  (the raw-weight evaluation does not record it; the weights differ, the network does not)."""
+  section = 'Fashion-MNIST: a class-labelled pair'
+  record = 'fashion_mnist_labels/eval_raw_weights.json'
+  ema = 'fashion_mnist_labels/metrics_ema.json'
+  unlabelled = 'fashion_mnist_eval.json'
+  two_step = ('samplers', 'two_step')
+  out = [
+      Figure(section, 'filters, sigma 0.5, 3,000 steps', ema, ('sigma',), '.1f'),
+      Figure(section, 'filters, sigma 0.5, 3,000 steps', ema, ('steps',), ',.0f'),
+      Figure(section, 'raw weights at step', record, ('source', 'step'), ',.0f'),
+      Figure(section, 'raw weights at step', record, ('bpd', 'num_examples'), ',.0f'),
+      Figure(section, 'samples per sampler in', record, ('bpd', 'iw_samples'), '.0f'),
+      Figure(section, 'samples per sampler in', record, two_step + ('num_samples',), ',.0f'),
+      Figure(section, 'samples per sampler in', record, two_step + ('num_reference',), ',.0f'),
+      Figure(
+          section,
+          '(`fashion_mnist_classifier`,',
+          record,
+          ('feature_network', 'test_accuracy'),
+          '.1f',
+          scale=100,
+      ),
+      Figure(section, 'beside other jobs: its', ema, ('train_seconds',), ',.0f'),
+  ]
+  # The main table.
+  row = '| unlabelled pair, two-step (above) |'
+  for key, fmt, column in (
+      (('models', 'smoothed', 'num_params'), ',.0f', 'params'),
+      (('models', 'smoothed', 'bpd', 'bpd_iw'), '.3f', 'test bpd (1,000 images)'),
+      (('rows', 3, 'fid'), '.2f', 'domain FID'),
+      (('rows', 3, 'kid'), '.4f', 'domain KID ± std'),
+      (('rows', 3, 'kid_std'), '.4f', 'domain KID ± std'),
+      (('rows', 3, 'inception_score'), '.2f', 'domain IS'),
+      (('rows', 3, 'inception_score_std'), '.2f', 'domain IS'),
+  ):
+    out.append(Figure(section, row, unlabelled, key, fmt, column))
+  bpd_column = 'test bpd (1,000 images)'
+  out.append(Figure(section, '| labelled pair: x~', ema, ('num_params',), ',.0f', 'params'))
+  for key in ('bpd_iw', 'bpd_elbo', 'bpd_null_iw', 'bpd_null_elbo'):
+    out.append(Figure(section, '| labelled pair: x~', record, ('bpd', key), '.3f', bpd_column))
+  for row, sampler in (
+      ('| labelled pair: x~', 'smoothed'),
+      ('| labelled pair: single step |', 'single_step'),
+      ('| labelled pair: two-step |', 'two_step'),
+  ):
+    for key, fmt, column in (
+        ('fid', '.2f', 'domain FID'),
+        ('kid', '.4f', 'domain KID ± std'),
+        ('kid_std', '.4f', 'domain KID ± std'),
+        ('inception_score', '.2f', 'domain IS'),
+        ('inception_score_std', '.2f', 'domain IS'),
+        ('class_accuracy', '.3f', 'class accuracy'),
+    ):
+      out.append(Figure(section, row, record, ('samplers', sampler, key), fmt, column))
+  # The per-class table.
+  out.append(
+      Figure(
+          section,
+          "class's 1,000 test images",
+          record,
+          two_step + ('by_class', FASHION_MNIST_CLASSES[0], 'num_reference'),
+          ',.0f',
+      )
+  )
+  for index, name in enumerate(FASHION_MNIST_CLASSES):
+    row = f'| {name} |'
+    out.append(Figure(section, row, record, ('labels', 'sample_counts', index), ',.0f', 'samples'))
+    out.append(
+        Figure(
+            section,
+            row,
+            record,
+            ('labels', 'test_image_accuracy', 'by_class', name),
+            '.3f',
+            'classifier on test images',
+        )
+    )
+    for sampler, label in (('two_step', 'two-step'), ('single_step', 'single-step')):
+      by_class = ('samplers', sampler, 'by_class', name)
+      out += [
+          Figure(section, row, record, by_class + ('num_samples',), ',.0f', 'samples'),
+          Figure(section, row, record, by_class + ('kid',), '.2f', f'{label} KID'),
+          Figure(section, row, record, by_class + ('accuracy',), '.3f', f'{label} accuracy'),
+      ]
+  # The bullets.
+  fid = (unlabelled, ('rows', 3, 'fid'))
+  params = (unlabelled, ('models', 'smoothed', 'num_params'))
+  line = '**Labels help the samples**'
+  out += [
+      Figure(section, line, record, two_step + ('fid',), '.2f'),
+      Figure(section, line, *fid, '.2f'),
+      Figure(section, line, *fid, '.0f', minus=(record, two_step + ('fid',)), over=fid, scale=100),
+      Figure(section, 'lower), KID', record, two_step + ('kid',), '.2f'),
+      Figure(section, 'lower), KID', unlabelled, ('rows', 3, 'kid'), '.2f'),
+      Figure(section, 'lower), KID', record, two_step + ('inception_score',), '.2f'),
+      Figure(section, 'lower), KID', unlabelled, ('rows', 3, 'inception_score'), '.2f'),
+      Figure(
+          section,
+          'lower), KID',
+          ema,
+          ('num_params',),
+          '.1f',
+          minus=params,
+          over=params,
+          scale=100,
+      ),
+  ]
+  line = '**The class follows the label**'
+  out += [
+      Figure(section, line, record, two_step + ('class_accuracy',), '.0f', scale=100),
+      Figure(
+          section, line, record, ('samplers', 'single_step', 'class_accuracy'), '.0f', scale=100
+      ),
+      Figure(
+          section,
+          'itself right on',
+          record,
+          ('labels', 'test_image_accuracy', 'overall'),
+          '.0f',
+          scale=100,
+      ),
+      Figure(
+          section,
+          'images; Shirt (',
+          record,
+          two_step + ('by_class', 'Shirt', 'accuracy'),
+          '.0f',
+          scale=100,
+      ),
+      # 575 of Shirt's 1,000 test images: 57.5% exactly, which a float rounds to 57 at '.0f'.
+      Figure(
+          section,
+          'images; Shirt (',
+          record,
+          ('labels', 'test_image_accuracy', 'by_class', 'Shirt'),
+          '.1f',
+          scale=100,
+      ),
+  ]
+  null_iw = (record, ('bpd', 'bpd_null_iw'))
+  unlabelled_iw = (unlabelled, ('models', 'smoothed', 'bpd', 'bpd_iw'))
+  out += [
+      Figure(section, '**Likelihood**', record, ('bpd', 'bpd_iw'), '.3f'),
+      Figure(section, 'without a label (the null class', *unlabelled_iw, '.3f'),
+      Figure(section, 'without a label (the null class', *null_iw, '.3f'),
+      # The difference of the records (0.0045), not of the rounded 3.003 and 2.998.
+      Figure(
+          section,
+          'without a label (the null class',
+          *null_iw,
+          '.3f',
+          minus=unlabelled_iw,
+      ),
+      Figure(section, "weights (the run's own metrics)", ema, ('bpd_iw',), '.3f'),
+      Figure(section, "weights (the run's own metrics)", ema, ('bpd_null_iw',), '.3f'),
+      Figure(section, 'with all three samplers', record, ('sampling', 'seconds'), ',.0f'),
+      Figure(section, 'with all three samplers', record, ('sampling', 'drawn'), ',.0f'),
+  ]
+  return out
+
+
 def _speed():
   out = []
   for row, name in (
@@ -1012,6 +1193,49 @@ def _shipped():
           'test figure (bound)',
       ),
   ]
+  # The noise-conditional rings pair: the same-budget run of its study, scored at sigma 0.3 (the
+  # range's upper end, 1, is left out: '1' is also the cell's '1,024').
+  row, record = '| `rings_noise_conditional/1`', 'noise_conditional.json'
+  run = ('datasets', 'rings', 'same_budget', 'noise_conditional')
+  for key, fmt, column, scale in (
+      (('sigma_range', 0), '.2f', 'training', 1.0),
+      (('steps',), '.0f', 'training', 1e-3),
+      (('batch_size',), ',.0f', 'training', 1.0),
+      (('nll_iw',), '.3f', 'test figure (bound)', 1.0),
+      (('nll_elbo',), '.3f', 'test figure (bound)', 1.0),
+      (('sigma',), '.1f', 'test figure (bound)', 1.0),
+  ):
+    out.append(Figure('Shipped models', row, record, run + key, fmt, column, scale=scale))
+  out += [
+      Figure('Shipped models', row, *LIMIT['rings'], '.4f', 'limit'),
+      Figure(
+          'Shipped models', row, record, run + ('nll_iw',), '.3f', 'excess', minus=LIMIT['rings']
+      ),
+      Figure(
+          'Shipped models',
+          row,
+          record,
+          ('datasets', 'rings', 'same_budget', 'iw_gap_to_limit', 'noise_conditional'),
+          '.3f',
+          'excess',
+      ),
+  ]
+  # The class-labelled Fashion-MNIST pair: its raw-weight evaluation (config figures from the
+  # run's own metrics, which the evaluation does not repeat).
+  row, record = '| `fashion_mnist_labels/1`', 'fashion_mnist_labels/eval_raw_weights.json'
+  ema = 'fashion_mnist_labels/metrics_ema.json'
+  out += [
+      Figure('Shipped models', row, ema, ('sigma',), '.1f', 'training'),
+      Figure('Shipped models', row, ema, ('steps',), ',.0f', 'training'),
+      Figure('Shipped models', row, record, ('source', 'step'), ',.0f', 'training'),
+  ]
+  for key, fmt in (
+      (('bpd', 'bpd_iw'), '.3f'),
+      (('bpd', 'iw_samples'), '.0f'),
+      (('bpd', 'bpd_null_iw'), '.3f'),
+      (('samplers', 'two_step', 'fid'), '.2f'),
+  ):
+    out.append(Figure('Shipped models', row, record, key, fmt, 'test figure (bound)'))
   rows = {
       '| rings (1,000 points) |': ('saved_models/rings/2', '.2f', '.2f'),
       '| olympics (1,000 points) |': ('saved_models/olympics/2', '.2f', '.2f'),
@@ -1090,6 +1314,7 @@ HEADLINES = (
     + _denoising()
     + _noise_conditional()
     + _fashion_mnist()
+    + _fashion_mnist_labels()
     + _speed()
     + _shipped()
 )
@@ -1201,7 +1426,15 @@ def _bytes(directory):
 
 
 @pytest.mark.parametrize(
-    'model', ['rings/2', 'olympics/2', 'fashion_mnist_smoothed/3', 'fashion_mnist_baseline/3']
+    'model',
+    [
+        'rings/2',
+        'olympics/2',
+        'fashion_mnist_smoothed/3',
+        'fashion_mnist_baseline/3',
+        'rings_noise_conditional/1',
+        'fashion_mnist_labels/1',
+    ],
 )
 def test_shipped_model_size_is_on_disk(model):
   """The shipped-models table gives each version's size as it is on disk (2 digits, MB)."""
