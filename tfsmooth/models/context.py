@@ -11,7 +11,13 @@ A `NoiseLevelCondition` takes a noise level sigma per row in [sigma_min, sigma_m
 reference level, `smoothing.sigma`, for a row given none): one noise-conditional pair models
 p(x~ | sigma) and p(x | x~, sigma) for every level in the range (Li & Kluger 2022). Training
 draws one level per example from the configured law, log-uniform on the range by default (every
-octave of noise gets the same share of the examples) or uniform on a ladder of levels.
+octave of noise gets the same share of the examples) or uniform on a ladder of levels. The
+loss is each example's -[log p(x~ | sigma) + log p(x | x~, sigma)] at its own level, averaged
+with equal weights. It differs from that example's negative ELBO by the kernel's entropy, a
+constant of the level, so its gradient is the ELBO's; and at every level the ELBO bounds the
+same -log p(x), so the levels' terms are on one scale and none needs reweighting (unlike
+denoising score matching, whose per-level losses scale as 1 / sigma^2 and are weighted by
+sigma^2).
 
 `ConditionEmbedding` maps a model's conditions {keyword: [N]} to one vector h [N, dim] (the sum
 of one learned embedding per condition: a table for labels; for a noise level, fixed Fourier
