@@ -1303,6 +1303,34 @@ def _limits():
   ]
 
 
+def _image_pipeline():
+  section, record = 'Speed: your images', 'image_pipeline.json'
+  out = []
+  for row, name in (
+      ('| folder, kept in memory |', 'folder_cached'),
+      ('| folder, decoded in the pipeline |', 'folder_streamed'),
+      ('| array (.npy) |', 'array'),
+  ):
+    for key, fmt, column, scale in (
+        ('from_config_seconds', '.1f' if name != 'array' else '.2f', 'up-front check (s)', 1.0),
+        ('pipeline_images_per_sec', ',.0f', 'pipeline images/s', 1.0),
+        ('ratio', '.0f', None, 1.0),
+        ('fed_overhead', '.1f', None, 100.0),
+    ):
+      out.append(Figure(section, row, record, (name, key), fmt, column, scale=scale))
+  out += [
+      Figure(section, '1 resnet, ', record, ('consumption', 'num_params'), ',.0f'),
+      Figure(section, 'The step consumes', record, ('consumption', 'images_per_sec'), '.1f'),
+      Figure(section, 'The step consumes', record, ('consumption', 'step_seconds'), '.2f'),
+      Figure(section, 'bottleneck: even decoding', record, ('folder_streamed', 'ratio'), '.0f'),
+      Figure(
+          section, 'costs about', record, ('consumption', 'step_seconds'), '.0f', scale=1000 / 60
+      ),
+      Figure(section, 'load average', record, ('settings', 'load_average_after', 0), '.1f'),
+  ]
+  return out
+
+
 HEADLINES = (
     _limits()
     + _rings_default()
@@ -1316,6 +1344,7 @@ HEADLINES = (
     + _fashion_mnist()
     + _fashion_mnist_labels()
     + _speed()
+    + _image_pipeline()
     + _shipped()
 )
 
