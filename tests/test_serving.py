@@ -145,11 +145,66 @@ PAIR_CASES = [
     (_request('log_prob', x=[IMAGE, 'float32', 5.0], seed=SEED), 'input x must hold values'),
 ]
 
+SIGMA_SEEDS = [[3, 2], 'int32', 0]
+NOISE_LEVEL_CASES = [  # issue 25: sigma checked in the graph, named in every refusal
+    (
+        _request('sample', seed=SIGMA_SEEDS, sigma=[[3], 'float32', 2.0]),
+        'input sigma must hold values in [0.05, 1]',
+    ),
+    (
+        _request('sample', seed=SIGMA_SEEDS, sigma=[[3], 'float32', -0.1]),
+        'input sigma must hold values in [0.05, 1]',
+    ),
+    (
+        _request('sample', seed=SIGMA_SEEDS, sigma=[[1], 'float32', 0.3]),
+        'input sigma must have one row per row of input seed',
+    ),
+    (
+        _request(
+            'log_prob',
+            x=[[3, 2], 'float32', 0.0],
+            seed=SIGMA_SEEDS,
+            sigma=[[3], 'float32', float('nan')],
+        ),
+        'input sigma contains NaN or Inf',
+    ),
+    (
+        _request(
+            'denoise',
+            x_tilde=[[3, 2], 'float32', 0.0],
+            seed=SIGMA_SEEDS,
+            sigma=[[3], 'float32', 0.01],
+        ),
+        'input sigma must hold values in [0.05, 1]',
+    ),
+    (_request('sample', seed=SIGMA_SEEDS, sigma=[[3], 'float32', 1.0]), 'answered'),
+]
+LABEL_CASES = [  # issue 24: label checked in the graph, named in every refusal
+    (
+        _request('log_prob', x=[IMAGE, 'float32', 0.0], seed=SEED, label=[[1], 'int32', 11]),
+        'input label must hold values in [0, 10]',
+    ),
+    (
+        _request('log_prob', x=[IMAGE, 'float32', 0.0], seed=SEED, label=[[1], 'int32', -1]),
+        'input label must hold values in [0, 10]',
+    ),
+    (
+        _request('log_prob', x=[IMAGE, 'float32', 0.0], seed=SEED, label=[[2], 'int32', 1]),
+        'input label must have one row per row of input x',
+    ),
+    (
+        _request('denoise_single_step', x_tilde=[IMAGE, 'float32', 0.0], label=[[1], 'int32', 10]),
+        'answered',
+    ),
+]
+
 
 @pytest.mark.parametrize(
     'base, cases',
     [
         ('rings', POINT_CASES),
+        ('rings_noise_conditional', NOISE_LEVEL_CASES),
+        ('fashion_mnist_labels', LABEL_CASES),
         ('fashion_mnist_baseline', IMAGE_CASES),
         ('fashion_mnist_smoothed', PAIR_CASES),
     ],
