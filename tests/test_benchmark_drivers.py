@@ -567,6 +567,95 @@ def test_noise_conditional_driver_compares_one_model_with_fixed_pairs(tmp_path):
   ]
 
 
+def _suite_time(tmp_path, *flags):
+  """(finished process, record) of benchmarks/suite_time.py with `flags`, run from the root."""
+  out = tmp_path / 'suite_time.json'
+  done = subprocess.run(
+      [sys.executable, os.path.join('benchmarks', 'suite_time.py'), f'--output={out}', *flags],
+      cwd=ROOT,
+      env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='2'),
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
+  assert out.exists(), done.stderr[-3000:]
+  return done, _record(out)
+
+
+def _ci_pytest_command():
+  """The pytest line of .ci/run, which the README says is its test command."""
+  with open(os.path.join(ROOT, '.ci', 'run')) as f:
+    return [line.strip() for line in f if 'pytest' in line][-1]
+
+
+def test_suite_time_driver_runs_the_readme_command_in_a_fresh_clone(tmp_path):
+  # Two fast tests of HEAD's tests/test_docs.py (no TensorFlow: the conftest left out), one
+  # deselected; -n 0 after the README's -n 2 runs them in this process.
+  selection = (
+      'tests/test_docs.py::test_shell_reading '
+      'tests/test_docs.py::test_value_and_group_mistakes_are_found'
+  )
+  args = f'-n 0 --noconftest -p no:cacheprovider {selection} -k shell_reading'
+  done, record = _suite_time(tmp_path, '--durations=3', f'--pytest_args={args}')
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert record['readme_command'] == _ci_pytest_command()
+  assert record['command_run'] == f'CI=true {_ci_pytest_command()} --durations=3 {args}'
+  head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT, capture_output=True, text=True)
+  assert record['commit'] == head.stdout.strip()
+  assert record['checkout_changes'] == []  # a clean clone, whatever this working tree holds
+  assert (record['outcome'], record['exit_status']) == ('passed', 0)
+  assert {k: v for k, v in record['counts'].items() if v} == {
+      'passed': 1,
+      'deselected': 1,
+  }
+  assert record['wall_seconds'] >= record['pytest_seconds'] > 0
+  assert record['user_cpu_seconds'] > 0 and len(record['load_average_before']) == 3
+  assert record['fashion_mnist_idx']['present'] == os.path.isdir(
+      offline_data.images.FASHION_MNIST_IDX_DIR
+  )
+
+
+def test_suite_time_driver_records_failures_in_a_checkout_as_it_is(tmp_path):
+  # A checkout of its own: the README, a package that shadows the installed tfsmooth, and an
+  # uncommitted test file whose outcomes are known.
+  checkout = tmp_path / 'checkout'
+  (checkout / 'tfsmooth').mkdir(parents=True)
+  (checkout / 'tfsmooth' / '__init__.py').write_text('')
+  (checkout / 'README.md').write_text(open(os.path.join(ROOT, 'README.md')).read())
+  git = ['git', '-c', 'user.name=t', '-c', 'user.email=t@t', '-C', str(checkout)]
+  subprocess.run([*git, 'init', '--quiet'], check=True)
+  subprocess.run([*git, 'add', 'README.md', 'tfsmooth'], check=True)
+  subprocess.run([*git, 'commit', '--quiet', '-m', 'probe'], check=True)
+  (checkout / 'test_probe.py').write_text(
+      'import time\n'
+      'import pytest\n'
+      'def test_passes(): pass\n'
+      'def test_sleeps(): time.sleep(0.3)\n'
+      'def test_fails(): assert 1 == 2\n'
+      'def test_skips(): pytest.skip("known")\n'
+      'def test_deselected(): pass\n'
+  )
+  args = '-n 0 -p no:cacheprovider test_probe.py -k "not deselected"'
+  done, record = _suite_time(tmp_path, f'--checkout={checkout}', f'--pytest_args={args}')
+  assert done.returncode == 1
+  assert (record['outcome'], record['exit_status']) == ('failed', 1)
+  assert {k: v for k, v in record['counts'].items() if v} == {
+      'passed': 2,
+      'failed': 1,
+      'skipped': 1,
+      'deselected': 1,
+  }
+  assert record['checkout_changes'] == ['?? test_probe.py']
+  assert record['readme_command'] == _ci_pytest_command()
+  slowest = record['slowest'][0]
+  assert slowest['test'] == 'test_probe.py::test_sleeps' and slowest['seconds'] >= 0.3
+  # A test id that names nothing fails the run too, with no tests run.
+  args = '-n 0 -p no:cacheprovider test_probe.py::test_missing'
+  done, record = _suite_time(tmp_path, f'--checkout={checkout}', f'--pytest_args={args}')
+  assert done.returncode == 1 and record['exit_status'] == 4 and record['outcome'] == 'failed'
+  assert not any(record['counts'].values())
+
+
 def test_every_driver_is_run_by_a_test_here():
   """A driver added under benchmarks/ needs a test in this file that runs it shrunk."""
   with open(__file__) as f:
