@@ -16,7 +16,6 @@ sample_<mode>_sigma<sigma>.png (its `annealed` sampler walks its own ladder of l
 whatever `sigma` is). A model without noise levels refuses `sigma` in one paragraph.
 """
 
-import math
 import os
 
 import numpy as np
@@ -27,6 +26,7 @@ from tfsmooth import experiment
 from tfsmooth import tasks
 from tfsmooth.evaluation import plots
 from tfsmooth.evaluation import replicated
+from tfsmooth.programs import sample_eval
 
 PER_ROW = 8
 
@@ -47,31 +47,11 @@ def modes_of(model, modes=()):
 
 def noise_level(model, sigma):
   """`sigma` (launch/sample.py --sigma) checked against the noise levels `model` was trained
-  on, as a float; None (no --sigma) stays None."""
+  on (`sample_eval.noise_level`), as a float; None (no --sigma: the reference level, under the
+  plain file names) stays None."""
   if sigma is None:
     return None
-  condition = dict(model.conditions).get('sigma')
-  if condition is None:
-    trained = model.facts().get('sigma')
-    what = (
-        f'a pair trained at the one level sigma={trained:g}'
-        if trained is not None
-        else 'a model without smoothing'
-    )
-    raise errors.UserError(
-        f'--sigma={sigma:g} draws a noise-conditional run at that noise level, but this run holds '
-        f'{what}, which takes no noise level: drop --sigma (its grids are at the level it was '
-        'trained at), or train one model for every level with '
-        '--config=tfsmooth/configs/<data set>.py:noise_conditional.'
-    )
-  if not (math.isfinite(sigma) and condition.low <= sigma <= condition.high):
-    raise errors.UserError(
-        f'--sigma={sigma:g} lies outside the noise levels this run was trained on, '
-        f'[{condition.low:g}, {condition.high:g}] (smoothing.sigma_min, smoothing.sigma_max): '
-        f'choose a level in that range (without --sigma the grids are at its reference level '
-        f'{condition.default:g}).'
-    )
-  return float(sigma)
+  return sample_eval.noise_level(model, sigma, doing='draws', outputs='grids')
 
 
 def grid_path(out_dir, name, sigma=None):

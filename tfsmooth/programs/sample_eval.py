@@ -267,10 +267,12 @@ def classes_match(network, class_names):
   return True, ''
 
 
-def noise_level(model, sigma):
-  """The noise level a noise-conditional `model` is scored at: `sigma` (launch/evaluate.py
-  --sigma) checked against its trained range, or its reference level without one; None for a
-  model without noise levels, which refuses a `sigma` in one paragraph."""
+def noise_level(model, sigma, doing='scores', outputs='figures'):
+  """The noise level a noise-conditional `model` is scored (`doing`) at: `sigma` (the
+  binaries' --sigma) checked against its trained range, or its reference level without one;
+  None for a model without noise levels, which refuses a `sigma` in one paragraph. The one
+  check of --sigma: launch/sample.py's grids (`image_grids`, doing='draws', outputs='grids')
+  and launch/evaluate.py's figures."""
   condition = dict(model.conditions).get(context.SIGMA)
   if condition is None:
     if sigma is None:
@@ -278,11 +280,11 @@ def noise_level(model, sigma):
     trained = model.facts().get('sigma')
     if trained is not None:
       what = f'a pair trained at the one level sigma={trained:g}, which takes no other'
-      drop = f'drop --sigma (its figures are at sigma={trained:g})'
+      drop = f'drop --sigma (its {outputs} are at sigma={trained:g})'
     else:
       what, drop = 'a model without smoothing, which takes no noise level', 'drop --sigma'
     raise errors.UserError(
-        f'--sigma={sigma:g} scores a noise-conditional run at that noise level, but this run '
+        f'--sigma={sigma:g} {doing} a noise-conditional run at that noise level, but this run '
         f'holds {what}: {drop}, or train one model for every level with '
         "--config=tfsmooth/configs/<data set>.py:noise_conditional. (To denoise a baseline's "
         'samples with its own score, paper App. C.6, use --single_step_sigmas.)'
@@ -293,8 +295,8 @@ def noise_level(model, sigma):
     raise errors.UserError(
         f'--sigma={sigma:g} lies outside the noise levels this run was trained on, '
         f'[{condition.low:g}, {condition.high:g}] (smoothing.sigma_min, smoothing.sigma_max): '
-        f'choose a level in that range (without --sigma it is scored at its reference level '
-        f'{condition.default:g}).'
+        f'choose a level in that range (without --sigma its {outputs} are at its reference '
+        f'level {condition.default:g}).'
     )
   return float(sigma)
 
