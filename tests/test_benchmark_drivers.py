@@ -62,6 +62,7 @@ def test_denoising_1d_driver_writes_its_record(tmp_path):
   assert sorted(os.listdir(tmp_path / 'plots')) == ['posterior_x0.png', 'sigma0.3_denoised.png']
 
 
+@pytest.mark.slow  # 40 s: 8 tiny runs and their quadrature (suite budget, issue 23 item 8)
 def test_kernel_study_driver_writes_its_record(tmp_path):
   record = _drive(
       'kernel_study.py',
@@ -190,6 +191,7 @@ def test_eval_throughput_driver_measures_both_strategies(tmp_path):
     assert record['ratio_2_over_1'][key] == pytest.approx(ratio)
 
 
+@pytest.mark.slow  # 25 s: a training per value (suite budget, issue 23 item 8)
 def test_steps_per_loop_driver_trains_each_value(tmp_path):
   out = tmp_path / 'loops.json'
   _run(
