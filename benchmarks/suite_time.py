@@ -184,8 +184,8 @@ def idx_files(checkout):
         ):
           directory = ast.literal_eval(node.value)
   present = bool(directory) and os.path.isdir(directory)
-  return {
-      'directory': directory,
+  return {  # named, not given as a path: records hold no machine paths
+      'directory': 'tfsmooth.data.images.FASHION_MNIST_IDX_DIR',
       'present': present,
       'files': sorted(os.listdir(directory)) if present else [],
   }

@@ -1331,6 +1331,31 @@ def _image_pipeline():
   return out
 
 
+def _suite_time():
+  section = 'Test suite time'
+  out = []
+  for row, record in (('| 061d05a', 'suite_time_061d05a.json'), ('| c31d594', 'suite_time.json')):
+    out += [
+        Figure(section, row, record, ('counts', 'passed'), ',.0f', 'tests'),
+        Figure(section, row, record, ('user_cpu_seconds',), ',.0f', 'CPU (user)'),
+        Figure(section, row, record, ('load_average_before', 0), '.2f'),
+        Figure(section, row, record, ('load_average_after', 0), '.2f'),
+    ]
+  for index, line in enumerate(('REST bodies', 'REST bodies', 'REST bodies', 'baseline run (')):
+    out.append(Figure(section, line, 'suite_time.json', ('slowest', index, 'seconds'), '.0f'))
+  out.append(
+      Figure(
+          section,
+          'CPU 1.8x the wall',
+          'suite_time.json',
+          ('user_cpu_seconds',),
+          '.1f',
+          over=('suite_time.json', ('pytest_seconds',)),
+      )
+  )
+  return out
+
+
 HEADLINES = (
     _limits()
     + _rings_default()
@@ -1345,6 +1370,7 @@ HEADLINES = (
     + _fashion_mnist_labels()
     + _speed()
     + _image_pipeline()
+    + _suite_time()
     + _shipped()
 )
 
