@@ -464,6 +464,200 @@ def test_fashion_mnist_table2_driver_collects_two_evaluations(tmp_path):
   assert os.listdir(tmp_path / 'table2')
 
 
+def _noise_conditional_eval(directory, workdir, fids, sampling):
+  """A noise-conditional pair's eval.json (and its plot files) as launch/evaluate.py --sigma
+  writes it (sample_eval.evaluate), scored at sigma 0.5 with the raw weights of a run that
+  keeps EMA averages: its training record is then not in eval.json (recorded_metrics {})."""
+  directory.mkdir(parents=True)
+  samplers = {}
+  for name, fid in fids.items():
+    plots = [f'grid_{name}.png', f'nearest_{name}_c_pixel.png', f'nearest_{name}_c_features.png']
+    for plot in plots:
+      (directory / plot).write_bytes(name.encode())
+    samplers[name] = dict(
+        fid=fid,
+        kid=fid / 20,
+        kid_std=0.03,
+        inception_score=5.0,
+        inception_score_std=0.1,
+        reference_inception_score=8.3,
+        feature_network='fashion_mnist_classifier',
+        num_samples=5000,
+        num_reference=10000,
+        splits=10,
+        noise_level=None if name == 'annealed' else 0.5,
+        plots=plots,
+    )
+  evaluation = dict(
+      source=dict(workdir=str(workdir), step=3000, checkpoint='best/ckpt-3000', weights='raw'),
+      dataset='fashion_mnist',
+      smoothed=True,
+      feature_network=dict(name='fashion_mnist_classifier', test_accuracy=0.9089),
+      recorded_metrics={},
+      noise_level=dict(sigma=0.5, given='--sigma', trained_range=[0.05, 1.0]),
+      bpd=dict(
+          bpd_elbo=3.05, bpd_iw=3.03, iw_samples=4, num_examples=1000, kind='upper', sigma=0.5
+      ),
+      sampling=dict(sampling, seed=0, batch_size=100, file='eval_samples.npz'),
+      samplers=samplers,
+  )
+  (directory / 'eval.json').write_text(json.dumps(evaluation))
+
+
+def test_fashion_mnist_table2_adds_the_noise_conditional_pair(tmp_path):
+  """--noise_conditional with --recorded, as the next session runs it: the baseline's and the
+  fixed pair's rows come from the recorded table (unchanged, and the record stays as it was),
+  the noise-conditional pair's four rows follow with its bounds at sigma 0.5, its params from
+  the run's metrics.json and its ladder from config.json; the FID ratios to the recorded
+  two-step FID and the 0.8 goal are those computed here by hand. One sampling.seconds for all
+  samplers: the cost per image is recorded as not separable, no figure made up."""
+  recorded = os.path.join(RECORDS, 'fashion_mnist_eval.json')
+  with open(recorded, 'rb') as f:
+    before = f.read()
+  old = json.loads(before)
+  run = tmp_path / 'run'
+  run.mkdir()
+  (run / 'metrics.json').write_text(
+      json.dumps(dict(weights='ema', num_params=1_180_000, steps=3000, train_seconds=4500.0))
+  )
+  ladder = dict(annealed_levels=10, annealed_steps=5, annealed_step_size=0.5)
+  (run / 'config.json').write_text(
+      json.dumps(dict(smoothing=dict(ladder, annealed_end='two_step')))
+  )
+  fids = dict(smoothed=80.0, single_step=20.0, two_step=19.0, annealed=16.0)
+  _noise_conditional_eval(
+      tmp_path / 'nc_eval', run, fids, dict(reused=0, drawn=5000, seconds=2520.0)
+  )
+  out = tmp_path / 'nc_table.json'
+  done = _run(
+      'fashion_mnist_table2.py',
+      f'--recorded={recorded}',
+      f'--noise_conditional={tmp_path / "nc_eval"}',
+      f'--output={out}',
+      timeout=300,
+  )
+  with open(recorded, 'rb') as f:
+    assert f.read() == before
+  record = _record(out)
+  assert (
+      record['rows'][:4] == old['rows']
+      and record['models']['smoothed'] == old['models']['smoothed']
+  )
+  nc_rows = record['rows'][4:]
+  assert [(r['model'], r['sampler'], r['fid']) for r in nc_rows] == [
+      ('noise_conditional', name, fid) for name, fid in fids.items()
+  ]
+  fixed = old['rows'][3]['fid']  # the fixed pair's two-step, 21.55
+  nc = record['noise_conditional']
+  assert nc['annealed_fid_ratio'] == pytest.approx(16.0 / fixed)
+  assert nc['two_step_fid_ratio'] == pytest.approx(19.0 / fixed)
+  assert nc['target_met'] is (16.0 <= 0.8 * fixed)
+  assert nc['params_ratio'] == pytest.approx(1_180_000 / old['models']['smoothed']['num_params'])
+  model = record['models']['noise_conditional']
+  assert (model['num_params'], model['steps'], model['bpd']['sigma']) == (1_180_000, 3000, 0.5)
+  cost = nc['cost']
+  assert not cost['separable'] and cost['annealed_seconds_per_image'] is None
+  assert 'not separable' in cost['why'] and cost['work']['score_evaluations'] == 50
+  lines = record['markdown'].splitlines()
+  assert lines[:6] + lines[-1:] == old['markdown'].splitlines()
+  assert lines[9].startswith('| noise-conditional pair: annealed 10 levels x 5 Langevin steps')
+  assert '| 1,180,000 | 3000 | <= 3.030 (IW-4), ELBO 3.050 at sigma=0.5 | **16.00** |' in lines[9]
+  assert '(goal at most 0.8x: met)' in done.stdout
+  assert sorted(os.listdir(tmp_path / 'nc_table')) == sorted(
+      f'noise_conditional_{p.name}' for p in (tmp_path / 'nc_eval').iterdir() if p.suffix == '.png'
+  )
+
+
+def test_fashion_mnist_table2_noise_conditional_cost_and_refusals(tmp_path):
+  """Where eval.json times the annealed draw apart from the one two-step shares with x~ and
+  the single step (sampling.seconds_by_draw), the cost per image is each draw's seconds over
+  the images drawn; timed together, or nothing drawn (all reused), no figure. A goal missed
+  says 'not met'. The driver refuses to write over the record it reads (the record stays as
+  it was) and an eval.json without noise levels."""
+  run = tmp_path / 'run'
+  run.mkdir()
+  fids = dict(smoothed=80.0, single_step=20.0, two_step=19.0, annealed=18.0)
+  draws = {'annealed': 2100.0, 'smoothed,single_step,two_step': 420.0}
+  _noise_conditional_eval(
+      tmp_path / 'nc_eval',
+      run,
+      fids,
+      dict(reused=1000, drawn=4000, seconds=2520.0, seconds_by_draw=draws),
+  )
+  code = (
+      'import json, sys\n'
+      'import fashion_mnist_table2 as t\n'
+      'evaluation = json.load(open(sys.argv[1]))\n'
+      'apart = t.noise_conditional_cost(evaluation, None)\n'
+      'evaluation["sampling"]["seconds_by_draw"] = {"annealed,two_step": 1.0}\n'
+      'together = t.noise_conditional_cost(evaluation, None)\n'
+      'evaluation["sampling"].update(drawn=0, seconds_by_draw=%r)\n'
+      'reused = t.noise_conditional_cost(evaluation, None)\n'
+      'record = json.load(open(sys.argv[2]))\n'
+      't._add_noise_conditional(record, sys.argv[3], sys.argv[4])\n'
+      'print(json.dumps([apart, together, reused, record["noise_conditional"]]))\n'
+  ) % draws
+  figures = tmp_path / 'figures'
+  figures.mkdir()
+  done = subprocess.run(
+      [
+          sys.executable,
+          '-c',
+          code,
+          str(tmp_path / 'nc_eval' / 'eval.json'),
+          os.path.join(RECORDS, 'fashion_mnist_eval.json'),
+          str(tmp_path / 'nc_eval'),
+          str(figures),
+      ],
+      cwd=os.path.join(ROOT, 'benchmarks'),
+      env=dict(os.environ, PYTHONPATH=ROOT),
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
+  assert done.returncode == 0, done.stderr[-2000:]
+  apart, together, reused, nc = json.loads(done.stdout.strip().splitlines()[-1])
+  assert apart['separable'] and apart['two_step_draw'] == ['smoothed', 'single_step', 'two_step']
+  assert apart['annealed_seconds_per_image'] == pytest.approx(2100.0 / 4000)
+  assert apart['two_step_seconds_per_image'] == pytest.approx(420.0 / 4000)
+  assert apart['annealed_over_two_step'] == pytest.approx(5.0)
+  for cost in (together, reused):
+    assert not cost['separable'] and cost['annealed_over_two_step'] is None
+  assert 'in one draw' in together['why'] and 'reused' in reused['why']
+  assert nc['annealed_fid_ratio'] == pytest.approx(18.0 / 21.55366076518738)
+  assert not nc['target_met'] and '0.8x: not met' in nc['summary'][0]
+  assert nc['params_ratio'] is None and nc['cost']['work'] is None  # the run keeps no records
+
+  copy = tmp_path / 'copy.json'
+  copy.write_bytes(open(os.path.join(RECORDS, 'fashion_mnist_eval.json'), 'rb').read())
+  before = copy.read_bytes()
+  fixed_level = _record(tmp_path / 'nc_eval' / 'eval.json')
+  del fixed_level['noise_level']  # a fixed pair's evaluation
+  (tmp_path / 'fixed_eval').mkdir()
+  (tmp_path / 'fixed_eval' / 'eval.json').write_text(json.dumps(fixed_level))
+  for flags, says in (
+      ([f'--recorded={copy}', f'--output={copy}'], 'would rewrite the record it reads'),
+      (
+          [
+              f'--recorded={copy}',
+              f'--noise_conditional={tmp_path / "fixed_eval"}',
+              f'--output={tmp_path / "o.json"}',
+          ],
+          "is no noise-conditional pair's evaluation",
+      ),
+  ):
+    refused = subprocess.run(
+        [sys.executable, os.path.join('benchmarks', 'fashion_mnist_table2.py'), *flags],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='2'),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode != 0 and says in refused.stderr, refused.stderr[-2000:]
+  assert copy.read_bytes() == before
+
+
 @pytest.mark.slow  # 40-70 s: PNGs written, checked and decoded three ways, a PixelCNN++ step
 def test_image_pipeline_driver_compares_pipelines_with_a_step(tmp_path):
   out = tmp_path / 'pipeline.json'
