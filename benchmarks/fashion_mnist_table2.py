@@ -280,8 +280,9 @@ def noise_conditional_cost(evaluation, annealing):
         'drawn, so nothing was timed (a fresh --out_dir draws them anew).'
     )
   else:
-    annealed = by_draw[group['annealed']] / sampling['drawn']
-    two_step = by_draw[group['two_step']] / sampling['drawn']
+    images = sampling.get('timed_images', sampling['drawn'])  # batches after the first
+    annealed = by_draw[group['annealed']] / images
+    two_step = by_draw[group['two_step']] / images
     cost.update(
         separable=True,
         seconds_by_draw=by_draw,
@@ -290,8 +291,8 @@ def noise_conditional_cost(evaluation, annealing):
         annealed_over_two_step=annealed / two_step,
         two_step_draw=group['two_step'].split(','),
         why=(
-            f'seconds of each draw over the {sampling["drawn"]} images drawn (its first batch '
-            'traces the sampler); the two-step figure is that of the draw it shares with '
+            f'seconds of each draw over the {images} images timed (draw_samples leaves out '
+            'the first batch, which traces the samplers); the two-step figure is that of the draw it shares with '
             f'{", ".join(n for n in group["two_step"].split(",") if n != "two_step")} (one x~ '
             'per row for all of them)'
         ),

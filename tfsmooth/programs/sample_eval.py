@@ -429,10 +429,25 @@ def draw_samples(
     samples = {name: np.zeros((0,) + source.task.event_shape, np.uint8) for name in model.samplers}
   start = time.time()
   todo = range(have // batch_size, num_batches)
+  # The annealed sampler is drawn apart from the others (which share one x~ per row), and each
+  # draw timed, so that its cost per image can be set against the two-step's. The batches after
+  # the first (which traces the samplers) are timed.
+  draws = [tuple(name for name in model.samplers if name != 'annealed')]
+  draws = [d for d in draws if d] + ([('annealed',)] if 'annealed' in model.samplers else [])
+  seconds_by_draw = {','.join(d): 0.0 for d in draws}
   for index in todo:
     rows = seeds.rows(seed, 'samples', index * batch_size, batch_size)
     given = {k: v[index * batch_size : (index + 1) * batch_size] for k, v in conditions.items()}
-    batch = tasks.draw_rows(model, rows, batch_size=batch_size, strategy=strategy, conditions=given)
+    batch = {}
+    for draw in draws:
+      began = time.time()
+      batch.update(
+          tasks.draw_rows(
+              model, rows, draw, batch_size=batch_size, strategy=strategy, conditions=given
+          )
+      )
+      if index != todo[0]:
+        seconds_by_draw[','.join(draw)] += time.time() - began
     samples = {
         name: np.concatenate([samples[name], image_data.to_uint8(batch[name])])
         for name in model.samplers
@@ -455,6 +470,9 @@ def draw_samples(
       'drawn': len(todo) * batch_size,
       'seconds': round(time.time() - start, 1),
   }
+  if len(todo) > 1:
+    counts['seconds_by_draw'] = {k: round(v, 1) for k, v in seconds_by_draw.items()}
+    counts['timed_images'] = (len(todo) - 1) * batch_size
   return (
       {name: x[:num_samples] for name, x in samples.items()},
       {k: v[:num_samples] for k, v in conditions.items()},
