@@ -102,6 +102,21 @@ def _run(script, *flags, timeout=900):
   return done
 
 
+def _snippet(code, *args):
+  """Runs `python -c code args` in benchmarks/ (a driver imported in a fresh process: importing
+  it defines its absl flags) and returns the JSON its last line prints."""
+  done = subprocess.run(
+      [sys.executable, '-c', code, *args],
+      cwd=os.path.join(ROOT, 'benchmarks'),
+      env=dict(os.environ, PYTHONPATH=ROOT),
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
+  assert done.returncode == 0, done.stderr[-2000:]
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _record(path):
   with open(path) as f:
     return json.load(f)
@@ -401,16 +416,7 @@ def test_fashion_mnist_table2_markdown_reprints_its_record():
       'record["rows"][0]["kid_std"] = None\n'
       'print(json.dumps([same, "1.8275 ± - |" in t.markdown(record)]))\n'
   )
-  done = subprocess.run(
-      [sys.executable, '-c', code, os.path.join(RECORDS, 'fashion_mnist_eval.json')],
-      cwd=os.path.join(ROOT, 'benchmarks'),
-      env=dict(os.environ, PYTHONPATH=ROOT),
-      capture_output=True,
-      text=True,
-      timeout=120,
-  )
-  assert done.returncode == 0, done.stderr[-2000:]
-  assert json.loads(done.stdout.strip().splitlines()[-1]) == [True, True]
+  assert _snippet(code, os.path.join(RECORDS, 'fashion_mnist_eval.json')) == [True, True]
 
 
 @pytest.mark.slow  # two tiny trainings, two evaluations of PixelCNN++ samples
@@ -599,24 +605,13 @@ def test_fashion_mnist_table2_noise_conditional_cost_and_refusals(tmp_path):
   ) % draws
   figures = tmp_path / 'figures'
   figures.mkdir()
-  done = subprocess.run(
-      [
-          sys.executable,
-          '-c',
-          code,
-          str(tmp_path / 'nc_eval' / 'eval.json'),
-          os.path.join(RECORDS, 'fashion_mnist_eval.json'),
-          str(tmp_path / 'nc_eval'),
-          str(figures),
-      ],
-      cwd=os.path.join(ROOT, 'benchmarks'),
-      env=dict(os.environ, PYTHONPATH=ROOT),
-      capture_output=True,
-      text=True,
-      timeout=120,
+  apart, together, reused, nc = _snippet(
+      code,
+      str(tmp_path / 'nc_eval' / 'eval.json'),
+      os.path.join(RECORDS, 'fashion_mnist_eval.json'),
+      str(tmp_path / 'nc_eval'),
+      str(figures),
   )
-  assert done.returncode == 0, done.stderr[-2000:]
-  apart, together, reused, nc = json.loads(done.stdout.strip().splitlines()[-1])
   assert apart['separable'] and apart['two_step_draw'] == ['smoothed', 'single_step', 'two_step']
   assert apart['annealed_seconds_per_image'] == pytest.approx(2100.0 / 4000)
   assert apart['two_step_seconds_per_image'] == pytest.approx(420.0 / 4000)
