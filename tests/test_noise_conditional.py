@@ -20,6 +20,7 @@ from tfsmooth import kernels
 from tfsmooth import seeds
 from tfsmooth import smoothing
 from tfsmooth.models import context
+from tfsmooth.models import interface
 from tfsmooth.models import made
 
 MEANS = np.array([-5.0, -3.0, -1.0, 1.0, 3.0, 5.0])  # modes6_1d
@@ -164,7 +165,10 @@ sigma = tf.constant([0.05, 0.3, 1.0])
 out = {
     'names': sorted(signatures),
     'x_tilde': signatures['sample'](seed=seed, sigma=sigma)['x_tilde'].numpy().tolist(),
-    'annealed': signatures['sample_annealed'](seed=seed, sigma=sigma)['x'].numpy().tolist(),
+    'annealed': signatures['sample_annealed'](seed=seed)['x'].numpy().tolist(),
+    'inputs': {
+        name: sorted(fn.structured_input_signature[1]) for name, fn in signatures.items()
+    },
     'bound': signatures['log_prob'](
         x=tf.zeros([3, 2]), seed=seed, sigma=sigma)['log_prob'].numpy().tolist(),
 }
@@ -181,8 +185,9 @@ print(json.dumps(out))
 
 
 def test_signatures_take_sigma_in_a_fresh_tensorflow_process(pair, tmp_path):
-  """Every signature takes sigma [N] (one per row, checked in the graph naming sigma); the
-  annealed sampler has its own signature, sample_annealed; outputs equal the model's."""
+  """Every signature takes sigma [N] (one per row, checked in the graph naming sigma) but the
+  annealed sampler's own, sample_annealed, which sets its own levels and takes only the seed
+  (an input that did nothing would mislead a TF Serving user); outputs equal the model's."""
   import json
   import subprocess
   import sys
@@ -201,12 +206,56 @@ def test_signatures_take_sigma_in_a_fresh_tensorflow_process(pair, tmp_path):
   assert {'sample', 'sample_annealed', 'log_prob', 'denoise', 'denoise_single_step'} <= set(
       out['names']
   )
+  assert out['inputs']['sample_annealed'] == ['seed']
+  for name in ('sample', 'denoise', 'denoise_single_step', 'log_prob'):
+    assert 'sigma' in out['inputs'][name], (name, out['inputs'][name])
+  assert metadata['signatures']['sample_annealed']['inputs'] == {'seed': [None, 2]}
+  assert 'sigma input' not in metadata['signatures']['sample_annealed']['returns']
   seed = tf.constant([[0, 1], [0, 2], [5, 3]])
   sigma = tf.constant([0.05, 0.3, 1.0])
   drawn = pair.draw(seed, ['smoothed', 'annealed'], sigma=sigma)
   np.testing.assert_allclose(out['x_tilde'], drawn['smoothed'], rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(out['annealed'], drawn['annealed'], rtol=1e-4, atol=1e-4)
+  # In Python too the annealed sampler needs no sigma, and ignores one given.
+  alone = pair.draw(seed, ['annealed'])['annealed']
+  np.testing.assert_allclose(alone, drawn['annealed'], rtol=1e-5, atol=1e-6)
   bound = pair.likelihood(tf.zeros([3, 2]), seed, 4, sigma=sigma).log_prob
   np.testing.assert_allclose(out['bound'], bound, rtol=1e-4)
   assert len(out['refusals']) == 3
   assert all('input sigma' in message for message in out['refusals']), out['refusals']
+
+
+def test_a_labelled_noise_conditional_pair_anneals_with_its_labels_only():
+  """With labels and levels, the annealed sampler reads the labels and not sigma: the model
+  says so (`sampler_conditions`), its own signature takes seed and label (every other one
+  sigma too), and that signature draws what the model draws for those labels."""
+  from tfsmooth.export import signatures as signatures_lib
+
+  conditions = {
+      context.LABELS: context.labels(3),
+      context.SIGMA: context.noise_levels(0.3, 0.05, 1.0),
+  }
+  keras.utils.set_random_seed(4)
+  labelled = smoothing.SmoothedModel(
+      made.MADE(2, (8,), 2, conditions=conditions, condition_dim=8),
+      made.MADE(2, (8,), 2, conditional=True, conditions=conditions, condition_dim=8),
+      kernels.SmoothingKernel('gaussian', 0.3, sigma_range=(0.05, 1.0)),
+      smoothing.Annealing(levels=2, steps=1),
+  )
+  labelled.build_variables()
+  assert interface.sampler_conditions(labelled, 'annealed') == (context.LABELS,)
+  assert interface.sampler_conditions(labelled, 'two_step') == (context.LABELS, context.SIGMA)
+  traced = signatures_lib.Servable(labelled, 2).serving_signatures
+  takes = {  # traced, not loaded: the inputs are the specs' names
+      name: sorted(spec.name for spec in tf.nest.flatten(fn.structured_input_signature))
+      for name, fn in traced.items()
+  }
+  assert takes['sample_annealed'] == ['label', 'seed']
+  assert takes['sample'] == ['label', 'seed', 'sigma']
+  rows = seeds.rows(0, 'samples', 0, 3)
+  label = tf.constant([0, 2, 3])  # 3: the null class
+  drawn = traced['sample_annealed'](seed=rows, label=label)['x']
+  expected = labelled.draw(rows, ['annealed'], labels=label)['annealed']
+  np.testing.assert_allclose(drawn, expected, rtol=1e-4, atol=1e-5)
+  other = labelled.draw(rows, ['annealed'], labels=tf.constant([1, 0, 2]))['annealed']
+  assert not np.allclose(other, expected)  # the labels matter

@@ -220,6 +220,15 @@ class SmoothedModel(base.TrainableModel):
     annealed = ('annealed',) if self.noise_conditional and self.kernel.is_gaussian else ()
     return ('smoothed',) + self.denoisers + annealed
 
+  def sampler_conditions(self, sampler):
+    """The keywords of the conditions that `sampler` reads: every condition, except that the
+    annealed sampler sets its own levels (sigma_max down to sigma_min, `Annealing`) and reads
+    no sigma. An export gives a sampler's own signature only these inputs, so that it takes
+    none that does nothing (`models.interface.sampler_conditions`)."""
+    base.choose(self, 'samplers', [sampler])
+    own = {context.SIGMA} if sampler == 'annealed' else set()
+    return tuple(keyword for keyword in self.conditions if keyword not in own)
+
   @property
   def can_inpaint(self):
     return self.prior.can_inpaint and self.conditional_model.can_inpaint

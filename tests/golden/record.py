@@ -47,8 +47,10 @@ with fixed values per row (`condition_values`): class labels 0, 1, ... with the 
 null class (the default, when the metadata names it), noise levels spread over the trained
 range. The fresh tiny models cover a class-labelled MADE pair (labelled rings), a
 class-labelled PixelCNN++ pair (4 x 4 images, Fashion-MNIST's classes) and a noise-conditional
-MADE pair (whose annealed sampler has a signature of its own, sample_annealed, called like
-sample); a model without conditions records exactly as before.
+MADE pair (whose annealed sampler has a signature of its own, sample_annealed, given what
+sample is given of the inputs it declares: the seed, and no sigma, since the sampler sets its
+own levels; an export made before that, the shipped rings_noise_conditional/1, declares and is
+given sigma too); a model without conditions records exactly as before.
 
 Outputs that are 8-bit images (PixelCNN++ samples, denoised and inpainted images from the
 discretized head, and a sampler's own draws when they end on the 8-bit grid) are marked
@@ -250,9 +252,10 @@ def condition_values(record, rows):
 
 def signature_inputs(kind, x, x_tilde, height, conditions=None):
   """Inputs of every possible signature, {signature: {input: array}}; with `conditions` (an
-  export's metadata 'conditions', {keyword: record}), every signature also takes each
-  condition's input, one value per row (`condition_values`). A signature sample_<sampler>
-  takes what 'sample' takes (`inputs_of`)."""
+  export's metadata 'conditions', {keyword: record}), every signature is also offered each
+  condition's input, one value per row (`condition_values`). A signature sample_<sampler> is
+  offered what 'sample' is (`inputs_of`). `call_signatures` gives each signature only the
+  inputs it declares (sample_annealed declares no sigma)."""
   seeds = POINT_SEEDS if kind == 'points' else IMAGE_SEEDS
   if len(x) != len(seeds) or len(x_tilde) != len(seeds):
     raise ValueError(f'{len(seeds)} seed rows but x has {len(x)} and x_tilde {len(x_tilde)}.')

@@ -2,7 +2,9 @@
 
 `ExportedModel(version_dir)` answers what `models.interface.TrainedModel` names, in a process
 that need not rebuild the model: `draw` (every sampler the export has: a pair's single-step
-sampler applies the `denoise_single_step` signature to the `sample` signature's x~),
+sampler applies the `denoise_single_step` signature to the `sample` signature's x~; a sampler
+with a signature of its own gets the condition inputs that signature takes,
+`sampler_conditions`),
 `likelihood` (exact, or the bound with the K fixed at export), `denoise` (two-step through the
 `denoise` signature, single-step through `denoise_single_step`), `inpaint` (the `inpaint`
 signature) and `facts()` / `conditions` as the export's `tfsmooth.json` recorded them. A member
@@ -63,6 +65,18 @@ class ExportedModel:
       return dict(self.metadata['facts'])
     return {k: self.metadata[k] for k in _OLDER_FACTS if k in self.metadata}
 
+  def sampler_conditions(self, sampler):
+    """The keywords of the conditions that `sampler` reads: those whose input its own
+    signature sample_<sampler> takes (an export made before such a signature dropped the
+    inputs its sampler does not read takes them all), or all of them for the samplers of the
+    `sample` signature."""
+    interface.choose(self, 'samplers', [sampler])
+    own = self.signatures.get(f'sample_{sampler}')
+    if own is None:
+      return tuple(self.conditions)
+    takes = own.structured_input_signature[1]
+    return tuple(k for k, c in self.conditions.items() if c.input_name in takes)
+
   def _inputs(self, conditions, rows):
     """The signatures' inputs of the given conditions, {input_name: [N]}, defaults filled."""
     resolved = interface.resolve_conditions(self, conditions, rows)
@@ -113,7 +127,9 @@ class ExportedModel:
         drawn.update(self.denoise(out['x_tilde'], None, ['single_step'], **conditions))
     for name in samplers:
       if f'sample_{name}' in self.signatures:
-        drawn[name] = self.signatures[f'sample_{name}'](seed=seeds, **inputs)['x']
+        reads = {self.conditions[k].input_name for k in self.sampler_conditions(name)}
+        given = {key: value for key, value in inputs.items() if key in reads}
+        drawn[name] = self.signatures[f'sample_{name}'](seed=seeds, **given)['x']
     return {name: drawn[name] for name in samplers}
 
   def likelihood(self, x, seeds=None, num_samples=1, **conditions):

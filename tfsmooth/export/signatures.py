@@ -5,8 +5,11 @@ table; every body checks its inputs inside the graph (`check_inputs`) before the
 A model with conditions (`model.conditions`, `models.interface.Condition`) gets one more input
 per condition in every signature, named by its `input_name`, one value per row: checked like the
 other inputs (one row per row of the first input, finite, within the condition's [low, high])
-and passed to the model by its keyword. Nothing here branches on a particular condition or on
-the model's class: the model interface answers what to trace.
+and passed to the model by its keyword. A sampler's own signature, sample_<sampler>, takes only
+the conditions that sampler reads (`interface.sampler_conditions`: the annealed sampler sets its
+own noise levels, so sample_annealed takes no sigma), so that no input of a signature does
+nothing. Nothing here branches on a particular condition, sampler or the model's class: the
+model interface answers what to trace.
 """
 
 import contextlib
@@ -238,14 +241,18 @@ class Servable(tf.Module):
     functions = _Functions(model, int(iw_samples))  # a plain object: not tracked
     seed = tf.TensorSpec([None, 2], tf.int32, name='seed')
     points = lambda name: tf.TensorSpec((None,) + functions.event_shape, tf.float32, name=name)
-    conditions = [
-        tf.TensorSpec([None], condition.dtype, name=condition.input_name)
-        for condition in model.conditions.values()
-    ]
+    conditions = {
+        keyword: tf.TensorSpec([None], condition.dtype, name=condition.input_name)
+        for keyword, condition in model.conditions.items()
+    }
     signatures = {}
 
-    def add(name, fn, *specs):
-      specs = specs + tuple(conditions)
+    def add(name, fn, *specs, keywords=None):
+      """Signature `name`: fn of `specs` and the inputs of the conditions `keywords` (None:
+      every condition of the model)."""
+      specs = specs + tuple(
+          spec for keyword, spec in conditions.items() if keywords is None or keyword in keywords
+      )
       signatures[name] = tf.function(
           _named(fn, [spec.name for spec in specs]), input_signature=specs
       ).get_concrete_function()
@@ -254,7 +261,12 @@ class Servable(tf.Module):
       add('sample', functions.sample, seed)
       for sampler in model.samplers:  # a sampler of its own cost (annealed): its own signature
         if sampler not in SAMPLE_KEYS and sampler not in model.denoisers:
-          add(f'sample_{sampler}', functools.partial(functions.sample_with, sampler), seed)
+          add(
+              f'sample_{sampler}',
+              functools.partial(functions.sample_with, sampler),
+              seed,
+              keywords=interface.sampler_conditions(model, sampler),
+          )
       if model.exact_likelihood:
         add('log_prob', functions.log_prob, points('x'))
       else:
@@ -302,7 +314,8 @@ class _Functions:
     }
 
   def _checked(self, **inputs):
-    """(the checked inputs of x, x_tilde, seed, num_known_rows, {keyword: condition})."""
+    """(the checked inputs of x, x_tilde, seed, num_known_rows, {keyword: condition}) of the
+    given inputs (a sampler's own signature may take only some of the conditions)."""
     trailing = {
         name: (
             (2,)
@@ -314,7 +327,9 @@ class _Functions:
         for name in inputs
     }
     checked = check_inputs(inputs, trailing, self.ranges, self.counts)
-    conditions = {self.keywords[name]: checked.pop(name) for name in self.keywords}
+    conditions = {
+        self.keywords[name]: checked.pop(name) for name in self.keywords if name in checked
+    }
     return checked, conditions
 
   def sample(self, seed, **conditions):
@@ -324,7 +339,9 @@ class _Functions:
     return {SAMPLE_KEYS[name]: x for name, x in drawn.items()}
 
   def sample_with(self, sampler, seed, **conditions):
-    """{'x': draws of one sampler that `sample` leaves out (e.g. 'annealed')}."""
+    """{'x': draws of one sampler that `sample` leaves out (e.g. 'annealed'), given the
+    conditions it reads (the model fills any other with its default, which the sampler does
+    not read)}."""
     given, conditions = self._checked(seed=seed, **conditions)
     return {'x': self.model.draw(given['seed'], [sampler], **conditions)[sampler]}
 
@@ -379,8 +396,8 @@ def describe(signatures, model, iw_samples):
     returns['sample_annealed'] = (
         f'x: annealed samples: x~ ~ p(x~ | sigma_max), {plan["levels"]} levels x '
         f'{plan["steps"]} Langevin steps with the score of p(x~ | sigma) (relative step '
-        f'{plan["step_size"]:g}), then {plan["end"]} at sigma_min (fixed at export; the '
-        'sigma input is not used)'
+        f'{plan["step_size"]:g}), then {plan["end"]} at sigma_min (levels fixed at export: '
+        'it takes no sigma)'
     )
   ranges = input_ranges(model)
   out = {}

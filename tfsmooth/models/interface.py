@@ -23,7 +23,11 @@ the value of a row given none), and every member above takes them as keywords
 (`model.draw(seeds, labels=y)`), one value per row. Generic code passes a `conditions` dict
 through (`model.draw(seeds, **conditions)`) and exporters add one signature input per
 `Condition`, so a new kind of conditioning needs no new branch in the callers. A model without
-conditions refuses any, naming what to drop.
+conditions refuses any, naming what to drop. A sampler may read fewer conditions than the model
+takes (the annealed sampler sets its own noise levels): `sampler_conditions(model, sampler)`
+asks the model which (a model may answer with a `sampler_conditions(sampler)` method; one that
+does not reads every condition in every sampler), and a draw given a condition its sampler
+does not read ignores it.
 """
 
 import dataclasses
@@ -220,6 +224,20 @@ def choose(model, kind, names):
         f'{kind} are {", ".join(offered) or "none"}.'
     )
   return names
+
+
+def sampler_conditions(model, sampler):
+  """The keywords of the conditions that `sampler` of `model` reads, in `model.conditions`
+  order: what the model's own `sampler_conditions(sampler)` answers (a noise-conditional pair's
+  annealed sampler sets its own levels and reads no sigma), or, for a model that does not say,
+  all of its conditions. Exporters give a sampler's own signature only these inputs."""
+  choose(model, 'samplers', [sampler])
+  answer = getattr(model, 'sampler_conditions', None)
+  offered = tuple(getattr(model, 'conditions', {}) or {})
+  if answer is None:
+    return offered
+  reads = set(answer(sampler))
+  return tuple(keyword for keyword in offered if keyword in reads)
 
 
 @runtime_checkable
