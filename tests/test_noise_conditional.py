@@ -259,3 +259,17 @@ def test_a_labelled_noise_conditional_pair_anneals_with_its_labels_only():
   np.testing.assert_allclose(drawn, expected, rtol=1e-4, atol=1e-5)
   other = labelled.draw(rows, ['annealed'], labels=tf.constant([1, 0, 2]))['annealed']
   assert not np.allclose(other, expected)  # the labels matter
+
+
+def test_a_standardized_pair_answers_which_conditions_its_samplers_read(pair):
+  """Standardized (x = shift + scale z around the pair, as points runs train) passes the
+  question on, so its export's sample_annealed takes no sigma either."""
+  from tfsmooth import standardized
+  from tfsmooth.export import signatures as signatures_lib
+
+  wrapped = standardized.Standardized(pair, shift=[1.0, -2.0], scale=[2.0, 0.5])
+  assert interface.sampler_conditions(wrapped, 'annealed') == ()
+  assert interface.sampler_conditions(wrapped, 'two_step') == (context.SIGMA,)
+  traced = signatures_lib.Servable(wrapped, 2).serving_signatures
+  specs = tf.nest.flatten(traced['sample_annealed'].structured_input_signature)
+  assert [spec.name for spec in specs] == ['seed']

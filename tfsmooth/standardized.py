@@ -20,6 +20,7 @@ import tensorflow_probability as tfp
 
 from tfsmooth import errors
 from tfsmooth.models import base
+from tfsmooth.models import interface
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -74,6 +75,10 @@ class Standardized(base.TrainableModel):
   @property
   def conditions(self):
     return self.inner.conditions
+
+  def sampler_conditions(self, sampler):
+    """The inner model's: which conditions `sampler` reads (the annealed sampler no sigma)."""
+    return interface.sampler_conditions(self.inner, sampler)
 
   @property
   def bijector(self):
