@@ -98,6 +98,7 @@ SHIPPED = {
     'fashion_mnist_baseline': ('fashion_mnist_baseline/2', 'images'),
     'fashion_mnist_labels': ('fashion_mnist_labels/1', 'images'),
     'rings_noise_conditional': ('rings_noise_conditional/1', 'points'),
+    'fashion_mnist_noise_conditional': ('fashion_mnist_noise_conditional/1', 'images'),
 }
 # The version now shipped with each recorded model's weights, against which tests/test_golden.py
 # checks the goldens: re-exported from the recorded version (launch/export.py --saved_model),
@@ -110,6 +111,7 @@ CHECKED_AS = {
     'fashion_mnist_baseline': 'fashion_mnist_baseline/3',
     'fashion_mnist_labels': 'fashion_mnist_labels/1',
     'rings_noise_conditional': 'rings_noise_conditional/1',
+    'fashion_mnist_noise_conditional': 'fashion_mnist_noise_conditional/1',
 }
 PINNED_ONLY = {'fashion_mnist_classifier': 'fashion_mnist_classifier/1'}
 # Signatures whose outputs are seeded draws, and the models that draw autoregressively (value by
