@@ -1,4 +1,5 @@
-"""What the benchmarks share: timing, child processes, runs trained once, recorded results.
+"""What the benchmarks share: timing, child processes, runs trained once, recorded results, the
+annealed sampler's grids of settings.
 
 Every benchmark runs as `python benchmarks/<name>.py`, which puts this directory on sys.path,
 so `import common` finds this module. It imports TensorFlow, Keras and tfsmooth only inside
@@ -6,6 +7,8 @@ the helpers that use them: a benchmark may import it before it quiets TensorFlow
 one that needs no TensorFlow does not load it for a path helper.
 """
 
+import dataclasses
+import itertools
 import json
 import math
 import os
@@ -134,3 +137,30 @@ def load_model(workdir):
 
   keras.backend.clear_session()
   return experiment.Run.load(workdir).model
+
+
+def annealing_setting(configured, step_size, ladder, end):
+  """`configured` (a `smoothing.Annealing`) with the step size, ladder and ending of flag strings:
+  a number ('0.5', relative to the level's variance), '<levels>x<Langevin steps per level>'
+  ('10x5') and an ending ('two_step' or 'single_step', which `Annealing` checks)."""
+  from tfsmooth import errors  # pylint: disable=g-import-not-at-top
+
+  levels, _, steps = ladder.partition('x')
+  try:
+    values = dict(levels=int(levels), steps=int(steps), step_size=float(step_size))
+  except ValueError:
+    raise errors.UserError(
+        f'The annealed setting of step size {step_size!r} and ladder {ladder!r} is not '
+        'understood: write a step size as a number (e.g. 0.5) and a ladder as <levels>x<Langevin '
+        'steps per level> (e.g. 10x5).'
+    ) from None
+  return dataclasses.replace(configured, end=end, **values)
+
+
+def annealing_grid(configured, step_sizes, ladders, ends):
+  """The annealed settings of a grid (`annealing_setting`): every (step size, ladder, ending) of
+  the product of the flag lists `step_sizes`, `ladders` and `ends`, in that order."""
+  return [
+      annealing_setting(configured, step_size, ladder, end)
+      for step_size, ladder, end in itertools.product(step_sizes, ladders, ends)
+  ]

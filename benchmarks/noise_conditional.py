@@ -43,7 +43,6 @@ samples of one law, hence the floor beside every figure). Writes --results (JSON
 
 import dataclasses
 import importlib
-import itertools
 import json
 import os
 import time
@@ -336,11 +335,6 @@ def draw(model, seeds, samplers, sigma=None):
   return {k: v.numpy() for k, v in fn(tf.constant(seeds), given).items()}
 
 
-def parse_ladder(text):
-  levels, _, steps = text.partition('x')
-  return int(levels), int(steps)
-
-
 def choose_annealing(run, dataset):
   """The annealed setting of the grid flags with the least energy distance to the validation
   points (the model's annealing is left at the chosen one), and the grid's record."""
@@ -349,13 +343,9 @@ def choose_annealing(run, dataset):
   rows = run.row_seeds('samples', _GRID_SAMPLES.value, base=run.config.eval.seed + 1)
   configured = model.annealing
   grid = []
-  for step_size, ladder, end in itertools.product(
-      _GRID_STEP_SIZES.value, _GRID_LADDERS.value, _GRID_ENDS.value
+  for plan in common.annealing_grid(
+      configured, _GRID_STEP_SIZES.value, _GRID_LADDERS.value, _GRID_ENDS.value
   ):
-    levels, steps = parse_ladder(ladder)
-    plan = dataclasses.replace(
-        configured, levels=levels, steps=steps, step_size=float(step_size), end=end
-    )
     model.annealing = plan
     x = draw(model, rows, ['annealed'])['annealed']
     grid.append(

@@ -17,7 +17,11 @@ from scipy.spatial import distance
 
 from tfsmooth import experiment
 from tfsmooth.configs import rings as rings_config
+from tfsmooth.data import images as image_data
 from tfsmooth.data import synthetic
+from tfsmooth.evaluation import classifier
+from tfsmooth.evaluation import feature_networks
+from tfsmooth.train import checkpoints
 from tests import offline_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -756,6 +760,68 @@ def test_noise_conditional_driver_compares_one_model_with_fixed_pairs(tmp_path):
       'rings_bounds_vs_sigma.png',
       'rings_samples.png',
   ]
+
+
+@pytest.mark.slow  # 60 s here beside a benchmark: three PixelCNN++ samplers traced at 28 x 28
+@offline_data.needs_idx
+def test_annealed_grid_images_driver_chooses_on_the_validation_split(tmp_path):
+  """benchmarks/annealed_grid_images.py on an untrained tiny noise-conditional PixelCNN++ pair
+  (28 x 28: the shipped classifier's size): two settings, four samples each, the peer two-step.
+  The reference is the validation split whole (8 images: neither its bpd cap of 4 nor the 6
+  test images); its KID, recomputed here in numpy from the classifier's features of the stored
+  samples and of the validation images read from the IDX files, is the recorded one; the
+  chosen setting is the recorded grid's lowest FID."""
+  config = offline_data.tiny_config('noise_conditional', train=32, validation=8, test=6, filters=4)
+  config.data.validation_examples = 4  # the cap of the bpd validation: not the reference's
+  workdir = tmp_path / 'run'
+  run = experiment.Run.create(config, str(workdir))
+  checkpoints.model_checkpoint(run.model).save(str(workdir / 'best' / 'ckpt'))
+  run.lock.release()
+  out = tmp_path / 'grid.json'
+  _run(
+      'annealed_grid_images.py',
+      f'--workdir={workdir}',
+      '--num_samples=4',
+      '--batch_size=2',
+      '--splits=2',
+      '--grid_step_sizes=0.05,0.1',
+      '--grid_ladders=2x1',
+      '--grid_ends=two_step',
+      '--grid_extra=',
+      '--png_samples=2',
+      f'--output={out}',
+      timeout=600,
+  )
+  record = _record(out)
+  assert record['reference']['split'] == 'validation' and record['reference']['num_reference'] == 8
+  assert record['weights'] == 'raw' and record['num_samples'] == 4
+  assert record['command'].startswith('python benchmarks/annealed_grid_images.py --workdir=')
+  grid = record['grid']
+  assert [row['setting'] for row in grid] == ['0.05/2x1/two_step', '0.1/2x1/two_step']
+  for row in grid + [record['peer'], record['floor']]:
+    assert (row['num_samples'], row['num_reference']) == (4, 8)
+    assert np.isfinite([row['fid'], row['kid'], row['inception_score']]).all()
+  for row in grid + [record['peer']]:
+    assert row['sampling']['drawn'] == 4 and row['sampling']['timed_images'] == 2
+  best = min(grid, key=lambda row: row['fid'])
+  assert record['chosen'] == {k: best[k] for k in ('levels', 'steps', 'step_size', 'end')}
+  assert record['chosen_setting'] == best['setting'] and record['chosen_fid'] == best['fid']
+  configured = record['configured']  # the config's ladder, not in this grid
+  assert (configured['setting'], configured['in_grid']) == ('0.5/10x5/two_step', False)
+  assert (record['peer']['sampler'], record['peer']['sigma']) == ('two_step', 0.5)
+
+  # KID, unbiased MMD^2 with k(a, b) = (a.b / F + 1)^3: one block of 4 samples and 8 images.
+  network = feature_networks.load_classifier(feature_networks.CLASSIFIER_DIR)
+  validation = classifier.load_labelled('train[32:40]', source='idx')[0]
+  with np.load(os.path.join(ROOT, best['sampling']['file'])) as stored:
+    samples = image_data.to_unit_range(stored['annealed']).numpy()
+  x = network(samples)['features'].numpy().astype(np.float64)
+  y = network(validation)['features'].numpy().astype(np.float64)
+  kernel = lambda a, b: (a @ b.T / a.shape[1] + 1) ** 3  # noqa: E731
+  within = lambda k: (k.sum() - np.trace(k)) / (len(k) * (len(k) - 1))  # noqa: E731
+  kid = within(kernel(x, x)) + within(kernel(y, y)) - 2 * kernel(x, y).mean()
+  assert best['kid'] == pytest.approx(kid, rel=1e-4, abs=1e-7)
+  assert out.with_suffix('.png').is_file()
 
 
 def _suite_time(tmp_path, *flags):
