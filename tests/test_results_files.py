@@ -969,6 +969,114 @@ def _fashion_mnist_labels():
   return out
 
 
+def _fashion_mnist_noise_conditional():
+  """The Fashion-MNIST noise-conditional section: its setup's figures, every cell of its table
+  (the baseline's and fixed pair's rows from the same record, which copied them from
+  fashion_mnist_eval.json), the bullets' ratios and costs, and the bounds across sigma from the
+  run's own metrics (EMA weights)."""
+  section = 'Fashion-MNIST: one noise-conditional pair'
+  record = 'fashion_mnist_noise_conditional_eval.json'
+  ema = 'fashion_mnist_noise_conditional/metrics_ema.json'
+  nc = ('noise_conditional',)
+  cost = nc + ('cost',)
+  work = cost + ('work',)
+  model = ('models', 'noise_conditional')
+  fixed = ('models', 'smoothed')
+  out = [
+      Figure(section, 'drawn log-uniform on', ema, ('sigma_range', 0), '.2f'),
+      Figure(section, 'checkpoint, at the fixed pair', ema, ('sigma',), '.1f'),
+      Figure(section, 'checkpoint, at the fixed pair', record, model + ('num_params',), ',.0f'),
+      Figure(section, '1,151,352 (+6.1%)', record, fixed + ('num_params',), ',.0f'),
+      Figure(
+          section,
+          '1,151,352 (+6.1%)',
+          record,
+          model + ('num_params',),
+          '.1f',
+          minus=(record, fixed + ('num_params',)),
+          over=(record, fixed + ('num_params',)),
+          scale=100,
+      ),
+      Figure(section, 'Raw weights at step', record, model + ('steps',), ',.0f'),
+      Figure(section, 'annealed sampler uses the config', record, work + ('levels',), '.0f'),
+      Figure(section, 'annealed sampler uses the config', record, work + ('steps',), '.0f'),
+      Figure(section, 'annealed sampler uses the config', record, work + ('sigma_max',), '.0f'),
+      Figure(section, '0.05, step size 0.5', record, work + ('sigma_min',), '.2f'),
+      Figure(section, '0.05, step size 0.5', record, work + ('step_size',), '.1f'),
+      Figure(section, '0.05, step size 0.5', record, work + ('score_evaluations',), '.0f'),
+      Figure(section, 'training seconds beside other', record, model + ('train_seconds',), ',.0f'),
+      Figure(section, 'training seconds beside other', record, fixed + ('train_seconds',), ',.0f'),
+  ]
+  # The table: every cell of every row from the record's rows.
+  rows = {  # row label: (index in the record's rows, its model)
+      '| baseline PixelCNN++ |': (0, 'baseline'),
+      '| fixed pair: two-step': (3, 'smoothed'),
+      '| noise-conditional pair at sigma=0.5: x~': (4, 'noise_conditional'),
+      '| noise-conditional pair at sigma=0.5: single-step': (5, 'noise_conditional'),
+      '| noise-conditional pair at sigma=0.5: two-step': (6, 'noise_conditional'),
+      '| noise-conditional pair: annealed': (7, 'noise_conditional'),
+  }
+  for row, (index, name) in rows.items():
+    for key, fmt, column in (
+        ('fid', '.2f', 'domain FID'),
+        ('kid', '.4f', 'KID'),
+        ('kid_std', '.4f', 'KID'),
+        ('inception_score', '.2f', 'IS'),
+        ('inception_score_std', '.2f', 'IS'),
+    ):
+      out.append(Figure(section, row, record, ('rows', index, key), fmt, column))
+    out.append(Figure(section, row, record, ('models', name, 'num_params'), ',.0f', 'params'))
+    bpd = ('models', name, 'bpd')
+    for key in ('bpd',) if name == 'baseline' else ('bpd_iw', 'bpd_elbo'):
+      out.append(Figure(section, row, record, bpd + (key,), '.3f', 'test bpd'))
+  # The bullets.
+  fid = lambda index: (record, ('rows', index, 'fid'))  # noqa: E731
+  out += [
+      Figure(section, '**The goal is not met.**', *fid(7), '.2f'),
+      Figure(section, '**The goal is not met.**', record, nc + ('annealed_fid_ratio',), '.2f'),
+      Figure(section, 'goal was at most', *fid(3), '.2f'),
+      Figure(section, 'goal was at most', record, nc + ('fixed_two_step_fid',), '.2f'),
+      Figure(section, 'goal was at most', record, nc + ('target_annealed_fid_ratio',), '.1f'),
+      Figure(section, 'better, 29.46', *fid(6), '.2f'),
+      Figure(section, 'better, 29.46', record, nc + ('two_step_fid_ratio',), '.2f'),
+      Figure(section, 'better, 29.46', *fid(5), '.2f'),
+      Figure(section, '22.74) and its undenoised', *fid(2), '.2f'),
+      Figure(section, '22.74) and its undenoised', *fid(4), '.2f'),
+      Figure(section, '22.74) and its undenoised', *fid(1), '.2f'),
+      Figure(section, '**Likelihood at the fixed', record, model + ('bpd', 'bpd_iw'), '.3f'),
+      Figure(section, '**Likelihood at the fixed', record, fixed + ('bpd', 'bpd_iw'), '.3f'),
+      Figure(
+          section,
+          '0.021 more',
+          record,
+          model + ('bpd', 'bpd_iw'),
+          '.3f',
+          minus=(record, fixed + ('bpd', 'bpd_iw')),
+      ),
+      Figure(section, 'images): <=', ema, ('bpd_iw@sigma=0.05',), '.3f'),
+      Figure(section, 'images): <=', ema, ('bpd_iw@sigma=0.1357',), '.3f'),
+      Figure(section, 'images): <=', ema, ('bpd_iw@sigma=0.3684',), '.3f'),
+      Figure(section, 'images): <=', ema, ('bpd_iw',), '.3f'),
+      Figure(section, '2.984 at 0.5, 2.985 at 1', ema, ('bpd_iw@sigma=1',), '.3f'),
+      Figure(section, '**Cost per image**', record, cost + ('annealed_seconds_per_image',), '.3f'),
+      Figure(section, '**Cost per image**', record, cost + ('two_step_seconds_per_image',), '.3f'),
+      Figure(section, '(8.3x)', record, cost + ('annealed_over_two_step',), '.1f'),
+      # 50 score evaluations: the annealed seconds less the two-step's (the autoregressive
+      # draws), per evaluation, in milliseconds.
+      Figure(
+          section,
+          'evaluations take about',
+          record,
+          cost + ('annealed_seconds_per_image',),
+          '.0f',
+          minus=(record, cost + ('two_step_seconds_per_image',)),
+          over=(record, work + ('score_evaluations',)),
+          scale=1000,
+      ),
+  ]
+  return out
+
+
 def _speed():
   out = []
   for row, name in (
@@ -1236,6 +1344,18 @@ def _shipped():
       (('samplers', 'two_step', 'fid'), '.2f'),
   ):
     out.append(Figure('Shipped models', row, record, key, fmt, 'test figure (bound)'))
+  # The noise-conditional Fashion-MNIST pair: its raw-weight evaluation at sigma 0.5.
+  row, record = '| `fashion_mnist_noise_conditional/1`', 'fashion_mnist_noise_conditional_eval.json'
+  for key, fmt, column in (
+      (('noise_conditional', 'trained_range', 0), '.2f', 'training'),
+      (('models', 'noise_conditional', 'steps'), ',.0f', 'training'),
+      (('models', 'noise_conditional', 'bpd', 'bpd_iw'), '.3f', 'test figure (bound)'),
+      (('models', 'noise_conditional', 'bpd', 'iw_samples'), '.0f', 'test figure (bound)'),
+      (('noise_conditional', 'sigma'), '.1f', 'test figure (bound)'),
+      (('rows', 6, 'fid'), '.2f', 'test figure (bound)'),
+      (('rows', 7, 'fid'), '.2f', 'test figure (bound)'),
+  ):
+    out.append(Figure('Shipped models', row, record, key, fmt, column))
   rows = {
       '| rings (1,000 points) |': ('saved_models/rings/2', '.2f', '.2f'),
       '| olympics (1,000 points) |': ('saved_models/olympics/2', '.2f', '.2f'),
@@ -1368,6 +1488,7 @@ HEADLINES = (
     + _noise_conditional()
     + _fashion_mnist()
     + _fashion_mnist_labels()
+    + _fashion_mnist_noise_conditional()
     + _speed()
     + _image_pipeline()
     + _suite_time()
@@ -1489,6 +1610,7 @@ def _bytes(directory):
         'fashion_mnist_baseline/3',
         'rings_noise_conditional/1',
         'fashion_mnist_labels/1',
+        'fashion_mnist_noise_conditional/1',
     ],
 )
 def test_shipped_model_size_is_on_disk(model):

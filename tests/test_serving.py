@@ -146,6 +146,30 @@ PAIR_CASES = [
 ]
 
 SIGMA_SEEDS = [[3, 2], 'int32', 0]
+IMAGE_NOISE_LEVEL_CASES = [  # the Fashion-MNIST noise-conditional pair: sigma per image
+    (
+        _request(
+            'denoise_single_step', x_tilde=[IMAGE, 'float32', 0.0], sigma=[[1], 'float32', 1.5]
+        ),
+        'input sigma must hold values in [0.05, 1]',
+    ),
+    (
+        _request(
+            'inpaint',
+            x=[IMAGE, 'float32', 0.0],
+            num_known_rows=ROWS,
+            seed=SEED,
+            sigma=[[2], 'float32', 0.5],
+        ),
+        'input sigma must have one row per row of input x',
+    ),
+    (
+        _request(
+            'denoise_single_step', x_tilde=[IMAGE, 'float32', 0.0], sigma=[[1], 'float32', 0.5]
+        ),
+        'answered',
+    ),
+]
 NOISE_LEVEL_CASES = [  # issue 25: sigma checked in the graph, named in every refusal
     (
         _request('sample', seed=SIGMA_SEEDS, sigma=[[3], 'float32', 2.0]),
@@ -207,6 +231,10 @@ LABEL_CASES = [  # issue 24: label checked in the graph, named in every refusal
         # 18 s: the stored graph's label checks, which test_export checks in a fresh TF-only
         # process on a tiny labelled export of today's code (suite budget, issue 23 item 8)
         pytest.param('fashion_mnist_labels', LABEL_CASES, marks=pytest.mark.slow),
+        # the stored image graph's sigma checks (the rings pair's above run by default)
+        pytest.param(
+            'fashion_mnist_noise_conditional', IMAGE_NOISE_LEVEL_CASES, marks=pytest.mark.slow
+        ),
         ('fashion_mnist_baseline', IMAGE_CASES),
         ('fashion_mnist_smoothed', PAIR_CASES),
     ],
@@ -241,7 +269,7 @@ def _replay_params():
   autoregressive samplers of two PixelCNN++s traced in a fresh process) run with -m slow, as
   their export code is the baseline's and the points pairs' (replayed by default) and
   tests/test_golden.py checks their outputs (suite budget, issue 23 item 8)."""
-  slow = ('fashion_mnist_smoothed', 'fashion_mnist_labels')
+  slow = ('fashion_mnist_smoothed', 'fashion_mnist_labels', 'fashion_mnist_noise_conditional')
   return [
       pytest.param(base, marks=pytest.mark.slow) if base in slow else base
       for base in tfsmooth_exports()
