@@ -273,3 +273,25 @@ def test_a_standardized_pair_answers_which_conditions_its_samplers_read(pair):
   traced = signatures_lib.Servable(wrapped, 2).serving_signatures
   specs = tf.nest.flatten(traced['sample_annealed'].structured_input_signature)
   assert [spec.name for spec in specs] == ['seed']
+
+
+@pytest.mark.parametrize(
+    'dataset, record',
+    [
+        ('rings', 'noise_conditional.json'),
+        ('modes6_1d', 'noise_conditional.json'),
+        ('olympics', 'noise_conditional_olympics.json'),
+    ],
+)
+def test_points_configs_anneal_as_their_validation_grid_chose(dataset, record):
+  """Each points config's annealed defaults are the setting its recorded validation grid chose
+  (benchmarks/noise_conditional.py), so a config edit or a rerun of the grid shows here."""
+  import importlib
+  import json
+  import pathlib
+
+  path = pathlib.Path(__file__).resolve().parents[1] / 'benchmarks' / 'results' / record
+  chosen = json.loads(path.read_text())['datasets'][dataset]['annealing_grid']['chosen']
+  config = importlib.import_module(f'tfsmooth.configs.{dataset}').get_config('noise_conditional')
+  configured = {key: config.smoothing[f'annealed_{key}'] for key in chosen}
+  assert configured == chosen

@@ -685,6 +685,148 @@ def _noise_conditional():
   return out
 
 
+def _noise_conditional_olympics():
+  """The olympics part of the noise-conditional section: the same-budget table, the samplers'
+  energy distances and the bullets, from its own record (a later invocation of the driver)."""
+  section = 'One model for every noise level'
+  record = 'noise_conditional_olympics.json'
+  olympics = ('datasets', 'olympics')
+  budget = olympics + ('same_budget',)
+  out = [Figure(section, '| pair (sigma 0.3, 100,000 steps', *LIMIT['olympics'], '.3f')]
+  for row, run in (
+      ('| olympics: fixed, sigma 0.3 |', 'fixed'),
+      ('| olympics: noise-conditional, at 0.3 |', 'noise_conditional'),
+  ):
+    for key, fmt, column in (
+        ('num_params', ',.0f', 'params'),
+        ('nll_iw', '.3f', '-IW-100'),
+        ('nll_elbo', '.3f', '-ELBO'),
+        ('train_seconds', '.0f', 'training'),
+    ):
+      out.append(Figure(section, row, record, budget + (run, key), fmt, column))
+    out.append(
+        Figure(
+            section,
+            row,
+            record,
+            budget + ('iw_gap_to_limit', run),
+            '.3f',
+            'gap to the limit 0.921',
+        )
+    )
+  samples = olympics + ('samples',)
+  out.append(
+      Figure(section, '| sampler (5,000 draws) |', record, samples + ('energy_floor',), '.5f')
+  )
+  for row, key in (
+      ('| olympics: fixed pair: x~ ~ p(x~), sigma 0.3', ('fixed_pair_sigma0.3', 'smoothed')),
+      ('| olympics: fixed pair: single step', ('fixed_pair_sigma0.3', 'single_step')),
+      ('| olympics: fixed pair: two-step', ('fixed_pair_sigma0.3', 'two_step')),
+      (
+          '| olympics: noise-cond.: x~ at the reference sigma',
+          ('noise_conditional_sigma0.3', 'smoothed'),
+      ),
+      ('| olympics: noise-cond.: single step', ('noise_conditional_sigma0.3', 'single_step')),
+      ('| olympics: noise-cond.: two-step', ('noise_conditional_sigma0.3', 'two_step')),
+      ('| olympics: noise-cond.: annealed (5 levels', ('noise_conditional_sigma0.3', 'annealed')),
+  ):
+    out.append(Figure(section, row, record, samples + key + ('energy_distance',), '.5f'))
+  annealed = samples + ('noise_conditional_sigma0.3', 'annealed', 'annealing')
+  chosen = olympics + ('annealing_grid', 'chosen')
+  out += [
+      Figure(
+          section,
+          '| olympics: noise-cond.: annealed (5 levels',
+          record,
+          annealed + ('levels',),
+          '.0f',
+      ),
+      Figure(
+          section,
+          '| olympics: noise-cond.: annealed (5 levels',
+          record,
+          annealed + ('steps',),
+          '.0f',
+      ),
+      Figure(
+          section,
+          '| olympics: noise-cond.: annealed (5 levels',
+          record,
+          chosen + ('step_size',),
+          '.1f',
+      ),
+      Figure(
+          section,
+          'the fixed pair (both best at step',
+          record,
+          budget + ('fixed', 'best_step'),
+          ',.0f',
+      ),
+      Figure(
+          section,
+          'the fixed pair (both best at step',
+          record,
+          budget + ('noise_conditional', 'best_step'),
+          ',.0f',
+      ),
+  ]
+  iw = lambda run: (record, budget + (run, 'nll_iw'))  # noqa: E731
+  rings = ('noise_conditional.json', ('datasets', 'rings', 'same_budget'))
+  sweep = lambda sigma: olympics + ('bounds_vs_sigma', 'noise_conditional', {'sigma': sigma}, 'nll_iw')  # noqa: E731,E501
+  out += [
+      Figure(section, '**On olympics the two tie', *iw('noise_conditional'), '.3f'),
+      Figure(section, '**On olympics the two tie', *iw('fixed'), '.3f'),
+      Figure(
+          section,
+          'where the fixed pair led by',
+          rings[0],
+          rings[1] + ('noise_conditional', 'nll_iw'),
+          '.3f',
+          minus=(rings[0], rings[1] + ('fixed', 'nll_iw')),
+      ),
+      Figure(
+          section,
+          'Both stay about 0.24 above',
+          record,
+          budget + ('iw_gap_to_limit', 'noise_conditional'),
+          '.2f',
+      ),
+      Figure(section, 'at 0.18 (1.131;', record, sweep(0.1805), '.3f'),
+      Figure(section, 'at 0.18 (1.131;', record, sweep(0.05), '.3f'),
+      Figure(section, 'at 0.18 (1.131;', record, sweep(1.0), '.3f'),
+      Figure(
+          section,
+          "truth's floor (0.00133",
+          record,
+          samples + ('noise_conditional_sigma0.3', 'two_step', 'energy_distance'),
+          '.5f',
+      ),
+      Figure(section, "truth's floor (0.00133", record, samples + ('energy_floor',), '.5f'),
+      Figure(
+          section,
+          'near it (0.00148)',
+          record,
+          samples + ('fixed_pair_sigma0.3', 'two_step', 'energy_distance'),
+          '.5f',
+      ),
+      Figure(
+          section,
+          'near it (0.00148)',
+          record,
+          samples + ('noise_conditional_sigma0.3', 'annealed', 'energy_distance'),
+          '.5f',
+      ),
+      Figure(
+          section,
+          'undenoised x~ (0.00350)',
+          record,
+          samples + ('noise_conditional_sigma0.3', 'smoothed', 'energy_distance'),
+          '.5f',
+      ),
+  ]
+  return out
+
+
 def _fashion_mnist():
   record = 'fashion_mnist_eval.json'
   out = [
@@ -1486,6 +1628,7 @@ HEADLINES = (
     + _kernel_study()
     + _denoising()
     + _noise_conditional()
+    + _noise_conditional_olympics()
     + _fashion_mnist()
     + _fashion_mnist_labels()
     + _fashion_mnist_noise_conditional()
