@@ -276,22 +276,33 @@ def test_a_standardized_pair_answers_which_conditions_its_samplers_read(pair):
 
 
 @pytest.mark.parametrize(
-    'dataset, record',
+    'dataset, record, chosen_at',
     [
-        ('rings', 'noise_conditional.json'),
-        ('modes6_1d', 'noise_conditional.json'),
-        ('olympics', 'noise_conditional_olympics.json'),
+        ('rings', 'noise_conditional.json', ('datasets', 'rings', 'annealing_grid', 'chosen')),
+        (
+            'modes6_1d',
+            'noise_conditional.json',
+            ('datasets', 'modes6_1d', 'annealing_grid', 'chosen'),
+        ),
+        (
+            'olympics',
+            'noise_conditional_olympics.json',
+            ('datasets', 'olympics', 'annealing_grid', 'chosen'),
+        ),
+        ('fashion_mnist', 'fashion_mnist_annealed_grid.json', ('chosen',)),
     ],
 )
-def test_points_configs_anneal_as_their_validation_grid_chose(dataset, record):
-  """Each points config's annealed defaults are the setting its recorded validation grid chose
-  (benchmarks/noise_conditional.py), so a config edit or a rerun of the grid shows here."""
+def test_configs_anneal_as_their_validation_grid_chose(dataset, record, chosen_at):
+  """Each config's annealed defaults are the setting its recorded validation grid chose
+  (benchmarks/noise_conditional.py for points, benchmarks/annealed_grid_images.py for
+  Fashion-MNIST), so a config edit or a rerun of the grid shows here."""
+  import functools
   import importlib
   import json
   import pathlib
 
   path = pathlib.Path(__file__).resolve().parents[1] / 'benchmarks' / 'results' / record
-  chosen = json.loads(path.read_text())['datasets'][dataset]['annealing_grid']['chosen']
+  chosen = functools.reduce(lambda d, k: d[k], chosen_at, json.loads(path.read_text()))
   config = importlib.import_module(f'tfsmooth.configs.{dataset}').get_config('noise_conditional')
   configured = {key: config.smoothing[f'annealed_{key}'] for key in chosen}
   assert configured == chosen

@@ -1216,6 +1216,51 @@ def _fashion_mnist_noise_conditional():
           scale=1000,
       ),
   ]
+  # The validation grid of the annealed setting (its own record).
+  grid = 'fashion_mnist_annealed_grid.json'
+  rows = {
+      '| step 0.1, 10 levels x 5 |': ('grid', {'step_size': 0.1, 'levels': 10}),
+      '| step 0.5, 10 levels x 5 (the configured': ('grid', {'step_size': 0.5, 'levels': 10}),
+      '| step 1.0, 10 levels x 5 |': ('grid', {'step_size': 1.0, 'levels': 10}),
+      '| step 0.5, 25 levels x 2 (chosen) |': ('grid', {'step_size': 0.5, 'levels': 25}),
+      '| peer: two-step at sigma 0.5 |': ('peer',),
+      '| floor: 500 training images |': ('floor',),
+  }
+  for row, where in rows.items():
+    for key, fmt, column in (
+        ('fid', '.2f', 'validation FID'),
+        ('kid', '.4f', 'KID'),
+        ('inception_score', '.2f', 'IS'),
+    ):
+      out.append(Figure(section, row, grid, where + (key,), fmt, column))
+  out += [
+      Figure(section, '(at 7c72152; 500 samples a setting', grid, ('num_samples',), '.0f'),
+      Figure(
+          section,
+          '(at 7c72152; 500 samples a setting',
+          grid,
+          ('reference', 'num_reference'),
+          ',.0f',
+      ),
+      Figure(
+          section,
+          'the chosen one is 10% below',
+          grid,
+          ('chosen_fid',),
+          '.0f',
+          minus=(grid, ('grid', {'step_size': 0.5, 'levels': 10}, 'fid')),
+          over=(grid, ('grid', {'step_size': 0.5, 'levels': 10}, 'fid')),
+          scale=-100,
+      ),
+      Figure(
+          section,
+          'configured one and still',
+          grid,
+          ('chosen_fid',),
+          '.2f',
+          over=(grid, ('peer', 'fid')),
+      ),
+  ]
   return out
 
 

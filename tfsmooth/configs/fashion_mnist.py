@@ -38,4 +38,12 @@ def get_config(variant='smoothed'):
   config.train.checkpoint_every = 250
   config.train.ema_decay = 0.999
   config.data.test_examples = 1000
+  if variant == 'noise_conditional':
+    # The annealed setting of lowest FID on the validation split (benchmarks/
+    # annealed_grid_images.py, 4 settings of 50 score evaluations, 500 samples each: RESULTS.md,
+    # "Fashion-MNIST: one noise-conditional pair"); the shipped export and its test figures used
+    # the earlier hand-set 10 x 5.
+    config.smoothing.update(
+        annealed_levels=25, annealed_steps=2, annealed_step_size=0.5, annealed_end='two_step'
+    )
   return config
